@@ -1,0 +1,35 @@
+//! Sans-I/O HTTP/1.1 for seckill.
+//!
+//! This crate turns bytes into requests and responses into bytes. It never
+//! touches a socket, a clock it was not handed, or a thread: the reactor owns
+//! the buffers and the I/O, and calls in here.
+//!
+//! Map of the modules:
+//! - [`limits`]: the `[http]` size limits the parser enforces.
+//! - [`error`]: every way a request can be refused, and the one function that
+//!   maps each to its status code.
+//! - [`request`]: a parsed request borrowing the connection's buffer.
+//! - [`parser`]: the per-connection incremental parser (head search resumed
+//!   from a saved offset, body framing by `Content-Length` or `chunked`).
+//! - [`chunked`]: the incremental chunked-body decoder used by the parser.
+//! - [`response`]: response encoding into a caller-owned buffer with
+//!   pre-built heads and a fast integer formatter.
+//! - [`date`]: the `Date` header, rendered once a second.
+//!
+//! Architecture invariant: nothing in here allocates per request once a
+//! connection's buffers have reached their working size.
+
+pub mod chunked;
+pub mod date;
+pub mod error;
+pub mod limits;
+pub mod parser;
+pub mod request;
+pub mod response;
+
+pub use date::DateHeader;
+pub use error::HttpError;
+pub use limits::Limits;
+pub use parser::{Parse, RequestParser};
+pub use request::{Headers, Method, Request, RequestInfo, Version};
+pub use response::{CONTINUE_100, ContentType, ResponseWriter, Status};

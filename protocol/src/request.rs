@@ -1,0 +1,98 @@
+//! A parsed request. Everything borrows the connection's read buffer (or,
+//! for a chunked body, the parser's decode buffer): nothing is copied.
+
+/// The request method. Unknown tokens are kept as `Other` so that the
+/// router can answer 405 (known path) or 404, rather than the parser 400.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Patch,
+    Options,
+    Connect,
+    Trace,
+    Other,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+/// The header fields the server acts on, found while parsing. `None` when
+/// absent. Values are raw bytes with surrounding whitespace trimmed.
+/// Anything else can be found with [`Request::header`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Headers<'b> {
+    pub host: Option<&'b [u8]>,
+    pub content_type: Option<&'b [u8]>,
+    pub cookie: Option<&'b [u8]>,
+    pub authorization: Option<&'b [u8]>,
+    pub x_forwarded_for: Option<&'b [u8]>,
+    pub if_none_match: Option<&'b [u8]>,
+}
+
+/// What the response side needs to know about a request, small and `Copy`
+/// so that a parked request can keep it until its answer is ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestInfo {
+    pub version: Version,
+    /// The connection stays open after this response.
+    pub keep_alive: bool,
+    /// `HEAD`: the response carries headers (with the GET `Content-Length`) but no body.
+    pub head_only: bool,
+}
+
+/// One complete request: head and whole body.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'b> {
+    pub method: Method,
+    /// The method token as sent (useful for `Other`).
+    pub method_token: &'b str,
+    /// The request-target as sent.
+    pub target: &'b str,
+    /// The path of the target: origin-form up to `?`; for absolute-form the
+    /// path part after the authority (`/` if empty); `*` for asterisk-form.
+    pub path: &'b str,
+    /// The query after `?`, without it; empty if none.
+    pub query: &'b str,
+    pub version: Version,
+    pub headers: Headers<'b>,
+    /// The decoded body (empty when there is none).
+    pub body: &'b [u8],
+    /// The client sent `Expect: 100-continue`.
+    pub expects_continue: bool,
+    pub(crate) keep_alive: bool,
+    /// The head as received (request line, fields, blank line).
+    pub(crate) raw_head: &'b [u8],
+    /// Bytes of the read buffer this request occupied (head + framed body).
+    pub(crate) wire_len: usize,
+}
+
+impl<'b> Request<'b> {
+    /// Bytes of the read buffer this request used: the caller consumes them.
+    pub fn wire_len(&self) -> usize {
+        self.wire_len
+    }
+
+    /// Whether the connection may stay open after the response (RFC 9112 §9.3:
+    /// HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with `keep-alive`).
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    pub fn info(&self) -> RequestInfo {
+        RequestInfo { version: self.version, keep_alive: self.keep_alive, head_only: self.method == Method::Head }
+    }
+
+    /// The value of the first header field named `name` (ASCII
+    /// case-insensitive), trimmed; scans the raw head, allocates nothing.
+    pub fn header(&self, name: &str) -> Option<&'b [u8]> {
+        let _ = name;
+        todo!()
+    }
+}
