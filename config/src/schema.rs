@@ -1,0 +1,309 @@
+//! The key table: every section, key, type, default and description, in one
+//! place. The `schema!` macro turns it into the typed section structs, the
+//! [`KEYS`] table that drives environment variables, `--set`, defaults,
+//! `--print-config` and the example file, and the code that fills a struct
+//! from the merged layers. Adding a key is one entry here.
+
+use std::net::SocketAddr;
+
+use crate::cidr::Cidr;
+use crate::error::ConfigError;
+use crate::layers::Layers;
+use crate::url::{CacheUrl, StoreUrl};
+use crate::value::{ConfigValue, Kind, Secret, text_enum};
+
+/// One configuration key.
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    /// `server`
+    pub section: &'static str,
+    /// `listen`
+    pub name: &'static str,
+    /// `server.listen`
+    pub path: &'static str,
+    /// How it is written as text (environment, `--set`).
+    pub kind: Kind,
+    /// The Rust type, for documentation.
+    pub type_name: &'static str,
+    /// The default as text (as an environment variable would hold it), or
+    /// `None` for optional keys with no default.
+    pub default: Option<&'static str>,
+    /// What it is and its unit, one line.
+    pub doc: &'static str,
+}
+
+impl Key {
+    /// `SECKILL_SERVER_LISTEN`
+    pub fn env_var(&self) -> String {
+        format!("SECKILL_{}_{}", self.section, self.name).to_ascii_uppercase()
+    }
+
+    /// Looks a key up by `section.key`.
+    pub fn find(path: &str) -> Option<&'static Key> {
+        KEYS.iter().find(|key| key.path == path)
+    }
+}
+
+/// The sections, in file order.
+pub const SECTIONS: &[&str] = &["server", "http", "auth", "store", "cache", "sale", "captcha", "limits"];
+
+macro_rules! default_text {
+    () => {
+        None
+    };
+    ($default:literal) => {
+        Some($default)
+    };
+}
+
+macro_rules! schema {
+    ($(
+        $(#[doc = $section_doc:literal])+
+        [$section:ident] $Section:ident {
+            $(
+                #[doc = $doc:literal]
+                $key:ident : $ty:ty $(= $default:literal)?;
+            )+
+        }
+    )+) => {
+        $(
+            $(#[doc = $section_doc])+
+            #[derive(Debug, Clone, PartialEq, Eq)]
+            #[non_exhaustive]
+            pub struct $Section {
+                $(#[doc = $doc] pub $key: $ty,)+
+            }
+
+            impl $Section {
+                fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
+                    Ok(Self {
+                        $($key: layers.take::<$ty>(concat!(stringify!($section), ".", stringify!($key)))?,)+
+                    })
+                }
+
+                fn to_table(&self, redact: bool) -> toml::Table {
+                    let mut table = toml::Table::new();
+                    $(
+                        let value = if redact {
+                            ConfigValue::to_toml_redacted(&self.$key)
+                        } else {
+                            ConfigValue::to_toml(&self.$key)
+                        };
+                        if let Some(value) = value {
+                            table.insert(stringify!($key).to_owned(), value);
+                        }
+                    )+
+                    table
+                }
+            }
+        )+
+
+        /// The whole configuration, one field per section. Built only by
+        /// [`Config::load`] (or `Default`), so every value in it is valid.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct Config {
+            $($(#[doc = $section_doc])+ pub $section: $Section,)+
+        }
+
+        impl Config {
+            pub(crate) fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
+                Ok(Config { $($section: $Section::from_layers(layers)?,)+ })
+            }
+
+            /// The configuration as a TOML table of sections; with `redact`,
+            /// secrets and URL passwords are replaced by `<redacted>`.
+            pub fn to_table(&self, redact: bool) -> toml::Table {
+                let mut table = toml::Table::new();
+                $(table.insert(stringify!($section).to_owned(), toml::Value::Table(self.$section.to_table(redact)));)+
+                table
+            }
+        }
+
+        /// Every key, in file order.
+        pub const KEYS: &[Key] = &[$($(
+            Key {
+                section: stringify!($section),
+                name: stringify!($key),
+                path: concat!(stringify!($section), ".", stringify!($key)),
+                kind: <$ty as ConfigValue>::KIND,
+                type_name: stringify!($ty),
+                default: default_text!($($default)?),
+                doc: $doc,
+            },
+        )+)+];
+    };
+}
+
+text_enum! {
+    /// `server.reactor`: how connections reach the event loops.
+    ReactorMode {
+        /// Every loop owns an `SO_REUSEPORT` listener; the kernel spreads connections.
+        ReusePort = "reuseport",
+        /// One acceptor thread hands sockets to the loops round-robin.
+        Acceptor = "acceptor",
+    }
+}
+
+text_enum! {
+    /// `server.log_level`: the least severe level written to stderr.
+    LogLevel {
+        Error = "error",
+        Warn = "warn",
+        Info = "info",
+        Debug = "debug",
+        Trace = "trace",
+    }
+}
+
+text_enum! {
+    /// `sale.confirm`: when a successful buy is answered.
+    ConfirmMode {
+        /// 200 once the order is durable in the store.
+        Sync = "sync",
+        /// 202 at once; the client polls `/result`.
+        Async = "async",
+    }
+}
+
+text_enum! {
+    /// `sale.stock_strategy`: how instances share an item's stock through the cache.
+    StockStrategy {
+        /// Each instance sells from an allotment leased in chunks (no cache round trip per request).
+        Lease = "lease",
+        /// One EVALSHA per request: the conventional design, kept for comparison.
+        Evalsha = "evalsha",
+    }
+}
+
+schema! {
+    /// `[server]`: the process, its listeners and its event loops.
+    [server] Server {
+        /// Address to listen on, IP:PORT; port 0 picks a free one (printed in the "listening on" line).
+        listen: SocketAddr = "127.0.0.1:8080";
+        /// Event loops; 0 = one per core.
+        threads: usize = "0";
+        /// "reuseport" (one SO_REUSEPORT listener per loop) or "acceptor" (one acceptor hands sockets to the loops).
+        reactor: ReactorMode = "reuseport";
+        /// Pin each event loop to its own core.
+        pin_cpus: bool = "false";
+        /// Networks (CIDR; a bare IP is one host) whose X-Forwarded-For is believed.
+        trusted_proxies: Vec<Cidr> = "";
+        /// Least severe log level written to stderr: "error", "warn", "info", "debug" or "trace".
+        log_level: LogLevel = "info";
+        /// Directory for the generated admin token and secret.
+        data_dir: String = "./data";
+        /// On SIGTERM/SIGINT, milliseconds between /readyz turning 503 and the listeners closing.
+        drain_ms: u64 = "1000";
+        /// On SIGTERM/SIGINT, milliseconds after which the process exits even if work remains.
+        shutdown_grace_ms: u64 = "10000";
+    }
+
+    /// `[http]`: limits on what one client may send.
+    [http] Http {
+        /// Largest request head (request line + headers), bytes; beyond: 431.
+        head_bytes_max: usize = "8192";
+        /// Longest request target, bytes; beyond: 414. Less than head_bytes_max.
+        uri_bytes_max: usize = "4096";
+        /// Most header fields in one request (1 to 256); beyond: 431.
+        header_count_max: usize = "64";
+        /// Largest request body, bytes; beyond: 413.
+        body_bytes_max: usize = "16384";
+        /// Time to receive a whole head, milliseconds; beyond: 408 and close.
+        head_timeout_ms: u64 = "10000";
+        /// Idle keep-alive connections are closed silently after this, milliseconds.
+        idle_timeout_ms: u64 = "60000";
+        /// Open connections per instance; beyond: stop accepting until one closes.
+        connections_max: usize = "16384";
+        /// Unanswered pipelined requests per connection; beyond: stop reading (never refuse).
+        pipeline_depth_max: usize = "64";
+    }
+
+    /// `[auth]`: users, sessions and the admin token.
+    [auth] Auth {
+        /// Bearer token for /admin/*; generated into data_dir/admin_token when absent.
+        admin_token: Option<Secret>;
+        /// HMAC key (at least 16 bytes) shared by all instances for sessions and paths; generated into data_dir when absent.
+        secret: Option<Secret>;
+        /// Sliding session lifetime, milliseconds.
+        session_ttl_ms: u64 = "1800000";
+        /// A session's expiry is written back at most once per this many milliseconds.
+        session_touch_interval_ms: u64 = "5000";
+        /// Public salt the login page mixes into the client-side password hash.
+        client_salt: String = "1a2b3c4d";
+        /// Argon2id memory cost per hash, KiB (at least 8 × argon2_parallelism).
+        argon2_memory_kib: u32 = "19456";
+        /// Argon2id passes over memory.
+        argon2_iterations: u32 = "2";
+        /// Argon2id lanes per hash.
+        argon2_parallelism: u32 = "1";
+        /// Threads computing password hashes off the event loops; 0 = one per core.
+        hash_workers: usize = "0";
+        /// Password hashes waiting for a worker; beyond: 503.
+        hash_queue_max: usize = "1024";
+    }
+
+    /// `[store]`: the durable store of users, sessions, items and orders.
+    [store] Store {
+        /// "sqlite://PATH" (embedded, "sqlite:///abs/path" for an absolute path) or "mysql://USER:PASS@HOST:PORT/DB".
+        url: StoreUrl = "sqlite://./data/seckill.db";
+        /// Most connections to a MySQL store.
+        pool_max: usize = "8";
+    }
+
+    /// `[cache]`: the cache shared by instances.
+    [cache] Cache {
+        /// "memory://" (in-process), "redis://HOST:PORT/DB" or "redis-cluster://HOST:PORT,HOST:PORT".
+        url: CacheUrl = "memory://";
+        /// Prefix of every Redis key (lets tests and tenants share a Redis); no spaces.
+        key_prefix: String = "seckill:";
+        /// Sessions each event loop keeps in its own cache.
+        sessions_per_loop_max: usize = "65536";
+        /// A Redis command not answered within this many milliseconds fails.
+        command_timeout_ms: u64 = "1000";
+    }
+
+    /// `[sale]`: the buy, group commit and the payment window.
+    [sale] Sale {
+        /// Unpaid orders expire after this many milliseconds and their stock returns.
+        payment_window_ms: u64 = "600000";
+        /// A hidden path is valid for this many milliseconds.
+        path_ttl_ms: u64 = "60000";
+        /// "sync": 200 once the order is durable; "async": 202 at once, the client polls /result.
+        confirm: ConfirmMode = "sync";
+        /// A parked request not durable within this many milliseconds gets 503 (outcome unknown).
+        confirm_timeout_ms: u64 = "2000";
+        /// Orders waiting for the writer; beyond: 503 overloaded.
+        order_queue_max: usize = "65536";
+        /// Most orders written in one group-commit transaction.
+        batch_orders_max: usize = "1024";
+        /// Milliseconds the writer waits to gather more orders into a batch (0 = write what is there).
+        batch_wait_ms: u64 = "1";
+        /// How instances share stock through the cache: "lease" (leased allotments) or "evalsha" (one script per request).
+        stock_strategy: StockStrategy = "lease";
+        /// A stock lease not renewed within this many milliseconds expires and its units return.
+        lease_ms: u64 = "5000";
+        /// Most units one refill leases to an instance.
+        lease_chunk_max: u64 = "100";
+    }
+
+    /// `[captcha]`
+    [captcha] Captcha {
+        /// A captcha is valid for this many milliseconds.
+        ttl_ms: u64 = "300000";
+    }
+
+    /// `[limits]`: token buckets per instance; a rate of 0 turns that limit off.
+    [limits] Limits {
+        /// Sale requests (captcha, path, seckill) per user per second; 0 = off.
+        per_user_rps: u64 = "5";
+        /// Sale requests a user may make at once after being idle.
+        per_user_burst: u64 = "10";
+        /// Sale and login requests per client address per second; 0 = off.
+        per_ip_rps: u64 = "200";
+        /// Requests a client address may make at once after being idle.
+        per_ip_burst: u64 = "400";
+        /// Buckets kept per instance; the idlest are evicted beyond it.
+        buckets_max: usize = "1000000";
+    }
+}
