@@ -43,8 +43,6 @@ struct CommandLine {
     /// `(key, text, the flag as typed)`, in command-line order so that a
     /// later flag wins over an earlier one for the same key.
     sets: Vec<(&'static Key, String, String)>,
-    help: bool,
-    version: bool,
     print_config: bool,
 }
 
@@ -56,13 +54,16 @@ impl Config {
         args: impl IntoIterator<Item = String>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Loaded, ConfigError> {
-        let command_line = parse_args(args)?;
-        if command_line.help {
+        let args: Vec<String> = args.into_iter().collect();
+        // Looked for before anything is parsed, so that a confused user
+        // gets the help even with a bad flag beside it.
+        if args.iter().any(|arg| arg == "--help" || arg == "-h") {
             return Ok(Loaded::Help(help_text()));
         }
-        if command_line.version {
+        if args.iter().any(|arg| arg == "--version" || arg == "-V") {
             return Ok(Loaded::Version(format!("seckill {}", env!("CARGO_PKG_VERSION"))));
         }
+        let command_line = parse_args(args)?;
         let mut layers = Layers::defaults();
         if let Some(path) = &command_line.config_file {
             layers.overlay_file(read_file(path)?, &Source::File(path.clone()))?;
@@ -128,8 +129,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<CommandLine, Con
             _ => (arg.clone(), None),
         };
         match flag.as_str() {
-            "--help" | "-h" => command_line.help = true,
-            "--version" | "-V" => command_line.version = true,
+            "--help" | "-h" | "--version" | "-V" => {}
             "--print-config" => command_line.print_config = true,
             _ => {
                 let mut value = || {

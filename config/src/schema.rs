@@ -307,3 +307,77 @@ schema! {
         buckets_max: usize = "1000000";
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::Loaded;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(matches!(Config::load(Vec::new(), Vec::new()), Ok(Loaded::Run(_))));
+    }
+
+    /// The defaults the contract's examples and the team agreed on.
+    #[test]
+    fn contract_defaults() {
+        let expected = [
+            ("server.listen", "127.0.0.1:8080"),
+            ("server.threads", "0"),
+            ("server.reactor", "reuseport"),
+            ("server.trusted_proxies", ""),
+            ("server.log_level", "info"),
+            ("server.drain_ms", "1000"),
+            ("server.shutdown_grace_ms", "10000"),
+            ("server.pin_cpus", "false"),
+            ("http.head_bytes_max", "8192"),
+            ("http.uri_bytes_max", "4096"),
+            ("http.header_count_max", "64"),
+            ("http.body_bytes_max", "16384"),
+            ("http.head_timeout_ms", "10000"),
+            ("http.idle_timeout_ms", "60000"),
+            ("http.connections_max", "16384"),
+            ("http.pipeline_depth_max", "64"),
+            ("auth.session_ttl_ms", "1800000"),
+            ("auth.client_salt", "1a2b3c4d"),
+            ("store.url", "sqlite://./data/seckill.db"),
+            ("cache.url", "memory://"),
+            ("cache.key_prefix", "seckill:"),
+            ("sale.payment_window_ms", "600000"),
+            ("sale.path_ttl_ms", "60000"),
+            ("sale.confirm", "sync"),
+            ("sale.confirm_timeout_ms", "2000"),
+            ("captcha.ttl_ms", "300000"),
+            ("limits.per_user_rps", "5"),
+            ("limits.per_user_burst", "10"),
+            ("limits.per_ip_rps", "200"),
+            ("limits.per_ip_burst", "400"),
+        ];
+        for (path, default) in expected {
+            let key = Key::find(path).unwrap_or_else(|| panic!("{path} is missing"));
+            assert_eq!(key.default, Some(default), "{path}");
+        }
+        for path in ["auth.admin_token", "auth.secret"] {
+            assert_eq!(Key::find(path).map(|key| key.default), Some(None), "{path} has no default");
+        }
+    }
+
+    #[test]
+    fn keys_are_unique_and_in_known_sections() {
+        for (i, key) in KEYS.iter().enumerate() {
+            assert!(SECTIONS.contains(&key.section), "{}", key.path);
+            assert!(KEYS[..i].iter().all(|other| other.path != key.path), "{} twice", key.path);
+            assert_eq!(key.name, key.name.to_ascii_lowercase(), "env names are upper-cased from lower-case keys");
+        }
+        let table = Config::default().to_table(false);
+        let structs: Vec<&str> = table.keys().map(String::as_str).collect();
+        let mut listed = SECTIONS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(structs, listed, "SECTIONS and the section structs differ");
+    }
+
+    #[test]
+    fn env_var_names() {
+        assert_eq!(Key::find("http.head_bytes_max").unwrap().env_var(), "SECKILL_HTTP_HEAD_BYTES_MAX");
+    }
+}
