@@ -27,6 +27,7 @@ pub enum HttpError {
 /// The reasons behind a 400, so that logs and tests can tell them apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BadRequest {
+    /// Missing parts, extra spaces, or an HTTP/0.9-style line.
     RequestLine,
     Method,
     Target,
@@ -42,7 +43,11 @@ pub enum BadRequest {
     InvalidHost,
     /// Both `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.1).
     ContentLengthAndTransferEncoding,
+    /// Not `1*DIGIT` (sign, spaces inside, list form, overflow, empty).
     InvalidContentLength,
+    /// More than one `Content-Length` field line, equal or not: no
+    /// legitimate client sends two, and refusing is the smuggling-safe choice
+    /// RFC 9110 §8.6 allows.
     ConflictingContentLength,
     /// `chunked` not last, or repeated, or a coding list that cannot be framed.
     InvalidTransferEncoding,
@@ -79,8 +84,44 @@ impl HttpError {
         }
     }
 
-    /// A human sentence for the JSON error body.
+    /// A human sentence for the JSON error body. Plain ASCII without quotes
+    /// or backslashes, so it can be copied into JSON as is (a test checks).
     pub const fn message(self) -> &'static str {
-        todo!()
+        match self {
+            HttpError::BadRequest(reason) => reason.message(),
+            HttpError::HeadTimeout => "the request head did not arrive in time",
+            HttpError::BodyTooLarge => "the request body is larger than this server accepts",
+            HttpError::UriTooLong => "the request target is longer than this server accepts",
+            HttpError::HeadTooLarge => "the request head is too large or has too many header fields",
+            HttpError::UnsupportedTransferCoding => "only the chunked transfer coding is supported",
+            HttpError::VersionNotSupported => "only HTTP/1.0 and HTTP/1.1 are supported",
+        }
+    }
+}
+
+impl BadRequest {
+    /// Why the request was malformed, as a sentence for the error body.
+    pub const fn message(self) -> &'static str {
+        match self {
+            BadRequest::RequestLine => "malformed request line",
+            BadRequest::Method => "malformed method",
+            BadRequest::Target => "malformed request target",
+            BadRequest::Version => "malformed HTTP version",
+            BadRequest::HeaderName => "malformed header field name",
+            BadRequest::HeaderValue => "malformed header field value",
+            BadRequest::LineEnding => "bare CR or forbidden control character",
+            BadRequest::ObsFold => "obsolete line folding is not accepted",
+            BadRequest::MissingHost => "missing Host header",
+            BadRequest::DuplicateHost => "more than one Host header",
+            BadRequest::InvalidHost => "invalid Host header",
+            BadRequest::ContentLengthAndTransferEncoding => "both Content-Length and Transfer-Encoding",
+            BadRequest::InvalidContentLength => "invalid Content-Length",
+            BadRequest::ConflictingContentLength => "more than one Content-Length",
+            BadRequest::InvalidTransferEncoding => "invalid Transfer-Encoding",
+            BadRequest::ChunkSize => "invalid chunk size",
+            BadRequest::ChunkExtension => "invalid chunk extension",
+            BadRequest::ChunkTerminator => "chunk data not followed by CRLF",
+            BadRequest::Trailer => "invalid trailer section",
+        }
     }
 }

@@ -6,8 +6,44 @@
 //! a chunked body, so a client that sends one byte at a time costs linear, not
 //! quadratic, work. On `Complete` the caller handles the request and then
 //! drops `wire_len()` bytes from the front of its buffer before calling again.
+//! Between two calls for the same request the caller may only append to the
+//! buffer.
+//!
+//! How a request is read:
+//! 1. [`HeadScan`] looks for the blank line that ends the head, resuming
+//!    where it stopped. It accepts CRLF and bare LF line endings (RFC 9112
+//!    §2.2), refuses a bare CR at once, skips empty lines before the request
+//!    line (§2.2), and enforces `uri_bytes_max` (414) as soon as the target
+//!    is too long and `head_bytes_max` (431) as soon as no end is in reach.
+//! 2. Once the head is whole, the request line is checked by our own code
+//!    (the version decides 400 / 505 / HTTP/1.1, which httparse cannot) and
+//!    the fields by httparse with its strictest settings; then the framing
+//!    fields are judged (RFC 9112 §6). The results are kept as offsets, so
+//!    the head is never parsed twice however slowly its body comes.
+//! 3. The body is framed by `Content-Length` or decoded incrementally from
+//!    `chunked` into a buffer the parser owns and reuses.
+//!
+//! Decisions where the RFCs leave a choice, all smuggling-safe:
+//! - Two `Content-Length` lines are refused even when equal, and so is the
+//!   list form `5, 5` (RFC 9110 §8.6 allows either refusing or merging).
+//! - `Transfer-Encoding` with any coding but `chunked` (gzip, deflate, and
+//!   `identity`, which RFC 7230 removed from the registry) → 501; `chunked`
+//!   not last or repeated → 400; on HTTP/1.0 → 400 (RFC 9112 §6.1).
+//! - An `Expect` other than `100-continue` is ignored (RFC 9110 §10.1.1
+//!   allows 417; ignoring keeps old clients working). `100-continue` from
+//!   an HTTP/1.0 client is ignored as §10.1.1 requires.
+//! - `HTTP/1.2`…`HTTP/1.9` are served as HTTP/1.1 (RFC 9110 §2.5); another
+//!   major version → 505; anything that is not `HTTP/d.d` → 400.
+//! - HTTP/1.0 may omit `Host` but may not repeat it.
+//! - In absolute-form the target's authority replaces `Host` (RFC 9112
+//!   §3.2.2), which must still be present and valid.
 
-use crate::{HttpError, Limits, Request};
+use std::mem::MaybeUninit;
+
+use crate::chunked::{ChunkLimits, ChunkedDecoder, is_tchar};
+use crate::error::BadRequest;
+use crate::request::trim_ows;
+use crate::{Headers, HttpError, Limits, Method, Request, Version};
 
 /// The outcome of one call to [`RequestParser::parse`].
 #[derive(Debug)]
@@ -26,34 +62,706 @@ pub enum Parse<'b> {
 #[derive(Debug)]
 pub struct RequestParser {
     limits: Limits,
+    scan: HeadScan,
+    /// The parsed head of the current request, once it is complete.
+    head: Option<Head>,
+    /// Where chunked decoding resumes, as an offset into the buffer.
+    body_pos: usize,
+    chunked: ChunkedDecoder,
+    /// The decoded chunked body. Cleared per request, never shrunk.
+    decoded: Vec<u8>,
+    continue_sent: bool,
+    /// The buffer length at the last call, to notice a caller that dropped
+    /// bytes of a request still in progress.
+    seen_len: usize,
+    /// A refused connection stays refused.
+    failed: Option<HttpError>,
 }
 
 impl RequestParser {
     pub fn new(limits: Limits) -> Self {
-        RequestParser { limits }
+        RequestParser {
+            limits,
+            scan: HeadScan::default(),
+            head: None,
+            body_pos: 0,
+            chunked: ChunkedDecoder::default(),
+            decoded: Vec::new(),
+            continue_sent: false,
+            seen_len: 0,
+            failed: None,
+        }
     }
 
     /// Parses the request at the front of `buf`, which holds every
     /// unconsumed byte of the connection (a part of a request, or several
     /// pipelined ones).
     pub fn parse<'b>(&'b mut self, buf: &'b [u8]) -> Parse<'b> {
-        let _ = buf;
-        todo!()
+        if let Some(error) = self.failed {
+            return Parse::Error(error);
+        }
+        if buf.len() < self.seen_len {
+            // The caller broke the contract (dropped bytes of an unfinished
+            // request): start over rather than index past the buffer.
+            debug_assert!(false, "the buffer shrank under a request in progress");
+            self.start_next_request();
+        }
+        self.seen_len = buf.len();
+        match self.advance(buf) {
+            Err(error) => {
+                self.failed = Some(error);
+                Parse::Error(error)
+            }
+            Ok(None) => {
+                let send_continue = self.head.is_some_and(|h| h.expects_continue) && !self.continue_sent;
+                self.continue_sent |= send_continue;
+                Parse::Partial { send_continue }
+            }
+            Ok(Some(end)) => {
+                // `advance` returns an end only once the head is parsed.
+                let Some(head) = self.head else { return Parse::Error(HttpError::BadRequest(BadRequest::RequestLine)) };
+                self.start_next_request();
+                let this: &'b RequestParser = self;
+                let body = match head.framing {
+                    Framing::None => &[][..],
+                    Framing::Length(_) => &buf[head.end..end],
+                    Framing::Chunked => &this.decoded[..],
+                };
+                Parse::Complete(head.request(buf, body, end))
+            }
+        }
     }
 
     /// Whether a request has begun (some of its bytes are buffered) but is
-    /// not complete. The reactor uses this for `head_timeout_ms`.
+    /// not complete. The reactor uses this for `head_timeout_ms`. Empty
+    /// lines between requests (RFC 9112 §2.2) do not count as a beginning.
     pub fn in_progress(&self) -> bool {
-        todo!()
+        self.head.is_some() || self.scan.started()
     }
 
     /// Forgets any partial request (the connection is being reused for a
     /// fresh client, or was reset). Keeps the decode buffer's allocation.
     pub fn reset(&mut self) {
-        todo!()
+        self.start_next_request();
+        self.failed = None;
+        self.decoded.clear();
     }
 
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
+
+    fn start_next_request(&mut self) {
+        self.scan = HeadScan::default();
+        self.head = None;
+        self.body_pos = 0;
+        self.chunked = ChunkedDecoder::default();
+        self.continue_sent = false;
+        self.seen_len = 0;
+    }
+
+    /// Moves the current request forward; `Some(end)` when it is complete
+    /// and occupies `buf[..end]`.
+    fn advance(&mut self, buf: &[u8]) -> Result<Option<usize>, HttpError> {
+        let head = match self.head {
+            Some(head) => head,
+            None => {
+                let Some(head_end) = self.scan.advance(buf, &self.limits)? else { return Ok(None) };
+                let head = parse_head(buf, &self.scan, head_end, &self.limits)?;
+                if head.framing == Framing::Chunked {
+                    self.decoded.clear();
+                    self.body_pos = head.end;
+                }
+                self.head = Some(head);
+                head
+            }
+        };
+        match head.framing {
+            Framing::None => Ok(Some(head.end)),
+            Framing::Length(len) => Ok((buf.len() - head.end >= len).then_some(head.end + len)),
+            Framing::Chunked => {
+                let limits =
+                    ChunkLimits { body_bytes_max: self.limits.body_bytes_max, trailer_bytes_max: self.limits.head_bytes_max };
+                let done = self.chunked.decode(buf, &mut self.body_pos, &mut self.decoded, limits)?;
+                Ok(done.then_some(self.body_pos))
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Finding the end of the head.
+
+/// The resumable search for the end of the head. Offsets are into the
+/// caller's buffer, whose front does not move while a request is in progress.
+#[derive(Clone, Copy, Debug, Default)]
+struct HeadScan {
+    /// The next byte to look at.
+    pos: usize,
+    /// Where the request line starts (after any empty lines).
+    start: usize,
+    /// Where the current line starts.
+    line_start: usize,
+    /// The first two spaces of the request line: the target lies between.
+    sp1: Option<usize>,
+    sp2: Option<usize>,
+    /// The end of the request line (before its CR or LF), once seen.
+    request_line_end: Option<usize>,
+    /// Where the header fields start (just after the request line).
+    fields_start: usize,
+}
+
+impl HeadScan {
+    fn started(&self) -> bool {
+        self.pos > self.start
+    }
+
+    /// `Some(end)` when `buf[..end]` holds the whole head (`end` just past
+    /// the blank line). Looks at each byte once across calls, except a CR
+    /// at the end of the data, which waits for the byte after it.
+    fn advance(&mut self, buf: &[u8], limits: &Limits) -> Result<Option<usize>, HttpError> {
+        // Nothing past `head_bytes_max` can belong to an acceptable head.
+        let window_end = buf.len().min(limits.head_bytes_max);
+        while self.pos < window_end {
+            let in_request_line = self.request_line_end.is_none();
+            let rest = &buf[self.pos..window_end];
+            let found = if in_request_line {
+                rest.iter().position(|&b| matches!(b, b' ' | b'\r' | b'\n'))
+            } else {
+                rest.iter().position(|&b| matches!(b, b'\r' | b'\n'))
+            };
+            let at = found.map_or(window_end, |offset| self.pos + offset);
+            if in_request_line {
+                self.check_target_len(at, limits)?;
+            }
+            if found.is_none() {
+                self.pos = window_end;
+                break;
+            }
+            let next_line = match buf[at] {
+                b' ' => {
+                    if self.sp1.is_none() {
+                        self.sp1 = Some(at);
+                    } else if self.sp2.is_none() {
+                        self.sp2 = Some(at);
+                    }
+                    self.pos = at + 1;
+                    continue;
+                }
+                b'\r' if at + 1 == window_end => {
+                    self.pos = at; // wait for the byte after the CR
+                    break;
+                }
+                b'\r' if buf[at + 1] != b'\n' => return Err(HttpError::BadRequest(BadRequest::LineEnding)),
+                b'\r' => at + 2,
+                _ => at + 1,
+            };
+            if let Some(end) = self.end_line(at, next_line) {
+                return Ok(Some(end));
+            }
+        }
+        if buf.len() > limits.head_bytes_max {
+            return Err(HttpError::HeadTooLarge);
+        }
+        Ok(None)
+    }
+
+    /// 414 as soon as the run of bytes after the first space of the request
+    /// line, up to `at`, is longer than `uri_bytes_max`: the same moment
+    /// whether the bytes came one by one or all at once.
+    fn check_target_len(&self, at: usize, limits: &Limits) -> Result<(), HttpError> {
+        match (self.sp1, self.sp2) {
+            (Some(sp1), None) if at - sp1 - 1 > limits.uri_bytes_max => Err(HttpError::UriTooLong),
+            _ => Ok(()),
+        }
+    }
+
+    /// A line ended: its content ends at `content_end`, the next line starts
+    /// at `next_line`. Returns the end of the head if this line was the
+    /// blank line after the fields.
+    fn end_line(&mut self, content_end: usize, next_line: usize) -> Option<usize> {
+        let empty = content_end == self.line_start;
+        self.line_start = next_line;
+        self.pos = next_line;
+        if self.request_line_end.is_some() {
+            return empty.then_some(next_line);
+        }
+        if empty {
+            self.start = next_line; // an empty line before the request line
+        } else {
+            self.request_line_end = Some(content_end);
+            self.fields_start = next_line;
+        }
+        None
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Parsing the head.
+
+/// A range of the caller's buffer. Stored instead of a slice so that the
+/// parsed head survives between calls without borrowing the buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    fn of<'b>(self, buf: &'b [u8]) -> &'b [u8] {
+        &buf[self.start..self.end]
+    }
+
+    /// The span of `part`, a sub-slice of `buf` (httparse hands out
+    /// sub-slices of the input it was given).
+    fn within(buf: &[u8], part: &[u8]) -> Span {
+        let start = part.as_ptr().addr() - buf.as_ptr().addr();
+        debug_assert!(start + part.len() <= buf.len());
+        Span { start, end: start + part.len() }
+    }
+
+    fn sub(self, from: usize, to: usize) -> Span {
+        Span { start: self.start + from, end: self.start + to }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    None,
+    Length(usize),
+    Chunked,
+}
+
+/// A parsed head, as offsets into the buffer.
+#[derive(Clone, Copy, Debug)]
+struct Head {
+    method: Method,
+    method_token: Span,
+    target: Span,
+    /// `None`: absolute-form with an empty path, which means `/`.
+    path: Option<Span>,
+    query: Span,
+    version: Version,
+    host: Option<Span>,
+    content_type: Option<Span>,
+    cookie: Option<Span>,
+    authorization: Option<Span>,
+    x_forwarded_for: Option<Span>,
+    if_none_match: Option<Span>,
+    expects_continue: bool,
+    keep_alive: bool,
+    framing: Framing,
+    /// The head is `buf[start..end]`; bytes before `start` are empty lines.
+    start: usize,
+    end: usize,
+}
+
+impl Head {
+    fn request<'b>(&self, buf: &'b [u8], body: &'b [u8], wire_len: usize) -> Request<'b> {
+        let field = |span: Option<Span>| span.map(|s| s.of(buf));
+        Request {
+            method: self.method,
+            method_token: ascii(self.method_token.of(buf)),
+            target: ascii(self.target.of(buf)),
+            path: self.path.map_or("/", |span| ascii(span.of(buf))),
+            query: ascii(self.query.of(buf)),
+            version: self.version,
+            headers: Headers {
+                host: field(self.host),
+                content_type: field(self.content_type),
+                cookie: field(self.cookie),
+                authorization: field(self.authorization),
+                x_forwarded_for: field(self.x_forwarded_for),
+                if_none_match: field(self.if_none_match),
+            },
+            body,
+            expects_continue: self.expects_continue,
+            keep_alive: self.keep_alive,
+            raw_head: &buf[self.start..self.end],
+            wire_len,
+        }
+    }
+}
+
+/// The request line's spans were checked to be visible ASCII when the head
+/// was parsed, and the caller does not change the buffer's front between
+/// calls, so this cannot fail; the empty fallback only keeps a contract
+/// breach from becoming a panic.
+fn ascii(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or("")
+}
+
+fn bad(reason: BadRequest) -> HttpError {
+    HttpError::BadRequest(reason)
+}
+
+/// The request line's parts.
+struct RequestLine {
+    method_token: Span,
+    target: Span,
+    version: Version,
+    /// `HTTP/1.0` or `HTTP/1.1` exactly: httparse can parse the whole head.
+    httparse_version: bool,
+}
+
+fn parse_head(buf: &[u8], scan: &HeadScan, end: usize, limits: &Limits) -> Result<Head, HttpError> {
+    // The scan only reports an end after the request line ended.
+    let line_end = scan.request_line_end.unwrap_or(scan.start);
+    let line = parse_request_line(buf, Span { start: scan.start, end: line_end })?;
+
+    let mut slots = [const { MaybeUninit::<httparse::Header>::uninit() }; Limits::HEADER_COUNT_CEILING];
+    let slots = &mut slots[..limits.header_count_max.min(Limits::HEADER_COUNT_CEILING)];
+    let fields = Span { start: scan.fields_start, end };
+    let mut fields_seen = FieldsSeen::default();
+    if line.httparse_version {
+        // The strictest settings, spelled out: single spaces in the request
+        // line, no whitespace before the first field or before a colon, no
+        // obs-fold, and an invalid field is an error, not skipped.
+        let mut config = httparse::ParserConfig::default();
+        config
+            .allow_multiple_spaces_in_request_line_delimiters(false)
+            .allow_space_before_first_header_name(false)
+            .ignore_invalid_headers_in_requests(false);
+        let mut request = httparse::Request::new(&mut []);
+        match config.parse_request_with_uninit_headers(&mut request, &buf[scan.start..end], slots) {
+            Ok(httparse::Status::Complete(_)) => {}
+            Ok(httparse::Status::Partial) => return Err(bad(BadRequest::RequestLine)),
+            Err(error) => return Err(httparse_error(error, fields.of(buf))),
+        }
+        fields_seen.read(buf, request.headers)?;
+    } else {
+        // HTTP/1.2 and up, which httparse refuses: the fields alone, with
+        // httparse's default (strict) settings. Rare, so the initialised
+        // header array's cost does not matter.
+        let mut headers = [httparse::EMPTY_HEADER; Limits::HEADER_COUNT_CEILING];
+        let count = slots.len();
+        match httparse::parse_headers(fields.of(buf), &mut headers[..count]) {
+            Ok(httparse::Status::Complete((_, headers))) => fields_seen.read(buf, headers)?,
+            Ok(httparse::Status::Partial) => return Err(bad(BadRequest::HeaderName)),
+            Err(error) => return Err(httparse_error(error, fields.of(buf))),
+        }
+    }
+    fields_seen.into_head(buf, line, scan.start, end, limits)
+}
+
+/// `method SP request-target SP HTTP-version` (RFC 9112 §3).
+fn parse_request_line(buf: &[u8], line: Span) -> Result<RequestLine, HttpError> {
+    let bytes = line.of(buf);
+    let sp1 = bytes.iter().position(|&b| b == b' ').ok_or(bad(BadRequest::RequestLine))?;
+    let sp2 = sp1 + 1 + bytes[sp1 + 1..].iter().position(|&b| b == b' ').ok_or(bad(BadRequest::RequestLine))?;
+    let (method, target, version) = (&bytes[..sp1], &bytes[sp1 + 1..sp2], &bytes[sp2 + 1..]);
+    if method.is_empty() || target.is_empty() {
+        return Err(bad(BadRequest::RequestLine));
+    }
+    if !method.iter().all(|&b| is_tchar(b)) {
+        return Err(bad(BadRequest::Method));
+    }
+    // Visible ASCII only (RFC 3986 has no room for anything else); a
+    // fragment is never sent in a request (RFC 9112 §3.2).
+    if !target.iter().all(|&b| (0x21..=0x7e).contains(&b) && b != b'#') {
+        return Err(bad(BadRequest::Target));
+    }
+    let (version, httparse_version) = parse_version(version)?;
+    Ok(RequestLine { method_token: line.sub(0, sp1), target: line.sub(sp1 + 1, sp2), version, httparse_version })
+}
+
+/// `HTTP-version = "HTTP/" DIGIT "." DIGIT`, case-sensitive (RFC 9112 §2.3).
+fn parse_version(token: &[u8]) -> Result<(Version, bool), HttpError> {
+    match token {
+        b"HTTP/1.1" => Ok((Version::Http11, true)),
+        b"HTTP/1.0" => Ok((Version::Http10, true)),
+        // A later HTTP/1.x is answered as the highest minor we speak (RFC 9110 §2.5).
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor] if minor.is_ascii_digit() => Ok((Version::Http11, false)),
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => {
+            Err(HttpError::VersionNotSupported)
+        }
+        // `HTTP/2`, `HTTP/3`: how those versions are named; not ours (505).
+        [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit() && *major != b'1' => {
+            Err(HttpError::VersionNotSupported)
+        }
+        _ => Err(bad(BadRequest::Version)),
+    }
+}
+
+fn httparse_error(error: httparse::Error, fields: &[u8]) -> HttpError {
+    match error {
+        httparse::Error::TooManyHeaders => HttpError::HeadTooLarge,
+        // httparse reports obs-fold as a bad name (the line starts with a
+        // space); tell it apart for the logs.
+        httparse::Error::HeaderName if has_obs_fold(fields) => bad(BadRequest::ObsFold),
+        httparse::Error::HeaderName => bad(BadRequest::HeaderName),
+        httparse::Error::HeaderValue => bad(BadRequest::HeaderValue),
+        httparse::Error::NewLine => bad(BadRequest::LineEnding),
+        // Our own check of the request line already passed; keep a 400.
+        httparse::Error::Token | httparse::Error::Version | httparse::Error::Status => bad(BadRequest::RequestLine),
+    }
+}
+
+/// Whether a field line starts with whitespace (RFC 9112 §5.2), including
+/// whitespace between the request line and the first field (§2.2).
+fn has_obs_fold(fields: &[u8]) -> bool {
+    matches!(fields.first(), Some(b' ' | b'\t')) || fields.windows(2).any(|w| w[0] == b'\n' && matches!(w[1], b' ' | b'\t'))
+}
+
+/// What the header fields say, gathered in one pass.
+#[derive(Default)]
+struct FieldsSeen {
+    host: Option<Span>,
+    host_count: u32,
+    content_length: Option<usize>,
+    transfer_encoding: Option<TransferCodings>,
+    close: bool,
+    keep_alive: bool,
+    expect_continue: bool,
+    content_type: Option<Span>,
+    cookie: Option<Span>,
+    authorization: Option<Span>,
+    x_forwarded_for: Option<Span>,
+    if_none_match: Option<Span>,
+}
+
+/// The transfer codings listed across all `Transfer-Encoding` lines.
+#[derive(Clone, Copy, Default)]
+struct TransferCodings {
+    malformed: bool,
+    chunked: u32,
+    others: u32,
+    last_is_chunked: bool,
+}
+
+impl FieldsSeen {
+    fn read(&mut self, buf: &[u8], headers: &[httparse::Header]) -> Result<(), HttpError> {
+        for header in headers {
+            let value = trim_ows(header.value);
+            let span = Span::within(buf, value);
+            let name = header.name.as_bytes();
+            let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
+            // Dispatch on the length first: most comparisons end there.
+            match name.len() {
+                4 if is("host") => {
+                    self.host_count += 1;
+                    if self.host_count > 1 {
+                        return Err(bad(BadRequest::DuplicateHost));
+                    }
+                    if !is_valid_host(value) {
+                        return Err(bad(BadRequest::InvalidHost));
+                    }
+                    self.host = Some(span);
+                }
+                14 if is("content-length") => {
+                    if self.content_length.is_some() {
+                        return Err(bad(BadRequest::ConflictingContentLength));
+                    }
+                    self.content_length = Some(parse_content_length(value)?);
+                }
+                17 if is("transfer-encoding") => {
+                    self.transfer_encoding.get_or_insert_default().read(value);
+                }
+                10 if is("connection") => {
+                    for option in list_elements(value) {
+                        self.close |= option.eq_ignore_ascii_case(b"close");
+                        self.keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+                    }
+                }
+                6 if is("expect") => self.expect_continue |= value.eq_ignore_ascii_case(b"100-continue"),
+                6 if is("cookie") => _ = self.cookie.get_or_insert(span),
+                12 if is("content-type") => _ = self.content_type.get_or_insert(span),
+                13 if is("authorization") => _ = self.authorization.get_or_insert(span),
+                13 if is("if-none-match") => _ = self.if_none_match.get_or_insert(span),
+                15 if is("x-forwarded-for") => _ = self.x_forwarded_for.get_or_insert(span),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn into_head(self, buf: &[u8], line: RequestLine, start: usize, end: usize, limits: &Limits) -> Result<Head, HttpError> {
+        let http11 = line.version == Version::Http11;
+        if http11 && self.host_count == 0 {
+            return Err(bad(BadRequest::MissingHost));
+        }
+        let framing = self.framing(line.version, limits)?;
+        let method = Method::from_token(line.method_token.of(buf));
+        let target = parse_target(buf, line.target, method)?;
+        Ok(Head {
+            method,
+            method_token: line.method_token,
+            target: line.target,
+            path: target.path,
+            query: target.query,
+            version: line.version,
+            host: target.authority.or(self.host),
+            content_type: self.content_type,
+            cookie: self.cookie,
+            authorization: self.authorization,
+            x_forwarded_for: self.x_forwarded_for,
+            if_none_match: self.if_none_match,
+            expects_continue: http11 && self.expect_continue,
+            keep_alive: if http11 { !self.close } else { self.keep_alive && !self.close },
+            framing,
+            start,
+            end,
+        })
+    }
+
+    /// The body's framing, RFC 9112 §6.1 and §6.3.
+    fn framing(&self, version: Version, limits: &Limits) -> Result<Framing, HttpError> {
+        if let Some(codings) = self.transfer_encoding {
+            if self.content_length.is_some() {
+                return Err(bad(BadRequest::ContentLengthAndTransferEncoding));
+            }
+            if version == Version::Http10 {
+                return Err(bad(BadRequest::InvalidTransferEncoding));
+            }
+            return codings.framing();
+        }
+        match self.content_length {
+            None | Some(0) => Ok(Framing::None),
+            Some(len) if len > limits.body_bytes_max => Err(HttpError::BodyTooLarge),
+            Some(len) => Ok(Framing::Length(len)),
+        }
+    }
+}
+
+impl TransferCodings {
+    /// `transfer-coding *( OWS "," OWS transfer-coding )`, empty elements
+    /// ignored (RFC 9110 §5.6.1).
+    fn read(&mut self, value: &[u8]) {
+        for element in list_elements(value) {
+            let name_len = element.iter().position(|&b| matches!(b, b';' | b' ' | b'\t')).unwrap_or(element.len());
+            let (name, params) = element.split_at(name_len);
+            if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+                self.malformed = true;
+            }
+            let chunked = name.eq_ignore_ascii_case(b"chunked");
+            if chunked && !params.is_empty() {
+                self.malformed = true; // chunked takes no parameters
+            }
+            self.chunked += u32::from(chunked);
+            self.others += u32::from(!chunked);
+            self.last_is_chunked = chunked;
+        }
+    }
+
+    fn framing(self) -> Result<Framing, HttpError> {
+        if self.malformed || self.chunked + self.others == 0 {
+            return Err(bad(BadRequest::InvalidTransferEncoding));
+        }
+        // chunked anywhere but once and last: the length cannot be known (§6.3).
+        if self.chunked > 1 || (self.chunked == 1 && !self.last_is_chunked) {
+            return Err(bad(BadRequest::InvalidTransferEncoding));
+        }
+        if self.others > 0 {
+            return Err(HttpError::UnsupportedTransferCoding);
+        }
+        Ok(Framing::Chunked)
+    }
+}
+
+/// The non-empty elements of a comma-separated list, trimmed.
+fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(trim_ows).filter(|element| !element.is_empty())
+}
+
+/// `Content-Length = 1*DIGIT` (RFC 9110 §8.6): no sign, no inner space, no
+/// list, and a value that does not fit is malformed, not huge.
+fn parse_content_length(value: &[u8]) -> Result<usize, HttpError> {
+    let invalid = bad(BadRequest::InvalidContentLength);
+    if value.is_empty() {
+        return Err(invalid);
+    }
+    value.iter().try_fold(0usize, |len, &b| {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return Err(invalid);
+        }
+        len.checked_mul(10).and_then(|len| len.checked_add(usize::from(digit))).ok_or(invalid)
+    })
+}
+
+/// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2), checked for shape:
+/// an IP literal in brackets or a reg-name of unreserved, sub-delims and
+/// `%`; then digits. An empty value is allowed (RFC 9112 §3.2).
+fn is_valid_host(value: &[u8]) -> bool {
+    let port = if value.first() == Some(&b'[') {
+        let Some(close) = value.iter().position(|&b| b == b']') else { return false };
+        let literal = &value[1..close];
+        if literal.is_empty() || !literal.iter().all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.')) {
+            return false;
+        }
+        &value[close + 1..]
+    } else {
+        let colon = value.iter().position(|&b| b == b':').unwrap_or(value.len());
+        let host = &value[..colon];
+        if !host.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b)) {
+            return false;
+        }
+        &value[colon..]
+    };
+    match port {
+        [] => true,
+        [b':', digits @ ..] => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+/// The parts of a request-target (RFC 9112 §3.2).
+struct Target {
+    path: Option<Span>,
+    query: Span,
+    /// The authority of absolute-form, which replaces `Host` (§3.2.2).
+    authority: Option<Span>,
+}
+
+fn parse_target(buf: &[u8], target: Span, method: Method) -> Result<Target, HttpError> {
+    let bytes = target.of(buf);
+    let invalid = bad(BadRequest::Target);
+    let empty_query = Span { start: target.end, end: target.end };
+    if bytes[0] == b'/' {
+        return Ok(split_query(target, bytes, 0, None));
+    }
+    if bytes == b"*" {
+        // asterisk-form is for a server-wide OPTIONS only (§3.2.4).
+        return if method == Method::Options {
+            Ok(Target { path: Some(target), query: empty_query, authority: None })
+        } else {
+            Err(invalid)
+        };
+    }
+    if method == Method::Connect {
+        // authority-form, CONNECT only (§3.2.3): `host:port`.
+        return if is_valid_host(bytes) && bytes.contains(&b':') {
+            Ok(Target { path: Some(target), query: empty_query, authority: Some(target) })
+        } else {
+            Err(invalid)
+        };
+    }
+    let scheme_len = if starts_with_ignore_case(bytes, b"http://") {
+        7
+    } else if starts_with_ignore_case(bytes, b"https://") {
+        8
+    } else {
+        return Err(invalid);
+    };
+    let after_scheme = &bytes[scheme_len..];
+    let authority_len = after_scheme.iter().position(|&b| matches!(b, b'/' | b'?')).unwrap_or(after_scheme.len());
+    let authority = &after_scheme[..authority_len];
+    if authority.is_empty() || !is_valid_host(authority) {
+        return Err(invalid);
+    }
+    let authority = target.sub(scheme_len, scheme_len + authority_len);
+    Ok(split_query(target, bytes, scheme_len + authority_len, Some(authority)))
+}
+
+/// Splits `bytes[path_start..]` at the first `?`. An empty path (only
+/// possible in absolute-form) means `/`.
+fn split_query(target: Span, bytes: &[u8], path_start: usize, authority: Option<Span>) -> Target {
+    let question = bytes[path_start..].iter().position(|&b| b == b'?').map_or(bytes.len(), |i| path_start + i);
+    let path = (question > path_start).then(|| target.sub(path_start, question));
+    let query = if question < bytes.len() { target.sub(question + 1, bytes.len()) } else { target.sub(bytes.len(), bytes.len()) };
+    Target { path, query, authority }
+}
+
+fn starts_with_ignore_case(bytes: &[u8], prefix: &[u8]) -> bool {
+    bytes.len() >= prefix.len() && bytes[..prefix.len()].eq_ignore_ascii_case(prefix)
 }

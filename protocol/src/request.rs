@@ -17,6 +17,25 @@ pub enum Method {
     Other,
 }
 
+impl Method {
+    /// The method for a token; methods are case-sensitive (RFC 9110 §9.1),
+    /// so `get` is `Other`.
+    pub(crate) fn from_token(token: &[u8]) -> Method {
+        match token {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"PATCH" => Method::Patch,
+            b"OPTIONS" => Method::Options,
+            b"CONNECT" => Method::Connect,
+            b"TRACE" => Method::Trace,
+            _ => Method::Other,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
     Http10,
@@ -92,7 +111,21 @@ impl<'b> Request<'b> {
     /// The value of the first header field named `name` (ASCII
     /// case-insensitive), trimmed; scans the raw head, allocates nothing.
     pub fn header(&self, name: &str) -> Option<&'b [u8]> {
-        let _ = name;
-        todo!()
+        // The head was validated by the parser: every line after the request
+        // line is `name:value` ended by LF (CR optional), and the last is empty.
+        let mut lines = self.raw_head.split(|&b| b == b'\n').skip(1);
+        lines.find_map(|line| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            let (field, value) = (&line[..colon], &line[colon + 1..]);
+            field.eq_ignore_ascii_case(name.as_bytes()).then(|| trim_ows(value))
+        })
     }
+}
+
+/// `value` without leading and trailing SP, HTAB and a line's CR.
+pub(crate) fn trim_ows(value: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| matches!(b, b' ' | b'\t' | b'\r');
+    let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
+    let end = value.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
+    &value[start..end]
 }
