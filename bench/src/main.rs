@@ -1,1 +1,70 @@
-fn main() {}
+//! The `seckill-bench` command; see the library's documentation or `--help`.
+
+use seckill_bench::cli::{self, Command};
+use seckill_bench::{run, run_idle, sys};
+use std::io::Write;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let command = match cli::parse(&argv[1..]) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("seckill-bench: {e}\n(see seckill-bench --help)");
+            return ExitCode::from(2);
+        }
+    };
+    // Thousands of connections need thousands of descriptors; raising the soft
+    // limit to the hard one is harmless otherwise.
+    if let Err(e) = sys::raise_fd_limit() {
+        eprintln!("seckill-bench: warning: cannot raise the open-file limit: {e}");
+    }
+    match command {
+        Command::Help => {
+            print!("{}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        Command::Run { config, json } => {
+            let mut summary = match run(&config) {
+                Ok(summary) => summary,
+                Err(e) => {
+                    eprintln!("seckill-bench: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            summary.argv = argv;
+            let failed = summary.failed();
+            finish(&summary.table(), &summary.to_json(), json.as_deref(), failed)
+        }
+        Command::Idle { config, json } => match run_idle(&config) {
+            Ok(summary) => {
+                // Plain data: serialisation cannot fail.
+                let doc = serde_json::to_string_pretty(&summary).expect("summary serialises");
+                finish(&summary.table(), &doc, json.as_deref(), summary.failed())
+            }
+            Err(e) => {
+                eprintln!("seckill-bench idle: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// Prints the table (to stderr when the JSON takes stdout), writes the JSON.
+fn finish(table: &str, json: &str, json_to: Option<&str>, failed: bool) -> ExitCode {
+    match json_to {
+        Some("-") => {
+            eprint!("{table}");
+            println!("{json}");
+        }
+        Some(path) => {
+            print!("{table}");
+            if let Err(e) = std::fs::File::create(path).and_then(|mut f| writeln!(f, "{json}")) {
+                eprintln!("seckill-bench: cannot write {path}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        None => print!("{table}"),
+    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}

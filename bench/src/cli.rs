@@ -1,0 +1,282 @@
+//! The command line: `seckill-bench [run] [OPTIONS] URL` and
+//! `seckill-bench idle [OPTIONS] URL`.
+//!
+//! Parsed by hand (a few dozen lines) rather than with a framework: the bench
+//! has few options and should build with the workspace's dependencies alone.
+//! New subcommands (`sale`, `compare`) add a variant to [`Command`] and a
+//! `parse_*` function.
+
+use crate::idle::IdleConfig;
+use crate::run::RunConfig;
+use crate::target::Target;
+use std::time::Duration;
+
+pub const USAGE: &str = "\
+seckill-bench: HTTP/1.1 load generator for seckill (and anything else speaking HTTP/1.1).
+
+USAGE:
+    seckill-bench [run] [OPTIONS] <URL>
+    seckill-bench idle [--connections N] [--hold DUR] [--pid PID] [--json FILE] <URL>
+
+URL is http://host[:port]/path (no TLS), e.g. http://127.0.0.1:8080/healthz
+
+RUN OPTIONS:
+    -c, --connections N   keep-alive connections, spread over the threads [64]
+    -t, --threads N       load threads, one mio event loop each [2, or 1 on one core]
+    -d, --duration DUR    measured time, e.g. 10s, 500ms, 2m [10s]
+        --warmup DUR      load applied before measuring starts [0s]
+        --pipeline N      requests outstanding per connection, written in one write [1]
+        --rate R          open loop: R requests/s in total on a fixed schedule
+                          (e.g. 20000 or 20k); latency is measured from each
+                          request's intended send time (coordinated omission
+                          corrected) and the service time is shown apart.
+                          Without --rate: closed loop, each connection keeps
+                          --pipeline requests outstanding.
+    -m, --method M        request method [GET]
+    -H, --header 'N: v'   extra request header (repeatable)
+        --body STRING     request body; @FILE reads it from FILE
+        --json FILE       also write the figures as JSON to FILE (- for stdout,
+                          the table then goes to stderr)
+
+IDLE OPTIONS (measure what idle keep-alive connections cost the server):
+    -c, --connections N   connections to open, one GET each, then held idle [10000]
+        --hold DUR        how long to hold them [5s]
+        --pid PID         the server's pid: report its RSS before and while holding
+        --json FILE       as above
+    Prints `holding N connections for Ds` when all are open and idle.
+
+EXIT STATUS:
+    0 on success; 1 when a connection could not be opened or no request
+    completed; 2 on a usage error.
+";
+
+/// What the command line asked for.
+#[derive(Debug)]
+pub enum Command {
+    Help,
+    Run { config: RunConfig, json: Option<String> },
+    Idle { config: IdleConfig, json: Option<String> },
+}
+
+/// Parses `args` (without the program name).
+pub fn parse(args: &[String]) -> Result<Command, String> {
+    match args.first().map(String::as_str) {
+        None => Ok(Command::Help),
+        Some("-h" | "--help" | "help") => Ok(Command::Help),
+        Some("run") => parse_run(&args[1..]),
+        Some("idle") => parse_idle(&args[1..]),
+        Some(_) => parse_run(args),
+    }
+}
+
+/// Iterates over `--name value` and `--name=value` pairs and bare words.
+struct Args<'a> {
+    args: &'a [String],
+    pos: usize,
+}
+
+enum Arg<'a> {
+    Flag(&'a str, Option<&'a str>),
+    Word(&'a str),
+}
+
+impl<'a> Args<'a> {
+    fn next(&mut self) -> Option<Arg<'a>> {
+        let arg = self.args.get(self.pos)?;
+        self.pos += 1;
+        if arg.starts_with('-') && arg.len() > 1 {
+            return Some(match arg.split_once('=') {
+                Some((name, value)) if name.starts_with("--") => Arg::Flag(name, Some(value)),
+                _ => Arg::Flag(arg, None),
+            });
+        }
+        Some(Arg::Word(arg))
+    }
+
+    fn value(&mut self, flag: &str, inline: Option<&'a str>) -> Result<&'a str, String> {
+        if let Some(v) = inline {
+            return Ok(v);
+        }
+        let v = self.args.get(self.pos).ok_or_else(|| format!("{flag} needs a value"))?;
+        self.pos += 1;
+        Ok(v)
+    }
+}
+
+fn parse_run(args: &[String]) -> Result<Command, String> {
+    let mut url = None;
+    let mut json = None;
+    let mut c = RunConfig::new(Target::parse("http://127.0.0.1/").map_err(|e| e.to_string())?);
+    let mut it = Args { args, pos: 0 };
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg {
+            Arg::Word(w) if url.is_none() => {
+                url = Some(w);
+                continue;
+            }
+            Arg::Word(w) => return Err(format!("unexpected argument {w:?}")),
+            Arg::Flag(flag, inline) => (flag, inline),
+        };
+        match flag {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-c" | "--connections" => c.connections = number(flag, it.value(flag, inline)?)?,
+            "-t" | "--threads" => c.threads = number(flag, it.value(flag, inline)?)?,
+            "-d" | "--duration" => c.duration = duration(flag, it.value(flag, inline)?)?,
+            "--warmup" => c.warmup = duration(flag, it.value(flag, inline)?)?,
+            "--pipeline" => c.pipeline = number(flag, it.value(flag, inline)?)?,
+            "--rate" => c.rate_per_s = Some(rate(flag, it.value(flag, inline)?)?),
+            "-m" | "--method" => c.method = it.value(flag, inline)?.to_ascii_uppercase(),
+            "-H" | "--header" => c.headers.push(it.value(flag, inline)?.to_string()),
+            "--body" => c.body = body(it.value(flag, inline)?)?,
+            "--json" => json = Some(it.value(flag, inline)?.to_string()),
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    let url = url.ok_or("the target URL is missing")?;
+    c.target = Target::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    c.validate().map_err(|e| e.to_string())?;
+    Ok(Command::Run { config: c, json })
+}
+
+fn parse_idle(args: &[String]) -> Result<Command, String> {
+    let mut url = None;
+    let mut json = None;
+    let (mut connections, mut hold, mut server_pid) = (10_000, Duration::from_secs(5), None);
+    let mut it = Args { args, pos: 0 };
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg {
+            Arg::Word(w) if url.is_none() => {
+                url = Some(w);
+                continue;
+            }
+            Arg::Word(w) => return Err(format!("unexpected argument {w:?}")),
+            Arg::Flag(flag, inline) => (flag, inline),
+        };
+        match flag {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-c" | "--connections" => connections = number(flag, it.value(flag, inline)?)?,
+            "--hold" => hold = duration(flag, it.value(flag, inline)?)?,
+            "--pid" => server_pid = Some(number::<u32>(flag, it.value(flag, inline)?)?),
+            "--json" => json = Some(it.value(flag, inline)?.to_string()),
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    let url = url.ok_or("the target URL is missing")?;
+    let target = Target::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    Ok(Command::Idle { config: IdleConfig { target, connections, hold, server_pid }, json })
+}
+
+fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
+    v.parse().map_err(|_| format!("{flag}: {v:?} is not a valid number"))
+}
+
+/// `10s`, `500ms`, `250us`, `2m`, `1h`, `1.5s`; a bare number is seconds.
+pub fn duration(flag: &str, v: &str) -> Result<Duration, String> {
+    let split = v.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(v.len());
+    let (n, unit) = v.split_at(split);
+    let n: f64 = n.parse().map_err(|_| format!("{flag}: {v:?} is not a duration like 10s or 500ms"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1e3,
+        "us" | "µs" => n / 1e6,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{flag}: unknown unit {unit:?} in {v:?} (use us, ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{flag}: {v:?} is out of range"))
+}
+
+/// `20000`, `20k`, `1.5M`.
+pub fn rate(flag: &str, v: &str) -> Result<f64, String> {
+    let (n, scale) = match v.strip_suffix(['k', 'K']) {
+        Some(n) => (n, 1e3),
+        None => v.strip_suffix('M').map_or((v, 1.0), |n| (n, 1e6)),
+    };
+    let r = n.parse::<f64>().map_err(|_| format!("{flag}: {v:?} is not a rate like 20000 or 20k"))? * scale;
+    if r.is_finite() && r > 0.0 { Ok(r) } else { Err(format!("{flag}: the rate must be positive")) }
+}
+
+fn body(v: &str) -> Result<Vec<u8>, String> {
+    match v.strip_prefix('@') {
+        Some(path) => std::fs::read(path).map_err(|e| format!("--body @{path}: {e}")),
+        None => Ok(v.as_bytes().to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    fn run(s: &str) -> (RunConfig, Option<String>) {
+        match parse(&args(s)) {
+            Ok(Command::Run { config, json }) => (config, json),
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let (c, json) = run("http://127.0.0.1:8080/healthz");
+        assert_eq!((c.connections, c.pipeline, c.duration, c.warmup), (64, 1, Duration::from_secs(10), Duration::ZERO));
+        assert_eq!((c.method.as_str(), c.rate_per_s, json), ("GET", None, None));
+        assert_eq!(c.target.path, "/healthz");
+    }
+
+    #[test]
+    fn every_run_option() {
+        let (c, json) = run(
+            "run -c 8 -t 1 -d 2s --warmup=500ms --pipeline 16 --rate 20k -m post -H X-A:1 --header=X-B:2 --body {} --json - http://h:1/p",
+        );
+        assert_eq!((c.connections, c.threads, c.pipeline), (8, 1, 16));
+        assert_eq!((c.duration, c.warmup), (Duration::from_secs(2), Duration::from_millis(500)));
+        assert_eq!(c.rate_per_s, Some(20_000.0));
+        assert_eq!(c.method, "POST");
+        assert_eq!(c.headers, vec!["X-A:1", "X-B:2"]);
+        assert_eq!(c.body, b"{}");
+        assert_eq!(json.as_deref(), Some("-"));
+    }
+
+    #[test]
+    fn idle_options() {
+        match parse(&args("idle --connections 100 --hold 1s --pid 42 http://h:1/")) {
+            Ok(Command::Idle { config, .. }) => {
+                assert_eq!(
+                    (config.connections, config.hold, config.server_pid),
+                    (100, Duration::from_secs(1), Some(42))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn usage_errors() {
+        let err = |s: &str| parse(&args(s)).unwrap_err();
+        assert!(err("-c").contains("needs a value"));
+        assert!(err("--bogus http://h/").contains("unknown option"));
+        assert!(err("-c 10").contains("URL is missing"));
+        assert!(err("http://h/ http://i/").contains("unexpected"));
+        assert!(err("-d 10x http://h/").contains("unit"));
+        assert!(err("--pipeline 0 http://h/").contains("pipeline"));
+        assert!(err("https://h/").contains("http://"));
+        assert!(matches!(parse(&args("--help")), Ok(Command::Help)));
+        assert!(matches!(parse(&[]), Ok(Command::Help)));
+    }
+
+    #[test]
+    fn durations_and_rates() {
+        assert_eq!(duration("-d", "10"), Ok(Duration::from_secs(10)));
+        assert_eq!(duration("-d", "1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration("-d", "250us"), Ok(Duration::from_micros(250)));
+        assert_eq!(duration("-d", "2m"), Ok(Duration::from_secs(120)));
+        assert!(duration("-d", "s").is_err());
+        assert_eq!(rate("--rate", "1.5M"), Ok(1_500_000.0));
+        assert_eq!(rate("--rate", "250"), Ok(250.0));
+        assert!(rate("--rate", "0").is_err());
+        assert!(rate("--rate", "-5").is_err());
+    }
+}
