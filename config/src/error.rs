@@ -44,7 +44,8 @@ pub enum ConfigError {
     ParseFile { path: PathBuf, message: String },
     /// A key (or section) the configuration does not have: a typo in the
     /// file, in a `SECKILL_<SECTION>_<KEY>` variable or in `--set`.
-    UnknownKey { key: String, source: Source },
+    /// `suggestion` is the nearest known key (or variable), if one is close.
+    UnknownKey { key: String, source: Source, suggestion: Option<String> },
     /// A value of the wrong type or out of range, or one that breaks a rule
     /// relating two keys. `key` is `section.key`.
     InvalidValue { key: String, source: Source, message: String },
@@ -66,10 +67,16 @@ impl fmt::Display for ConfigError {
             ConfigError::ParseFile { path, message } => {
                 write!(f, "config file {} is not valid TOML: {message}", path.display())
             }
-            ConfigError::UnknownKey { key, source } => match source {
-                Source::Env(_) => write!(f, "unknown configuration variable {key}"),
-                _ => write!(f, "unknown configuration key {key} (in {source})"),
-            },
+            ConfigError::UnknownKey { key, source, suggestion } => {
+                match source {
+                    Source::Env(_) => write!(f, "unknown configuration variable {key}")?,
+                    _ => write!(f, "unknown configuration key {key} (in {source})")?,
+                }
+                match suggestion {
+                    Some(nearest) => write!(f, "; did you mean {nearest}?"),
+                    None => Ok(()),
+                }
+            }
             ConfigError::InvalidValue { key, source, message } => {
                 write!(f, "invalid value for {key} (from {source}): {message}")
             }

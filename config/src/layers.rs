@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use toml::Value;
 
 use crate::error::{ConfigError, Source};
-use crate::schema::{KEYS, Key, SECTIONS};
+use crate::schema::{KEYS, Key, SECTIONS, nearest_section};
 use crate::value::ConfigValue;
 
 #[derive(Debug)]
@@ -54,7 +54,8 @@ impl Layers {
     pub(crate) fn overlay_file(&mut self, file: toml::Table, source: &Source) -> Result<(), ConfigError> {
         for (section, body) in file {
             if !SECTIONS.contains(&section.as_str()) {
-                return Err(ConfigError::UnknownKey { key: section, source: source.clone() });
+                let suggestion = nearest_section(&section);
+                return Err(ConfigError::UnknownKey { key: section, source: source.clone(), suggestion });
             }
             let Value::Table(body) = body else {
                 return Err(ConfigError::InvalidValue {
@@ -65,8 +66,11 @@ impl Layers {
             };
             for (name, value) in body {
                 let path = format!("{section}.{name}");
-                let key =
-                    Key::find(&path).ok_or_else(|| ConfigError::UnknownKey { key: path, source: source.clone() })?;
+                let key = Key::find(&path).ok_or_else(|| ConfigError::UnknownKey {
+                    suggestion: Key::nearest_path(&path),
+                    key: path,
+                    source: source.clone(),
+                })?;
                 self.set(key, value, source.clone());
             }
         }

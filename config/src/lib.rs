@@ -5,7 +5,7 @@
 //! and already checked; nothing else reads the environment.
 //!
 //! Map:
-//! - [`schema`](crate::schema) — the key table: every section, key, type,
+//! - [`schema`] — the key table: every section, key, type,
 //!   default and doc line. The section structs and [`KEYS`] are generated
 //!   from it, so a key is added in one place.
 //! - `value` — how a key is written as text ([`Kind`]) and parsed into its

@@ -143,6 +143,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<CommandLine, Con
                             assignment.split_once('=').ok_or_else(|| ConfigError::MalformedSet(assignment.clone()))?;
                         let key = Key::find(path).ok_or_else(|| ConfigError::UnknownKey {
                             key: path.to_owned(),
+                            suggestion: Key::nearest_path(path),
                             source: Source::Flag("--set".to_owned()),
                         })?;
                         command_line.sets.push((key, text.to_owned(), format!("--set {path}")));
@@ -183,10 +184,13 @@ fn overlay_env(layers: &mut Layers, env: impl IntoIterator<Item = (String, Strin
         else {
             continue;
         };
-        let key = KEYS
-            .iter()
-            .find(|key| key.section == *section && key.env_var() == name)
-            .ok_or_else(|| ConfigError::UnknownKey { key: name.clone(), source: Source::Env(name.clone()) })?;
+        let key = KEYS.iter().find(|key| key.section == *section && key.env_var() == name).ok_or_else(|| {
+            ConfigError::UnknownKey {
+                key: name.clone(),
+                source: Source::Env(name.clone()),
+                suggestion: Key::nearest_env_var(&name),
+            }
+        })?;
         layers.set_text(key, &text, Source::Env(name))?;
     }
     Ok(())

@@ -42,6 +42,47 @@ impl Key {
     pub fn find(path: &str) -> Option<&'static Key> {
         KEYS.iter().find(|key| key.path == path)
     }
+
+    /// The `section.key` nearest to a misspelt one, if it is a plausible typo.
+    pub(crate) fn nearest_path(typo: &str) -> Option<String> {
+        nearest(typo, KEYS.iter().map(|key| key.path.to_owned()))
+    }
+
+    /// The `SECKILL_*` variable nearest to a misspelt one, if it is a plausible typo.
+    pub(crate) fn nearest_env_var(typo: &str) -> Option<String> {
+        nearest(typo, KEYS.iter().map(Key::env_var))
+    }
+}
+
+/// The section nearest to a misspelt one, if it is a plausible typo.
+pub(crate) fn nearest_section(typo: &str) -> Option<String> {
+    nearest(typo, SECTIONS.iter().map(|section| section.to_string()))
+}
+
+fn nearest(typo: &str, names: impl Iterator<Item = String>) -> Option<String> {
+    let typo = typo.to_ascii_lowercase();
+    let distance = |name: &str| {
+        // A forgotten unit suffix (`drain` for `drain_ms`) is the commonest
+        // slip with names that carry their unit; count it as one edit.
+        if name.starts_with(&typo) { 1 } else { edit_distance(&typo, name) }
+    };
+    let (distance, nearest) = names.map(|name| (distance(&name.to_ascii_lowercase()), name)).min_by_key(|(d, _)| *d)?;
+    // Three edits cover a dropped, doubled or swapped letter or two.
+    (distance <= 3).then_some(nearest)
+}
+
+/// Levenshtein distance over bytes; keys are ASCII.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.bytes().enumerate() {
+            let substitute = previous[j] + usize::from(ca != cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 /// The sections, in file order.

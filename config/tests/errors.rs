@@ -123,16 +123,27 @@ fn urls_without_leaking_passwords() {
 #[test]
 fn unknown_keys_sections_and_flags() {
     let (error, path) = file_error("[server]\nlisten = \"127.0.0.1:1\"\nlisen = \"127.0.0.1:2\"\n");
-    assert_eq!(error, format!("unknown configuration key server.lisen (in {path})"));
+    assert_eq!(error, format!("unknown configuration key server.lisen (in {path}); did you mean server.listen?"));
     let (error, path) = file_error("[servr]\nlisten = \"127.0.0.1:1\"\n");
-    assert_eq!(error, format!("unknown configuration key servr (in {path})"));
+    assert_eq!(error, format!("unknown configuration key servr (in {path}); did you mean server?"));
     let (error, path) = file_error("server = 5\n");
     assert_eq!(error, format!("invalid value for server (from {path}): expected a table [server]"));
     let (error, path) = file_error("[server\n");
     assert!(error.starts_with(&format!("config file {path} is not valid TOML: ")), "{error}");
 
-    assert_eq!(env_error("SECKILL_HTTP_HEAD_BYTES", "1"), "unknown configuration variable SECKILL_HTTP_HEAD_BYTES");
-    assert_eq!(set_error("http.head_bytes=1"), "unknown configuration key http.head_bytes (in --set)");
+    assert_eq!(
+        env_error("SECKILL_HTTP_HEAD_BYTES", "1"),
+        "unknown configuration variable SECKILL_HTTP_HEAD_BYTES; did you mean SECKILL_HTTP_HEAD_BYTES_MAX?"
+    );
+    assert_eq!(
+        set_error("http.head_bytes=1"),
+        "unknown configuration key http.head_bytes (in --set); did you mean http.head_bytes_max?"
+    );
+    assert_eq!(
+        set_error("http.nonsense=1"),
+        "unknown configuration key http.nonsense (in --set)",
+        "no far-fetched guess"
+    );
     assert_eq!(set_error("http.head_bytes_max"), r#"--set expects section.key=value, got "http.head_bytes_max""#);
 
     let error = |args: &[&str]| Config::load(args.iter().map(|a| a.to_string()), Vec::new()).unwrap_err().to_string();
