@@ -125,43 +125,49 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<CommandLine, Con
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
-            _ => (arg.clone(), None),
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value)),
+            _ => (arg.as_str(), None),
         };
-        match flag.as_str() {
-            "--help" | "-h" | "--version" | "-V" => {}
-            "--print-config" => command_line.print_config = true,
-            _ => {
-                let mut value = || {
-                    inline.clone().or_else(|| args.next()).ok_or_else(|| ConfigError::MissingFlagValue(flag.clone()))
-                };
-                match flag.as_str() {
-                    "--config" => command_line.config_file = Some(PathBuf::from(value()?)),
-                    "--set" => {
-                        let assignment = value()?;
-                        let (path, text) =
-                            assignment.split_once('=').ok_or_else(|| ConfigError::MalformedSet(assignment.clone()))?;
-                        let key = Key::find(path).ok_or_else(|| ConfigError::UnknownKey {
-                            key: path.to_owned(),
-                            suggestion: Key::nearest_path(path),
-                            source: Source::Flag("--set".to_owned()),
-                        })?;
-                        command_line.sets.push((key, text.to_owned(), format!("--set {path}")));
-                    }
-                    _ => {
-                        let (_, path) = FLAGS
-                            .iter()
-                            .find(|(name, _)| *name == flag)
-                            .ok_or_else(|| ConfigError::UnknownFlag(flag.clone()))?;
-                        // FLAGS only names keys of the table (tested).
-                        let key = Key::find(path).expect("FLAGS names a known key");
-                        command_line.sets.push((key, value()?, flag.clone()));
-                    }
-                }
+        match flag {
+            // Handled by `Config::load` before parsing.
+            "--help" | "-h" | "--version" | "-V" => continue,
+            "--print-config" => {
+                command_line.print_config = true;
+                continue;
             }
+            "--config" | "--set" => {}
+            _ if FLAGS.iter().any(|(name, _)| *name == flag) => {}
+            _ => return Err(ConfigError::UnknownFlag(flag.to_owned())),
+        }
+        let value = match inline {
+            Some(value) => value.to_owned(),
+            None => args.next().ok_or_else(|| ConfigError::MissingFlagValue(flag.to_owned()))?,
+        };
+        match flag {
+            "--config" => command_line.config_file = Some(PathBuf::from(value)),
+            "--set" => command_line.sets.push(parse_set(&value)?),
+            _ => command_line.sets.push((shortcut_key(flag), value, flag.to_owned())),
         }
     }
     Ok(command_line)
+}
+
+/// `--set section.key=value`
+fn parse_set(assignment: &str) -> Result<(&'static Key, String, String), ConfigError> {
+    let (path, text) = assignment.split_once('=').ok_or_else(|| ConfigError::MalformedSet(assignment.to_owned()))?;
+    let key = Key::find(path).ok_or_else(|| ConfigError::UnknownKey {
+        key: path.to_owned(),
+        suggestion: Key::nearest_path(path),
+        source: Source::Flag("--set".to_owned()),
+    })?;
+    Ok((key, text.to_owned(), format!("--set {path}")))
+}
+
+/// The key of a shortcut flag that `parse_args` has checked is in [`FLAGS`].
+fn shortcut_key(flag: &str) -> &'static Key {
+    let path = FLAGS.iter().find(|(name, _)| *name == flag).map(|(_, path)| *path);
+    // FLAGS names only keys of the table (`shortcut_flags_set_their_key_in_both_spellings`).
+    path.and_then(Key::find).expect("a shortcut flag names a known key")
 }
 
 fn read_file(path: &PathBuf) -> Result<toml::Table, ConfigError> {

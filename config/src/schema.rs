@@ -176,6 +176,29 @@ macro_rules! schema {
     };
 }
 
+impl Server {
+    /// The number of event loops: `threads`, with 0 meaning one per core.
+    pub fn event_loops(&self) -> usize {
+        resolve_per_core(self.threads)
+    }
+}
+
+impl Auth {
+    /// The number of password-hashing threads: `hash_workers`, with 0
+    /// meaning one per core.
+    pub fn hash_worker_count(&self) -> usize {
+        resolve_per_core(self.hash_workers)
+    }
+}
+
+/// 0 means one per core; if the core count is unknown, one.
+fn resolve_per_core(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+        n => n,
+    }
+}
+
 text_enum! {
     /// `server.reactor`: how connections reach the event loops.
     ReactorMode {
@@ -415,6 +438,16 @@ mod tests {
         let mut listed = SECTIONS.to_vec();
         listed.sort_unstable();
         assert_eq!(structs, listed, "SECTIONS and the section structs differ");
+    }
+
+    #[test]
+    fn zero_threads_means_one_per_core() {
+        let mut config = Config::default();
+        assert!(config.server.event_loops() >= 1);
+        assert!(config.auth.hash_worker_count() >= 1);
+        config.server.threads = 3;
+        config.auth.hash_workers = 2;
+        assert_eq!((config.server.event_loops(), config.auth.hash_worker_count()), (3, 2));
     }
 
     #[test]
