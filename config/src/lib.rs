@@ -17,6 +17,27 @@
 //! - `validate` — rules relating keys (`uri_bytes_max < head_bytes_max`, …).
 //! - `example` — renders `config/seckill.example.toml` from the table.
 //!
+//! How the server starts:
+//!
+//! ```
+//! use seckill_config::{Config, Loaded, ReactorMode};
+//!
+//! // In the binary: `Config::from_process()`.
+//! let args = ["--listen", "127.0.0.1:0", "--set", "server.threads=2"].map(String::from);
+//! let env = [("SECKILL_SERVER_REACTOR".to_owned(), "acceptor".to_owned())];
+//! let config = match Config::load(args, env) {
+//!     Ok(Loaded::Run(config)) => config,
+//!     Ok(Loaded::Help(text) | Loaded::Version(text) | Loaded::PrintConfig(text)) => {
+//!         print!("{text}");
+//!         return; // exit 0
+//!     }
+//!     Err(error) => panic!("seckill: {error}"), // the binary prints it and exits 2
+//! };
+//! assert_eq!(config.server.listen.port(), 0);
+//! assert_eq!(config.server.event_loops(), 2);
+//! assert_eq!(config.server.reactor, ReactorMode::Acceptor);
+//! ```
+//!
 //! Architecture invariant: this crate reads no file other than the one given
 //! with `--config` and no environment except through [`Config::from_process`];
 //! it knows every limit and default, and no socket.

@@ -8,7 +8,8 @@ use crate::layers::Layers;
 use crate::schema::{Config, KEYS, Key, SECTIONS};
 use crate::validate::validate;
 
-/// What the binary should do after [`Config::load`].
+/// What the binary should do after [`Config::load`]. The texts end with a
+/// newline, ready for `print!`.
 #[derive(Debug)]
 pub enum Loaded {
     /// Run the server with this configuration.
@@ -61,7 +62,7 @@ impl Config {
             return Ok(Loaded::Help(help_text()));
         }
         if args.iter().any(|arg| arg == "--version" || arg == "-V") {
-            return Ok(Loaded::Version(format!("seckill {}", env!("CARGO_PKG_VERSION"))));
+            return Ok(Loaded::Version(format!("seckill {}\n", env!("CARGO_PKG_VERSION"))));
         }
         let command_line = parse_args(args)?;
         let mut layers = Layers::defaults();
