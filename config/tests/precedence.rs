@@ -11,7 +11,10 @@ impl TempFile {
     fn new(name: &str, text: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("seckill-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
+        // A sequence number keeps parallel tests off each other's files.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("{n}-{name}"));
         std::fs::write(&path, text).unwrap();
         TempFile(path)
     }
