@@ -7,6 +7,19 @@
 //! completes a parked request through a [`Completer`]; the loop is woken once
 //! per batch of completions and writes the answer in pipeline order.
 //!
+//! Map of the modules:
+//! - `lib.rs`: the public API — [`ReactorConfig`], [`Handler`], [`Reactor`], [`LoopStats`].
+//! - [`Exchange`] (`exchange.rs`): the handler's view of one request.
+//! - `event_loop.rs`: one loop — poll, accept, service connections, timers, shutdown.
+//! - `connection.rs`: one connection — socket, pooled buffers, ordered answer slots.
+//! - `table.rs`: the generation-tagged connection table and the reserved tokens.
+//! - `buffers.rs`: per-loop pools of read states (buffer + parser) and write buffers.
+//! - `timer.rs`: the coarse hashed timing wheel (100 ms ticks).
+//! - `listener.rs`: SO_REUSEPORT listeners and the acceptor thread.
+//! - `completion.rs`: [`ParkToken`], [`Completer`] and the per-loop inboxes and wakers.
+//! - `shutdown.rs`: the shutdown signal, the connection admission count, exit tracking.
+//! - `affinity.rs`: optional CPU pinning.
+//!
 //! Architecture invariants:
 //! - a loop never blocks except in `poll`; a handler must not block either;
 //! - responses on one connection leave in request order, parked or not;
@@ -16,9 +29,32 @@
 //!   work per tick.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use seckill_protocol::{DateHeader, Limits, Request, RequestInfo, ResponseWriter, Status};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use mio::{Poll, Waker};
+use seckill_protocol::{DateHeader, Limits, Request, RequestInfo};
+
+mod affinity;
+mod buffers;
+mod completion;
+mod connection;
+mod event_loop;
+mod exchange;
+mod listener;
+mod shutdown;
+mod table;
+mod timer;
+
+pub use completion::{Completer, ParkToken};
+pub use exchange::Exchange;
+
+use completion::Outbox;
+use event_loop::{EventLoop, LoopSetup};
+use listener::Acceptor;
+use shutdown::{Admission, ExitGuard, Shutdown};
 
 /// How connections reach the loops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,57 +84,6 @@ pub struct ReactorConfig {
     pub pin_cpus: bool,
 }
 
-/// Identifies a parked request: its loop, its connection (slot and
-/// generation) and its place in that connection's pipeline. `Copy` and
-/// `Send`; meaningless to anyone but the reactor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ParkToken {
-    _private: (),
-}
-
-/// What a handler sees besides the request: where to write the answer, or
-/// how to park it, plus per-loop facts it may need.
-#[derive(Debug)]
-pub struct Exchange<'a> {
-    _p: std::marker::PhantomData<&'a ()>,
-}
-
-impl<'a> Exchange<'a> {
-    /// Starts the response to this request. Call at most once, and not after `park`.
-    pub fn respond(&mut self, status: Status) -> ResponseWriter<'_> {
-        let _ = status;
-        todo!()
-    }
-
-    /// Parks the request: its answer will come from another thread through a
-    /// [`Completer`] with the returned token, or, if none has come by
-    /// `deadline`, from [`Handler::park_expired`].
-    pub fn park(&mut self, deadline: Instant) -> ParkToken {
-        let _ = deadline;
-        todo!()
-    }
-
-    /// The client's address (the TCP peer; `X-Forwarded-For` is the handler's business).
-    pub fn peer(&self) -> SocketAddr {
-        todo!()
-    }
-
-    /// The loop's clock, read once per tick.
-    pub fn now(&self) -> Instant {
-        todo!()
-    }
-
-    /// Wall-clock time, read once per tick.
-    pub fn wall_now(&self) -> SystemTime {
-        todo!()
-    }
-
-    /// This loop's index, `0..threads`.
-    pub fn loop_id(&self) -> usize {
-        todo!()
-    }
-}
-
 /// Per-loop request handling. One instance per loop, never shared, so it may
 /// keep caches without locks.
 pub trait Handler: 'static {
@@ -122,33 +107,6 @@ pub trait Handler: 'static {
     }
 }
 
-/// Sends completions of parked requests to their loops from any thread.
-/// `push` queues without waking; `flush` wakes every loop that received
-/// something since the last flush, once. Dropping flushes.
-#[derive(Debug)]
-pub struct Completer<C> {
-    _p: std::marker::PhantomData<C>,
-}
-
-impl<C: Send + 'static> Completer<C> {
-    /// Queues `completion` for the request parked under `token`.
-    pub fn push(&mut self, token: ParkToken, completion: C) {
-        let _ = (token, completion);
-        todo!()
-    }
-
-    /// Wakes each loop that has new completions, once.
-    pub fn flush(&mut self) {
-        todo!()
-    }
-}
-
-impl<C: Send + 'static> Clone for Completer<C> {
-    fn clone(&self) -> Self {
-        todo!()
-    }
-}
-
 /// Counters of one loop, updated with relaxed atomics by the loop alone and
 /// read by anyone (for `/metrics`).
 #[derive(Debug, Default)]
@@ -167,12 +125,26 @@ pub struct LoopStats {
     pub polls: std::sync::atomic::AtomicU64,
     pub bytes_read: std::sync::atomic::AtomicU64,
     pub bytes_written: std::sync::atomic::AtomicU64,
+    /// Completions that found no parked request: its connection closed, or
+    /// its deadline passed first, or it was completed twice.
+    pub completions_stale: std::sync::atomic::AtomicU64,
 }
 
 /// A running set of event loops.
-#[derive(Debug)]
 pub struct Reactor<C> {
-    _p: std::marker::PhantomData<C>,
+    local_addr: SocketAddr,
+    outboxes: Arc<[Outbox<C>]>,
+    stats: Arc<[LoopStats]>,
+    shutdown: Arc<Shutdown>,
+    /// Every thread's waker: the loops', then the acceptor's if any.
+    wakers: Vec<Arc<Waker>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl<C> std::fmt::Debug for Reactor<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor").field("local_addr", &self.local_addr).field("loops", &self.stats.len()).finish_non_exhaustive()
+    }
 }
 
 impl<C: Send + 'static> Reactor<C> {
@@ -184,23 +156,114 @@ impl<C: Send + 'static> Reactor<C> {
         H: Handler<Completion = C>,
         F: Fn(usize) -> H + Send + Sync + 'static,
     {
-        let _ = (config, make_handler);
-        todo!()
+        let threads = config.threads.max(1);
+        let (mut listeners, acceptor_listener) = match config.design {
+            Design::ReusePort => (listener::bind_reuseport(config.listen, threads)?.into_iter().map(Some).collect(), None),
+            Design::Acceptor => ((0..threads).map(|_| None).collect::<Vec<_>>(), Some(listener::bind(config.listen, false)?)),
+        };
+        let local_addr = match (&acceptor_listener, listeners.first()) {
+            (Some(listener), _) => listener.local_addr()?,
+            (None, Some(Some(listener))) => listener.local_addr()?,
+            _ => return Err(std::io::Error::other("no listener bound")),
+        };
+        let mut polls = Vec::with_capacity(threads);
+        let mut wakers = Vec::with_capacity(threads + 1);
+        for _ in 0..threads {
+            let poll = Poll::new()?;
+            wakers.push(Arc::new(Waker::new(poll.registry(), table::WAKER)?));
+            polls.push(poll);
+        }
+        let acceptor_poll = match acceptor_listener {
+            Some(_) => {
+                let poll = Poll::new()?;
+                wakers.push(Arc::new(Waker::new(poll.registry(), listener::ACCEPTOR_WAKER)?));
+                Some(poll)
+            }
+            None => None,
+        };
+        let admission = Arc::new(Admission::new(config.connections_max, wakers.clone().into_boxed_slice()));
+        let shutdown = Arc::new(Shutdown::new(wakers.len()));
+        let stats: Arc<[LoopStats]> = (0..threads).map(|_| LoopStats::default()).collect();
+        let mut inboxes = Vec::with_capacity(threads);
+        let mut outboxes = Vec::with_capacity(threads);
+        for waker in wakers.iter().take(threads) {
+            let (sender, receiver) = crossbeam_channel::unbounded();
+            inboxes.push(receiver);
+            outboxes.push(Outbox { sender, waker: Arc::clone(waker) });
+        }
+        let mut handoff_senders = Vec::new();
+        let mut handoff_receivers: Vec<Option<_>> = Vec::new();
+        for _ in 0..threads {
+            if acceptor_listener.is_some() {
+                // Unbounded, because admission already bounds the sockets in flight to `connections_max`.
+                let (sender, receiver) = crossbeam_channel::unbounded();
+                handoff_senders.push(sender);
+                handoff_receivers.push(Some(receiver));
+            } else {
+                handoff_receivers.push(None);
+            }
+        }
+        let make_handler = Arc::new(make_handler);
+        let mut handles = Vec::with_capacity(wakers.len());
+        let setups = polls.into_iter().zip(inboxes).zip(handoff_receivers).enumerate();
+        for (id, ((poll, inbox), handoff)) in setups {
+            let setup = LoopSetup {
+                id,
+                poll,
+                listener: listeners[id].take(),
+                handoff,
+                inbox,
+                config: config.clone(),
+                stats: Arc::clone(&stats),
+                shutdown: Arc::clone(&shutdown),
+                admission: Arc::clone(&admission),
+            };
+            let make_handler = Arc::clone(&make_handler);
+            let exit = ExitGuard(Arc::clone(&shutdown));
+            let pin = config.pin_cpus;
+            let handle = std::thread::Builder::new().name(format!("seckill-loop-{id}")).spawn(move || {
+                if pin && let Err(e) = affinity::pin_current_thread(id) {
+                    eprintln!("seckill-reactor: loop {id} not pinned: {e}");
+                }
+                let handler = make_handler(id);
+                match EventLoop::new(setup, handler) {
+                    Ok(event_loop) => event_loop.run(exit),
+                    Err(e) => eprintln!("seckill-reactor: loop {id} failed to start: {e}"),
+                }
+            })?;
+            handles.push(handle);
+        }
+        if let (Some(listener), Some(poll)) = (acceptor_listener, acceptor_poll) {
+            let acceptor = Acceptor {
+                poll,
+                listener,
+                loops: handoff_senders.into_iter().zip(wakers.iter().take(threads).cloned()).collect(),
+                shutdown: Arc::clone(&shutdown),
+                admission: Arc::clone(&admission),
+                admission_index: threads,
+            };
+            let exit = ExitGuard(Arc::clone(&shutdown));
+            handles.push(std::thread::Builder::new().name("seckill-acceptor".into()).spawn(move || {
+                let _exit = exit;
+                acceptor.run();
+            })?);
+        }
+        Ok(Reactor { local_addr, outboxes: Arc::from(outboxes), stats, shutdown, wakers, threads: handles })
     }
 
     /// The bound address (the real port when `listen` had port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        todo!()
+        self.local_addr
     }
 
     /// A handle for completing parked requests from other threads.
     pub fn completer(&self) -> Completer<C> {
-        todo!()
+        Completer::new(Arc::clone(&self.outboxes))
     }
 
     /// One entry per loop.
     pub fn stats(&self) -> std::sync::Arc<[LoopStats]> {
-        todo!()
+        Arc::clone(&self.stats)
     }
 
     /// Begins a graceful shutdown: accepting continues for `drain` (so a load
@@ -209,13 +272,22 @@ impl<C: Send + 'static> Reactor<C> {
     /// idle connections are closed, and each loop exits when it holds no
     /// unanswered request. Returns at once.
     pub fn shutdown(&self, drain: Duration) {
-        let _ = drain;
-        todo!()
+        self.shutdown.request(Instant::now() + drain);
+        for waker in &self.wakers {
+            // A failed wake means that thread is already gone.
+            let _ = waker.wake();
+        }
     }
 
     /// Waits for every loop to exit, up to `deadline`. True if all exited.
     pub fn join(self, deadline: Instant) -> bool {
-        let _ = deadline;
-        todo!()
+        if !self.shutdown.wait_exited(deadline) {
+            return false;
+        }
+        for handle in self.threads {
+            // Every thread has signalled its exit; a panic was already reported on stderr.
+            let _ = handle.join();
+        }
+        true
     }
 }
