@@ -15,7 +15,8 @@
 //! - `layers` — the merge: defaults, then file, environment and flags.
 //! - `load` — [`Config::load`], the command line, [`Loaded`].
 //! - `validate` — rules relating keys (`uri_bytes_max < head_bytes_max`, …).
-//! - `example` — renders `config/seckill.example.toml` from the table.
+//! - `example` — renders the table as commented TOML: the example file and
+//!   `--print-config`.
 //!
 //! How the server starts:
 //!
@@ -55,7 +56,7 @@ mod value;
 pub use cidr::Cidr;
 pub use error::{ConfigError, Source};
 pub use example::example_toml;
-pub use load::{FLAGS, Loaded, help_text};
+pub use load::{FLAGS, Flag, Loaded, help_text};
 pub use schema::{
     Auth, Cache, Captcha, Config, ConfirmMode, Http, KEYS, Key, Limits, LogLevel, ReactorMode, SECTIONS, Sale, Server,
     StockStrategy, Store,

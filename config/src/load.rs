@@ -23,15 +23,26 @@ pub enum Loaded {
     PrintConfig(String),
 }
 
-/// The shortcut flags: `--listen ADDR` is `--set server.listen=ADDR`.
-pub const FLAGS: &[(&str, &str)] = &[
-    ("--listen", "server.listen"),
-    ("--threads", "server.threads"),
-    ("--reactor", "server.reactor"),
-    ("--log-level", "server.log_level"),
-    ("--store", "store.url"),
-    ("--cache", "cache.url"),
-    ("--admin-token", "auth.admin_token"),
+/// A shortcut flag: `--listen ADDR` is `--set server.listen=ADDR`.
+#[derive(Debug, Clone, Copy)]
+pub struct Flag {
+    /// `--listen`
+    pub name: &'static str,
+    /// `ADDR`, for `--help`.
+    pub metavar: &'static str,
+    /// `server.listen`
+    pub key: &'static str,
+}
+
+/// The shortcut flags, for the keys set most often.
+pub const FLAGS: &[Flag] = &[
+    Flag { name: "--listen", metavar: "ADDR", key: "server.listen" },
+    Flag { name: "--threads", metavar: "N", key: "server.threads" },
+    Flag { name: "--reactor", metavar: "NAME", key: "server.reactor" },
+    Flag { name: "--log-level", metavar: "LEVEL", key: "server.log_level" },
+    Flag { name: "--store", metavar: "URL", key: "store.url" },
+    Flag { name: "--cache", metavar: "URL", key: "cache.url" },
+    Flag { name: "--admin-token", metavar: "TOKEN", key: "auth.admin_token" },
 ];
 
 /// The prefix of every configuration variable.
@@ -94,14 +105,6 @@ impl Config {
         )
     }
 
-    /// The effective configuration as a TOML document, secrets and URL
-    /// passwords replaced by `<redacted>`.
-    pub fn to_toml_redacted(&self) -> String {
-        // Serialising a table of strings, integers, booleans and arrays
-        // cannot fail.
-        toml::to_string(&self.to_table(true)).expect("a plain TOML table serialises")
-    }
-
     /// The effective value of one key (`"http.head_bytes_max"`) as TOML,
     /// unredacted; `None` for an unknown key or an absent optional one.
     pub fn value(&self, path: &str) -> Option<toml::Value> {
@@ -137,7 +140,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<CommandLine, Con
                 continue;
             }
             "--config" | "--set" => {}
-            _ if FLAGS.iter().any(|(name, _)| *name == flag) => {}
+            _ if FLAGS.iter().any(|known| known.name == flag) => {}
             _ => return Err(ConfigError::UnknownFlag(flag.to_owned())),
         }
         let value = match inline {
@@ -166,7 +169,7 @@ fn parse_set(assignment: &str) -> Result<(&'static Key, String, String), ConfigE
 
 /// The key of a shortcut flag that `parse_args` has checked is in [`FLAGS`].
 fn shortcut_key(flag: &str) -> &'static Key {
-    let path = FLAGS.iter().find(|(name, _)| *name == flag).map(|(_, path)| *path);
+    let path = FLAGS.iter().find(|known| known.name == flag).map(|known| known.key);
     // FLAGS names only keys of the table (`shortcut_flags_set_their_key_in_both_spellings`).
     path.and_then(Key::find).expect("a shortcut flag names a known key")
 }
@@ -211,9 +214,8 @@ pub fn help_text() -> String {
          Flags:\n\
          \x20 --config FILE            read a TOML configuration file (see config/seckill.example.toml)\n",
     );
-    for (flag, path) in FLAGS {
-        let metavar = path.rsplit('.').next().unwrap_or(path).to_ascii_uppercase();
-        text.push_str(&format!("  {:<25}sets {path}\n", format!("{flag} {metavar}")));
+    for flag in FLAGS {
+        text.push_str(&format!("  {:<25}sets {}\n", format!("{} {}", flag.name, flag.metavar), flag.key));
     }
     text.push_str(
         "  --set SECTION.KEY=VALUE  sets any key (repeatable; lists comma-separated)\n\

@@ -218,7 +218,7 @@ fn help_version_and_print_config() {
     let Loaded::Help(help) = run(&["--lisen", "--help"]) else { panic!() };
     assert_eq!(help, help_text());
     assert!(
-        help.contains("--listen LISTEN") && help.contains("SECKILL_<SECTION>_<KEY>") && help.contains("sale.lease_ms")
+        help.contains("--listen ADDR") && help.contains("SECKILL_<SECTION>_<KEY>") && help.contains("sale.lease_ms")
     );
     let Loaded::Version(version) = run(&["--version"]) else { panic!() };
     assert!(version.starts_with("seckill "));
@@ -230,7 +230,8 @@ fn help_version_and_print_config() {
     assert!(printed.contains(r#"url = "mysql://u:<redacted>@h:3306/d""#));
     let table: toml::Table = toml::from_str(&printed).unwrap();
     assert_eq!(table["http"]["head_bytes_max"].as_integer(), Some(8192));
-    assert!(table["auth"].get("secret").is_none(), "an absent optional key is left out");
+    assert!(table["auth"].get("secret").is_none(), "an absent optional key is commented out");
+    assert!(printed.contains("\n# secret = "));
     assert!(
         !format!("{:?}", Config::load(args[1..].iter().map(|a| a.to_string()), Vec::new()).unwrap()).contains("adm1n")
     );

@@ -99,7 +99,8 @@ fn every_key_follows_flag_over_env_over_file_over_default() {
 
 #[test]
 fn shortcut_flags_set_their_key_in_both_spellings() {
-    for (flag, path) in FLAGS {
+    for flag in FLAGS {
+        let (flag, path) = (flag.name, flag.key);
         let key = Key::find(path).unwrap();
         let [value, _, other] = samples(key);
         let expected = key.kind.parse_text(&value).unwrap();
@@ -154,4 +155,21 @@ fn errors_name_the_source() {
     let error = load(vec!["--config".to_owned(), file.arg()], vec![]).unwrap_err();
     let ConfigError::InvalidValue { key, source, .. } = error else { panic!("{error}") };
     assert_eq!((key.as_str(), source), ("http.head_bytes_max", Source::File(file.0.clone())));
+}
+
+#[test]
+fn print_config_is_a_file_that_loads_back() {
+    let args = [
+        "--print-config",
+        "--threads",
+        "3",
+        "--cache",
+        "redis-cluster://a:1,b:2",
+        "--set",
+        "server.trusted_proxies=::1",
+    ];
+    let Loaded::PrintConfig(printed) = Config::load(args.map(String::from), vec![]).unwrap() else { panic!() };
+    let file = TempFile::new("printed.toml", &printed);
+    let reloaded = load(vec!["--config".to_owned(), file.arg()], vec![]).unwrap();
+    assert_eq!(reloaded, load(args[1..].iter().map(|a| a.to_string()).collect(), vec![]).unwrap());
 }
