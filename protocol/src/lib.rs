@@ -15,11 +15,15 @@
 //! - [`response`]: response encoding into a caller-owned buffer with
 //!   pre-built heads and a fast integer formatter.
 //! - [`date`]: the `Date` header, rendered once a second.
+//! - `conformance` (feature `conformance`): the RFC case table, replayed
+//!   here against the parser and by the server's tests against the server.
 //!
 //! Architecture invariant: nothing in here allocates per request once a
 //! connection's buffers have reached their working size.
 
 pub mod chunked;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod date;
 pub mod error;
 pub mod limits;

@@ -630,7 +630,9 @@ impl TransferCodings {
         for element in list_elements(value) {
             let name_len = element.iter().position(|&b| matches!(b, b';' | b' ' | b'\t')).unwrap_or(element.len());
             let (name, params) = element.split_at(name_len);
-            if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+            let params = trim_ows(params);
+            // A coding is a token, optionally followed by `;` parameters.
+            if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) || params.first().is_some_and(|&b| b != b';') {
                 self.malformed = true;
             }
             let chunked = name.eq_ignore_ascii_case(b"chunked");
@@ -717,6 +719,14 @@ fn parse_target(buf: &[u8], target: Span, method: Method) -> Result<Target, Http
     let bytes = target.of(buf);
     let invalid = bad(BadRequest::Target);
     let empty_query = Span { start: target.end, end: target.end };
+    if method == Method::Connect {
+        // authority-form, CONNECT only (§3.2.3): `host:port`.
+        return if is_valid_host(bytes) && bytes.contains(&b':') {
+            Ok(Target { path: Some(target), query: empty_query, authority: Some(target) })
+        } else {
+            Err(invalid)
+        };
+    }
     if bytes[0] == b'/' {
         return Ok(split_query(target, bytes, 0, None));
     }
@@ -724,14 +734,6 @@ fn parse_target(buf: &[u8], target: Span, method: Method) -> Result<Target, Http
         // asterisk-form is for a server-wide OPTIONS only (§3.2.4).
         return if method == Method::Options {
             Ok(Target { path: Some(target), query: empty_query, authority: None })
-        } else {
-            Err(invalid)
-        };
-    }
-    if method == Method::Connect {
-        // authority-form, CONNECT only (§3.2.3): `host:port`.
-        return if is_valid_host(bytes) && bytes.contains(&b':') {
-            Ok(Target { path: Some(target), query: empty_query, authority: Some(target) })
         } else {
             Err(invalid)
         };
