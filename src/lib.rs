@@ -1,0 +1,22 @@
+//! seckill: a flash-sale HTTP/1.1 server.
+//!
+//! The binary (`src/main.rs`) reads the configuration, starts the event
+//! loops of `seckill-reactor` with one [`handler::LoopHandler`] each, and
+//! shuts them down gracefully on SIGTERM/SIGINT.
+//!
+//! Map of the modules:
+//! - [`router`]: (method, path) → route, 404/405.
+//! - [`handler`]: the per-loop request handler.
+//! - [`api_error`]: every API error with its status and code.
+//! - [`app`]: state shared by the loops (readiness, draining, metrics).
+//! - [`metrics`]: per-loop counters and the Prometheus exposition.
+//! - [`log`]: structured JSON-lines logs on stderr.
+//! - [`server`]: start-up and graceful shutdown.
+
+pub mod api_error;
+pub mod app;
+pub mod handler;
+pub mod log;
+pub mod metrics;
+pub mod router;
+pub mod server;

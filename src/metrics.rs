@@ -1,0 +1,235 @@
+//! Request metrics and the Prometheus text exposition of `/metrics`.
+//!
+//! Each event loop writes only its own [`LoopMetrics`] shard (relaxed
+//! atomics, no contention, cache-line aligned so loops do not false-share);
+//! a scrape sums the shards. Recording allocates nothing.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use seckill_protocol::Status;
+use seckill_reactor::LoopStats;
+
+use crate::router::Route;
+
+/// Status codes with their own counter; anything else counts as `other`.
+const STATUSES: [u16; 22] =
+    [200, 201, 202, 204, 304, 400, 401, 403, 404, 405, 408, 409, 410, 413, 414, 415, 429, 431, 500, 501, 503, 505];
+const STATUS_SLOTS: usize = STATUSES.len() + 1;
+
+/// Requests that matched no route (404, 405) are counted under this label.
+const UNMATCHED: usize = Route::COUNT;
+const ROUTE_SLOTS: usize = Route::COUNT + 1;
+
+/// Upper bounds of the latency histogram buckets, in microseconds.
+const LATENCY_BOUNDS_US: [u64; 16] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000,
+];
+
+/// A fixed-bucket latency histogram (the last bucket is +Inf).
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn record(&self, elapsed: Duration) {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let slot = LATENCY_BOUNDS_US.iter().position(|&bound| us <= bound).unwrap_or(LATENCY_BOUNDS_US.len());
+        self.buckets[slot].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+    }
+}
+
+/// One loop's counters.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct LoopMetrics {
+    requests: [[AtomicU64; STATUS_SLOTS]; ROUTE_SLOTS],
+    latency: [Histogram; ROUTE_SLOTS],
+}
+
+impl LoopMetrics {
+    /// Counts one answered request. `route` is `None` for a request that matched no route.
+    pub fn record(&self, route: Option<Route>, status: Status, elapsed: Duration) {
+        let route_slot = route.map_or(UNMATCHED, Route::index);
+        let status_slot = STATUSES.iter().position(|&s| s == status.0).unwrap_or(STATUSES.len());
+        self.requests[route_slot][status_slot].fetch_add(1, Relaxed);
+        self.latency[route_slot].record(elapsed);
+    }
+}
+
+/// All loops' request metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    loops: Box<[LoopMetrics]>,
+}
+
+fn route_label(slot: usize) -> &'static str {
+    Route::ALL.get(slot).map_or("unmatched", |r| r.label())
+}
+
+impl Metrics {
+    pub fn new(loops: usize) -> Self {
+        Metrics { loops: (0..loops).map(|_| LoopMetrics::default()).collect() }
+    }
+
+    /// The shard of loop `loop_id`.
+    pub fn shard(&self, loop_id: usize) -> &LoopMetrics {
+        &self.loops[loop_id]
+    }
+
+    fn sum(&self, read: impl Fn(&LoopMetrics) -> &AtomicU64) -> u64 {
+        self.loops.iter().map(|l| read(l).load(Relaxed)).sum()
+    }
+
+    /// Appends the request counters, latency histograms and reactor counters
+    /// in Prometheus text format 0.0.4.
+    pub fn render(&self, out: &mut Vec<u8>, loops: &[LoopStats]) {
+        let mut w = Exposition { out };
+        w.help("seckill_requests_total", "counter", "Requests answered, by route and status.");
+        for route in 0..ROUTE_SLOTS {
+            for (slot, code) in STATUSES.iter().map(|c| c.to_string()).chain(["other".to_string()]).enumerate() {
+                let n = self.sum(|l| &l.requests[route][slot]);
+                if n > 0 {
+                    w.sample("seckill_requests_total", &[("route", route_label(route)), ("status", &code)], n as f64);
+                }
+            }
+        }
+        w.help("seckill_request_duration_seconds", "histogram", "Time from reading a request to writing its answer.");
+        for route in 0..ROUTE_SLOTS {
+            let mut cumulative = 0;
+            for (slot, bound) in
+                LATENCY_BOUNDS_US.iter().map(|b| format!("{}", *b as f64 / 1e6)).chain(["+Inf".to_string()]).enumerate()
+            {
+                cumulative += self.sum(|l| &l.latency[route].buckets[slot]);
+                w.sample(
+                    "seckill_request_duration_seconds_bucket",
+                    &[("route", route_label(route)), ("le", &bound)],
+                    cumulative as f64,
+                );
+            }
+            let sum = self.sum(|l| &l.latency[route].sum_us) as f64 / 1e6;
+            w.sample("seckill_request_duration_seconds_sum", &[("route", route_label(route))], sum);
+            w.sample("seckill_request_duration_seconds_count", &[("route", route_label(route))], cumulative as f64);
+        }
+        render_loops(&mut w, loops);
+    }
+}
+
+/// The reactor's per-loop counters, one series per loop.
+fn render_loops(w: &mut Exposition<'_>, loops: &[LoopStats]) {
+    let open: u64 = loops.iter().map(|l| l.open_connections.load(Relaxed)).sum();
+    w.help("seckill_open_connections", "gauge", "Open client connections, all loops.");
+    w.sample("seckill_open_connections", &[], open as f64);
+    type Read = fn(&LoopStats) -> &AtomicU64;
+    let series: [(&str, &str, &str, Read); 14] = [
+        ("seckill_loop_accepted_total", "counter", "Connections accepted.", |l| &l.accepted),
+        ("seckill_loop_closed_total", "counter", "Connections closed.", |l| &l.closed),
+        ("seckill_loop_open_connections", "gauge", "Open connections.", |l| &l.open_connections),
+        ("seckill_loop_requests_total", "counter", "Requests parsed.", |l| &l.requests),
+        ("seckill_loop_protocol_errors_total", "counter", "Requests refused by the HTTP parser.", |l| {
+            &l.protocol_errors
+        }),
+        ("seckill_loop_head_timeouts_total", "counter", "Connections closed with 408 at the head timeout.", |l| {
+            &l.head_timeouts
+        }),
+        ("seckill_loop_idle_timeouts_total", "counter", "Idle keep-alive connections closed.", |l| &l.idle_timeouts),
+        ("seckill_loop_parked", "gauge", "Requests waiting for an answer from another thread.", |l| &l.parked),
+        ("seckill_loop_completions_total", "counter", "Parked requests answered from another thread.", |l| {
+            &l.completions
+        }),
+        ("seckill_loop_park_expired_total", "counter", "Parked requests answered at their deadline.", |l| {
+            &l.park_expired
+        }),
+        ("seckill_loop_wakeups_total", "counter", "Wake-ups of the loop by other threads.", |l| &l.wakeups),
+        ("seckill_loop_polls_total", "counter", "Returns from poll.", |l| &l.polls),
+        ("seckill_loop_read_bytes_total", "counter", "Bytes read from clients.", |l| &l.bytes_read),
+        ("seckill_loop_written_bytes_total", "counter", "Bytes written to clients.", |l| &l.bytes_written),
+    ];
+    for (name, kind, help, read) in series {
+        w.help(name, kind, help);
+        for (i, stats) in loops.iter().enumerate() {
+            w.sample(name, &[("loop", &i.to_string())], read(stats).load(Relaxed) as f64);
+        }
+    }
+}
+
+/// A writer of the Prometheus text format. Label values here come from our
+/// own tables, never from clients, so they need no escaping.
+#[derive(Debug)]
+pub struct Exposition<'o> {
+    pub out: &'o mut Vec<u8>,
+}
+
+impl Exposition<'_> {
+    pub fn help(&mut self, name: &str, kind: &str, help: &str) {
+        use std::io::Write;
+        // Writing to a Vec cannot fail.
+        let _ = write!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+    }
+
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        use std::io::Write;
+        self.out.extend_from_slice(name.as_bytes());
+        if !labels.is_empty() {
+            self.out.push(b'{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                let _ = write!(self.out, "{k}=\"{v}\"");
+            }
+            self.out.push(b'}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(m: &Metrics) -> String {
+        let mut out = Vec::new();
+        m.render(&mut out, &[LoopStats::default(), LoopStats::default()]);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn counts_sum_across_loops() {
+        let m = Metrics::new(2);
+        m.shard(0).record(Some(Route::Healthz), Status::OK, Duration::from_micros(30));
+        m.shard(1).record(Some(Route::Healthz), Status::OK, Duration::from_micros(300));
+        m.shard(1).record(None, Status::NOT_FOUND, Duration::from_micros(3));
+        m.shard(1).record(None, Status(418), Duration::from_micros(3));
+        let text = rendered(&m);
+        assert!(text.contains("seckill_requests_total{route=\"/healthz\",status=\"200\"} 2\n"), "{text}");
+        assert!(text.contains("seckill_requests_total{route=\"unmatched\",status=\"404\"} 1\n"));
+        assert!(text.contains("seckill_requests_total{route=\"unmatched\",status=\"other\"} 1\n"));
+        assert!(
+            text.contains("seckill_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.00005\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("seckill_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.0005\"} 2\n"));
+        assert!(text.contains("seckill_request_duration_seconds_count{route=\"/healthz\"} 2\n"));
+        assert!(text.contains("seckill_loop_requests_total{loop=\"1\"} 0\n"));
+    }
+
+    #[test]
+    fn every_sample_line_is_well_formed() {
+        let m = Metrics::new(1);
+        m.shard(0).record(Some(Route::Metrics), Status::OK, Duration::from_secs(9));
+        for line in rendered(&m).lines() {
+            if line.starts_with('#') {
+                assert!(line.starts_with("# HELP seckill_") || line.starts_with("# TYPE seckill_"), "{line}");
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').expect("a sample has a value");
+            assert!(series.starts_with("seckill_"), "{line}");
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+}
