@@ -767,3 +767,129 @@ fn split_query(target: Span, bytes: &[u8], path_start: usize, authority: Option<
 fn starts_with_ignore_case(bytes: &[u8], prefix: &[u8]) -> bool {
     bytes.len() >= prefix.len() && bytes[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RequestInfo;
+
+    /// Parses `input` whole and hands the complete request to `inspect`.
+    fn check(input: &[u8], inspect: impl FnOnce(&Request)) {
+        let mut parser = RequestParser::new(Limits::default());
+        match parser.parse(input) {
+            Parse::Complete(request) => inspect(&request),
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(input)),
+        }
+    }
+
+    #[test]
+    fn request_parts() {
+        check(b"\r\nGET /a/b?x=1&y HTTP/1.1\r\nHost: h:1\r\nCookie: session=abc\r\nContent-Type: application/json\r\nAuthorization: Bearer t\r\nX-Forwarded-For: 10.0.0.1\r\nIf-None-Match: \"e\"\r\nX-Other:  v  \r\n\r\n", |r| {
+            assert_eq!((r.method, r.method_token, r.target, r.path, r.query), (Method::Get, "GET", "/a/b?x=1&y", "/a/b", "x=1&y"));
+            assert_eq!(r.version, Version::Http11);
+            assert_eq!(r.headers.host, Some(&b"h:1"[..]));
+            assert_eq!(r.headers.cookie, Some(&b"session=abc"[..]));
+            assert_eq!(r.headers.content_type, Some(&b"application/json"[..]));
+            assert_eq!(r.headers.authorization, Some(&b"Bearer t"[..]));
+            assert_eq!(r.headers.x_forwarded_for, Some(&b"10.0.0.1"[..]));
+            assert_eq!(r.headers.if_none_match, Some(&b"\"e\""[..]));
+            assert_eq!(r.header("x-other"), Some(&b"v"[..]));
+            assert_eq!(r.header("X-OTHER"), Some(&b"v"[..]));
+            assert_eq!(r.header("missing"), None);
+            assert_eq!(r.wire_len(), 2 + r.raw_head.len());
+            assert!(r.keep_alive() && !r.expects_continue);
+            assert_eq!(r.info(), RequestInfo { version: Version::Http11, keep_alive: true, head_only: false });
+        });
+    }
+
+    #[test]
+    fn target_forms() {
+        check(b"GET http://example.com:80 HTTP/1.1\r\nHost: h\r\n\r\n", |r| {
+            assert_eq!((r.path, r.query), ("/", ""));
+            assert_eq!(r.headers.host, Some(&b"example.com:80"[..]));
+            assert_eq!(r.header("host"), Some(&b"h"[..]));
+        });
+        check(b"GET https://h?q HTTP/1.1\r\nHost: h\r\n\r\n", |r| assert_eq!((r.path, r.query), ("/", "q")));
+        check(b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", |r| {
+            assert_eq!((r.method, r.path, r.query), (Method::Connect, "h:443", ""));
+        });
+        check(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", |r| assert_eq!((r.method, r.path), (Method::Options, "*")));
+        check(b"HEAD / HTTP/1.2\r\nHost: h\r\n\r\n", |r| {
+            assert_eq!(r.version, Version::Http11);
+            assert!(r.info().head_only);
+        });
+    }
+
+    #[test]
+    fn continue_is_signalled_once() {
+        let input = b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n";
+        let mut parser = RequestParser::new(Limits::default());
+        assert!(matches!(parser.parse(&input[..10]), Parse::Partial { send_continue: false }));
+        assert!(matches!(parser.parse(input), Parse::Partial { send_continue: true }));
+        assert!(matches!(parser.parse(input), Parse::Partial { send_continue: false }));
+        let mut full = input.to_vec();
+        full.extend_from_slice(b"h");
+        assert!(matches!(parser.parse(&full), Parse::Partial { send_continue: false }));
+        full.extend_from_slice(b"i");
+        match parser.parse(&full) {
+            Parse::Complete(r) => assert!(r.body == b"hi" && r.expects_continue),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn in_progress_and_reset() {
+        let mut parser = RequestParser::new(Limits::default());
+        assert!(!parser.in_progress());
+        let _ = parser.parse(b"\r\n");
+        assert!(!parser.in_progress(), "an empty line does not start a request");
+        let _ = parser.parse(b"\r\nGE");
+        assert!(parser.in_progress());
+        parser.reset();
+        assert!(!parser.in_progress());
+        let _ = parser.parse(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(!parser.in_progress(), "complete");
+        let _ = parser.parse(b"GET / HTTP/1.1\r\nHost: h\rX");
+        assert!(matches!(parser.parse(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"), Parse::Error(_)), "errors stick");
+        parser.reset();
+        assert!(matches!(parser.parse(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"), Parse::Complete(_)));
+    }
+
+    #[test]
+    fn limits_from_configuration() {
+        let limits = Limits { head_bytes_max: 64, uri_bytes_max: 8, header_count_max: 1, body_bytes_max: 4 };
+        let parse = |input: &[u8]| match RequestParser::new(limits).parse(input) {
+            Parse::Complete(_) => Ok(()),
+            Parse::Partial { .. } => Err(None),
+            Parse::Error(error) => Err(Some(error)),
+        };
+        assert_eq!(parse(b"GET /1234567 HTTP/1.1\r\nHost: h\r\n\r\n"), Ok(()));
+        assert_eq!(parse(b"GET /12345678"), Err(Some(HttpError::UriTooLong)));
+        assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: h\r\nX: y\r\n\r\n"), Err(Some(HttpError::HeadTooLarge)));
+        assert_eq!(parse(b"POST / HTTP/1.1\r\nHost: h\r\n\r\n"), Ok(()));
+        let long = [b'a'; 65];
+        assert_eq!(parse(&long), Err(Some(HttpError::HeadTooLarge)));
+        assert_eq!(parse(&long[..64]), Err(None));
+    }
+
+    #[test]
+    fn error_reasons() {
+        let reason = |input: &[u8]| match RequestParser::new(Limits::default()).parse(input) {
+            Parse::Error(HttpError::BadRequest(reason)) => Some(reason),
+            _ => None,
+        };
+        assert_eq!(reason(b"GET / HTTP/1.1\r\nHost: h\r\nX: 1\r\n 2\r\n\r\n"), Some(BadRequest::ObsFold));
+        assert_eq!(reason(b"GET / HTTP/1.1\r\nHost : h\r\n\r\n"), Some(BadRequest::HeaderName));
+        assert_eq!(reason(b"GET / HTTP/1.1\r\nHost: h\rX"), Some(BadRequest::LineEnding));
+        assert_eq!(reason(b"GET / HTTP/1.1\r\n\r\n"), Some(BadRequest::MissingHost));
+        assert_eq!(reason(b"GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n"), Some(BadRequest::DuplicateHost));
+        assert_eq!(reason(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), Some(BadRequest::InvalidHost));
+        assert_eq!(reason(b"G(T / HTTP/1.1\r\nHost: h\r\n\r\n"), Some(BadRequest::Method));
+        assert_eq!(reason(b"GET x HTTP/1.1\r\nHost: h\r\n\r\n"), Some(BadRequest::Target));
+        assert_eq!(reason(b"GET / HTTP/x\r\nHost: h\r\n\r\n"), Some(BadRequest::Version));
+        assert_eq!(
+            reason(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Some(BadRequest::ContentLengthAndTransferEncoding)
+        );
+    }
+}

@@ -263,3 +263,132 @@ pub fn write_error(out: &mut Vec<u8>, date: &DateHeader, error: HttpError) {
         body.extend_from_slice(b"\"}");
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const DATE: &str = "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n";
+
+    fn date() -> DateHeader {
+        DateHeader::new(UNIX_EPOCH + Duration::from_secs(784_111_777))
+    }
+
+    fn info(version: Version, keep_alive: bool, head_only: bool) -> RequestInfo {
+        RequestInfo { version, keep_alive, head_only }
+    }
+
+    /// Encodes with `write` and compares the bytes.
+    fn check(write: impl FnOnce(&mut Vec<u8>, &DateHeader), expected: &str) {
+        let mut out = b"previous".to_vec();
+        write(&mut out, &date());
+        assert_eq!(String::from_utf8_lossy(&out[8..]), expected);
+        assert_eq!(&out[..8], b"previous", "appends, never overwrites");
+    }
+
+    #[test]
+    fn ok_json() {
+        let expected = format!("HTTP/1.1 200 OK\r\n{DATE}Content-Type: application/json\r\nContent-Length: 15\r\n\r\n{{\"status\":\"ok\"}}");
+        check(|out, date| ResponseWriter::new(out, date, info(Version::Http11, true, false), Status::OK).body(ContentType::Json, b"{\"status\":\"ok\"}"), &expected);
+        check(
+            |out, date| {
+                ResponseWriter::new(out, date, info(Version::Http11, true, false), Status::OK)
+                    .body_with(ContentType::Json, |b| b.extend_from_slice(b"{\"status\":\"ok\"}"))
+            },
+            &expected,
+        );
+    }
+
+    #[test]
+    fn head_announces_the_length_without_the_body() {
+        let expected = format!("HTTP/1.1 200 OK\r\n{DATE}Content-Type: application/json\r\nContent-Length: 15\r\n\r\n");
+        check(|out, date| ResponseWriter::new(out, date, info(Version::Http11, true, true), Status::OK).body(ContentType::Json, b"{\"status\":\"ok\"}"), &expected);
+        check(
+            |out, date| {
+                ResponseWriter::new(out, date, info(Version::Http11, true, true), Status::OK)
+                    .body_with(ContentType::Json, |b| b.extend_from_slice(b"{\"status\":\"ok\"}"))
+            },
+            &expected,
+        );
+    }
+
+    #[test]
+    fn bodiless_statuses() {
+        check(|out, date| ResponseWriter::new(out, date, info(Version::Http11, true, false), Status::NO_CONTENT).empty(), &format!("HTTP/1.1 204 No Content\r\n{DATE}\r\n"));
+        // A body handed to a 304 is dropped, with no Content-Length.
+        check(
+            |out, date| {
+                let mut w = ResponseWriter::new(out, date, info(Version::Http11, true, false), Status::NOT_MODIFIED);
+                w.header("ETag", b"\"v1\"");
+                w.body(ContentType::Html, b"<p>page</p>");
+            },
+            &format!("HTTP/1.1 304 Not Modified\r\n{DATE}ETag: \"v1\"\r\n\r\n"),
+        );
+        check(|out, date| ResponseWriter::new(out, date, info(Version::Http11, true, false), Status::CREATED).empty(), &format!("HTTP/1.1 201 Created\r\n{DATE}Content-Length: 0\r\n\r\n"));
+    }
+
+    #[test]
+    fn connection_header() {
+        check(
+            |out, date| ResponseWriter::new(out, date, info(Version::Http10, true, false), Status::OK).body(ContentType::Text, b"hi"),
+            &format!("HTTP/1.1 200 OK\r\n{DATE}Connection: keep-alive\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\nhi"),
+        );
+        check(
+            |out, date| ResponseWriter::new(out, date, info(Version::Http10, false, false), Status::OK).body(ContentType::Text, b"hi"),
+            &format!("HTTP/1.1 200 OK\r\n{DATE}Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\nhi"),
+        );
+        check(
+            |out, date| {
+                ResponseWriter::new(out, date, info(Version::Http11, false, false), Status::TOO_MANY_REQUESTS)
+                    .header_u64("Retry-After", 1)
+                    .header("X-A", b"b");
+            },
+            &format!("HTTP/1.1 429 Too Many Requests\r\n{DATE}Connection: close\r\nRetry-After: 1\r\nX-A: b\r\n"),
+        );
+    }
+
+    #[test]
+    fn errors() {
+        let body = "{\"code\":\"body_too_large\",\"message\":\"the request body is larger than this server accepts\"}";
+        check(
+            |out, date| write_error(out, date, HttpError::BodyTooLarge),
+            &format!("HTTP/1.1 413 Content Too Large\r\n{DATE}Connection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()),
+        );
+    }
+
+    /// Codes and messages go into JSON unescaped: they must need no escaping.
+    #[test]
+    fn error_texts_are_json_safe() {
+        use crate::error::BadRequest::*;
+        let reasons = [
+            RequestLine, Method, Target, Version, HeaderName, HeaderValue, LineEnding, ObsFold, MissingHost, DuplicateHost,
+            InvalidHost, ContentLengthAndTransferEncoding, InvalidContentLength, ConflictingContentLength,
+            InvalidTransferEncoding, ChunkSize, ChunkExtension, ChunkTerminator, Trailer,
+        ];
+        let errors = reasons.map(HttpError::BadRequest).into_iter().chain([
+            HttpError::HeadTimeout,
+            HttpError::BodyTooLarge,
+            HttpError::UriTooLong,
+            HttpError::HeadTooLarge,
+            HttpError::UnsupportedTransferCoding,
+            HttpError::VersionNotSupported,
+        ]);
+        for error in errors {
+            for text in [error.code(), error.message()] {
+                assert!(!text.is_empty() && text.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'), "{text}");
+            }
+            assert!(error.status().status_line().starts_with(format!("HTTP/1.1 {} ", error.status().0).as_bytes()));
+        }
+    }
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(Status::OK.status_line(), b"HTTP/1.1 200 OK\r\n");
+        assert_eq!(Status(299).status_line(), b"HTTP/1.1 299 \r\n");
+        assert_eq!(Status(100).status_line(), b"HTTP/1.1 100 Continue\r\n");
+        assert_eq!(Status(999).status_line(), b"HTTP/1.1 999 \r\n");
+        assert_eq!(Status(42).status_line(), b"HTTP/1.1 500 Internal Server Error\r\n");
+        assert_eq!(&CONTINUE_100[..], b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+}
