@@ -46,6 +46,8 @@ use crate::request::trim_ows;
 use crate::{Headers, HttpError, Limits, Method, Request, Version};
 
 /// The outcome of one call to [`RequestParser::parse`].
+// Large by design: boxing the request would allocate on every one.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Parse<'b> {
     /// A whole request, head and body, is at the front of the buffer.
@@ -308,7 +310,7 @@ struct Span {
 }
 
 impl Span {
-    fn of<'b>(self, buf: &'b [u8]) -> &'b [u8] {
+    fn of(self, buf: &[u8]) -> &[u8] {
         &buf[self.start..self.end]
     }
 

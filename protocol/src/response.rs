@@ -389,6 +389,6 @@ mod tests {
         assert_eq!(Status(100).status_line(), b"HTTP/1.1 100 Continue\r\n");
         assert_eq!(Status(999).status_line(), b"HTTP/1.1 999 \r\n");
         assert_eq!(Status(42).status_line(), b"HTTP/1.1 500 Internal Server Error\r\n");
-        assert_eq!(&CONTINUE_100[..], b"HTTP/1.1 100 Continue\r\n\r\n");
+        assert_eq!(CONTINUE_100, b"HTTP/1.1 100 Continue\r\n\r\n");
     }
 }
