@@ -12,6 +12,9 @@
 #   IDLE_CONNECTIONS=10000         connections for the idle-RSS measurement
 #   IDLE_HOLD=5s                   how long they are held
 #   NGINX_ONLY=1       measure nginx alone (to check the harness before the server exists)
+#   SECKILL=path       the server binary [target/release/seckill]; it must take
+#                      --listen and --set server.reactor=..., and print
+#                      `listening on http://HOST:PORT` on stdout when ready
 #   KEEP=1             keep the temporary directory (configs, logs, JSON)
 #
 # Measurements, per design (the machine is noisy: runs alternate, and the
@@ -35,7 +38,7 @@ CONNECTIONS=64
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH="$ROOT/target/release/seckill-bench"
-SECKILL="$ROOT/target/release/seckill"
+SECKILL=${SECKILL:-"$ROOT/target/release/seckill"}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/seckill-compare.XXXXXX")
 RESULTS="$WORK/results.tsv"
 CLK_TCK=$(getconf CLK_TCK)
@@ -152,6 +155,7 @@ start_seckill() { # DESIGN: sets SECKILL_PID, SECKILL_ADDR
         sleep 0.05
     done
     [[ -n $SECKILL_ADDR ]] || die "seckill ($1) printed no 'listening on' line in 20 s"
+    wait_port "${SECKILL_ADDR##*:}"
     log "seckill ($1) pid $SECKILL_PID on $SECKILL_ADDR"
 }
 
@@ -311,7 +315,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 (( $(ulimit -n) > IDLE_CONNECTIONS + 100 )) || log "warning: ulimit -n is $(ulimit -n), below $IDLE_CONNECTIONS idle connections"
 
 log "building (release)"
-if [[ $NGINX_ONLY == 1 ]]; then
+if [[ $NGINX_ONLY == 1 || $SECKILL != "$ROOT/target/release/seckill" ]]; then
     (cd "$ROOT" && cargo build --release -p seckill-bench) >&2
 else
     (cd "$ROOT" && cargo build --release -p seckill -p seckill-bench) >&2
