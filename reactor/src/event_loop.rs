@@ -27,6 +27,7 @@ use crate::completion::{Inbox, ParkToken};
 use crate::connection::{Connection, Slot, SlotState};
 use crate::exchange::{Context, Exchange, Outcome};
 use crate::listener::{ACCEPT_BATCH, Handoff, prepare};
+
 use crate::shutdown::{Admission, ExitGuard, Shutdown};
 use crate::table::{Key, LISTENER, Table, WAKER};
 use crate::timer::{self, Wheel};
@@ -325,9 +326,8 @@ impl<H: Handler> EventLoop<H> {
 
     /// Sockets from the acceptor thread (acceptor design).
     fn take_handoffs(&mut self) {
-        let Some(handoff) = self.handoff.as_ref() else { return };
-        let batch: Vec<Handoff> = handoff.try_iter().take(INBOX_PER_TICK).collect();
-        for (stream, peer) in batch {
+        for _ in 0..INBOX_PER_TICK {
+            let Some(Ok((stream, peer))) = self.handoff.as_ref().map(|h| h.try_recv()) else { return };
             if self.core.stopping {
                 // Shutting down: the socket closes here, before any request.
                 drop(stream);
@@ -468,10 +468,10 @@ impl<H: Handler> Core<H> {
                 return Verdict::Keep;
             }
             read_done = true;
-            match self.read(conn) {
-                Ok(true) => {}
-                Ok(false) => return Verdict::Keep,
-                Err(_) => return Verdict::Close,
+            // Whatever the read brought (bytes, EOF, or a refusal written by
+            // `read`), the next round answers and flushes it.
+            if self.read(conn).is_err() {
+                return Verdict::Close;
             }
         }
     }
@@ -707,6 +707,12 @@ impl<H: Handler> Core<H> {
     /// After a pass: give back unused buffers, start the close of a finished
     /// connection, requeue leftover input, and schedule the next timer.
     fn after_service(&mut self, conn: &mut Connection, key: Key) -> Verdict {
+        if conn.read.as_ref().is_some_and(|r| r.is_empty())
+            && let Some(read) = conn.read.take()
+        {
+            // A read that brought nothing (EOF, or WouldBlock) leaves no buffer behind.
+            self.pools.give_read(read);
+        }
         if !conn.lingering && conn.input_finished() && conn.slots.is_empty() && conn.wbuf.is_empty() {
             if conn.eof {
                 // The peer sent FIN and we read everything: nothing to reset.

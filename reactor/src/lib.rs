@@ -108,8 +108,10 @@ pub trait Handler: 'static {
 }
 
 /// Counters of one loop, updated with relaxed atomics by the loop alone and
-/// read by anyone (for `/metrics`).
+/// read by anyone (for `/metrics`). Aligned to two cache lines so that
+/// neighbouring loops in the stats slice never write the same line.
 #[derive(Debug, Default)]
+#[repr(align(128))]
 pub struct LoopStats {
     pub accepted: std::sync::atomic::AtomicU64,
     pub closed: std::sync::atomic::AtomicU64,
