@@ -55,7 +55,7 @@
 //! - [`response`]: sans-I/O response framing over any split of the bytes.
 //! - [`recorder`]: per-thread histograms and counters, merged at the end.
 //! - [`report`]: the [`Summary`], its table and its JSON.
-//! - [`run`]: a load run from configuration to summary ([`run()`], [`run_with`]).
+//! - [`mod@run`]: a load run from configuration to summary ([`run()`], [`run_with`]).
 //! - [`idle`]: the `idle` subcommand.
 //! - [`sys`]: timerfd, the open-file limit, a process's RSS.
 //!

@@ -8,6 +8,7 @@ use crate::target::{Target, UrlError};
 use crate::workload::{FixedRequest, RequestSource};
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Upper bounds that keep a run's memory bounded (each connection holds a
@@ -102,7 +103,10 @@ pub enum BenchError {
     Config(String),
     Url(UrlError),
     /// The initial connections could not be opened: the server is not there.
-    Connect(io::Error),
+    Connect {
+        addr: SocketAddr,
+        error: io::Error,
+    },
     /// A load thread failed outside any connection (poller, timer, spawn).
     Io(io::Error),
 }
@@ -112,7 +116,7 @@ impl fmt::Display for BenchError {
         match self {
             BenchError::Config(what) => f.write_str(what),
             BenchError::Url(e) => e.fmt(f),
-            BenchError::Connect(e) => write!(f, "cannot connect: {e}"),
+            BenchError::Connect { addr, error } => write!(f, "cannot connect to {addr}: {error}"),
             BenchError::Io(e) => write!(f, "load thread failed: {e}"),
         }
     }
@@ -172,8 +176,8 @@ where
             Err(_) => {}
         }
     }
-    if let Some(e) = connect_error {
-        return Err(BenchError::Connect(e));
+    if let Some(error) = connect_error {
+        return Err(BenchError::Connect { addr, error });
     }
     Ok(Summary::new(config, threads, &merged))
 }
@@ -215,6 +219,6 @@ mod tests {
         let mut c = RunConfig::new(Target::parse(&format!("http://127.0.0.1:{port}/")).unwrap());
         c.connections = 2;
         c.duration = Duration::from_millis(100);
-        assert!(matches!(run(&c), Err(BenchError::Connect(_))));
+        assert!(matches!(run(&c), Err(BenchError::Connect { .. })));
     }
 }
