@@ -54,8 +54,11 @@ pub(crate) struct Connection {
     /// Edge-triggered readiness not yet used up (no `WouldBlock` seen since the last event).
     pub can_read: bool,
     pub can_write: bool,
-    /// The peer shut down its sending side.
+    /// The peer shut down its sending side (we read EOF).
     pub eof: bool,
+    /// An event reported the peer's FIN: a short read is then not proof of
+    /// a drained socket, since the EOF behind the data raises no new edge.
+    pub read_closed: bool,
     /// No further request will be read: an error, `Connection: close`, a
     /// head timeout, or shutdown. Closes once everything owed is written.
     pub read_stop: bool,
@@ -88,6 +91,7 @@ impl Connection {
             can_read: false,
             can_write: true,
             eof: false,
+            read_closed: false,
             read_stop: false,
             partial: false,
             lingering: false,

@@ -108,6 +108,8 @@ pub(crate) struct EventLoop<H: Handler> {
     listener: Option<TcpListener>,
     /// The listener may hold connections not yet accepted.
     accept_pending: bool,
+    /// Accepting stopped at `connections_max`; a close anywhere resumes it.
+    accept_paused: bool,
     handoff: Option<Receiver<Handoff>>,
     inbox: Inbox<H::Completion>,
     inbox_pending: bool,
@@ -146,6 +148,7 @@ impl<H: Handler> EventLoop<H> {
             table: Table::new(core.config.connections_max.max(1)),
             core,
             accept_pending: listener.is_some(),
+            accept_paused: false,
             listener,
             handoff,
             inbox,
@@ -208,8 +211,10 @@ impl<H: Handler> EventLoop<H> {
                 LISTENER => self.accept_pending = true,
                 WAKER => {
                     self.core.stats().wakeups.fetch_add(1, Relaxed);
-                    // An accepting loop paused at the limit is woken when a connection closes.
-                    if self.listener.is_some() && !self.core.admission.is_paused(self.core.id) {
+                    // An accepting loop paused at the limit is woken when a
+                    // connection closes (most wakes are completions: no accept then).
+                    if self.accept_paused && !self.core.admission.is_paused(self.core.id) {
+                        self.accept_paused = false;
                         self.accept_pending = true;
                     }
                 }
@@ -226,6 +231,9 @@ impl<H: Handler> EventLoop<H> {
         };
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             conn.can_read = true;
+        }
+        if event.is_read_closed() || event.is_error() {
+            conn.read_closed = true;
         }
         if event.is_writable() || event.is_write_closed() || event.is_error() {
             conn.can_write = true;
@@ -260,6 +268,7 @@ impl<H: Handler> EventLoop<H> {
         // (no other descriptor refers to it), so no deregister call is spent.
         drop(conn);
         if self.core.admission.release(self.core.id) && self.listener.is_some() {
+            self.accept_paused = false;
             self.accept_pending = true;
         }
     }
@@ -277,7 +286,8 @@ impl<H: Handler> EventLoop<H> {
             if !self.core.admission.try_admit() {
                 // At `connections_max`: leave the rest in the kernel backlog
                 // until a close anywhere wakes us, rather than accept and close.
-                self.accept_pending = !self.core.admission.pause(self.core.id);
+                self.accept_paused = self.core.admission.pause(self.core.id);
+                self.accept_pending = !self.accept_paused;
                 return;
             }
             match listener.accept() {
@@ -499,7 +509,7 @@ impl<H: Handler> Core<H> {
                     read.end += n;
                     // A short read drained the socket: new data brings a new edge.
                     // A full one may have left more: `after_service` requeues.
-                    if n < room {
+                    if n < room && !conn.read_closed {
                         conn.can_read = false;
                     }
                     self.stats().bytes_read.fetch_add(n as u64, Relaxed);

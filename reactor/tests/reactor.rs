@@ -277,7 +277,76 @@ both_designs!(
     graceful_shutdown,
     port_zero_one_port,
     slow_clients,
+    completion_after_close_is_dropped,
+    idle_connections_are_cheap,
 );
+
+/// Tests that hold thousands of sockets take turns: the process has one descriptor limit.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn completion_after_close_is_dropped(design: Design) {
+    let server = Server::start(design, |_| {});
+    let mut half = server.connect();
+    half.send(b"GET /park?ms=100 HTTP/1.1\r\nHost: t\r\n\r\n");
+    half.stream.shutdown(std::net::Shutdown::Write).expect("half-close");
+    assert_eq!(half.response().body, b"ms=100");
+    half.expect_eof();
+    let mut client = server.connect();
+    client.send(b"GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
+    let token = server.held.recv_timeout(Duration::from_secs(5)).expect("parked");
+    // A reset (not a FIN: a client that only half-closes still gets its answers).
+    socket2::SockRef::from(&client.stream).set_linger(Some(Duration::ZERO)).expect("linger");
+    drop(client);
+    let stats = server.reactor().stats();
+    let open = || stats.iter().map(|s| s.open_connections.load(Relaxed)).sum::<u64>();
+    assert!(wait_until(Duration::from_secs(5), || open() == 0), "the server notices the close");
+    assert_eq!(stats.iter().map(|s| s.parked.load(Relaxed)).sum::<u64>(), 0);
+    // A new connection may reuse the slot; the stale completion must not reach it.
+    let mut next = server.connect();
+    assert_eq!(next.get("/x?fresh").body, b"fresh");
+    let mut completer = server.reactor().completer();
+    completer.push(token, b"stale".to_vec());
+    completer.flush();
+    assert!(wait_until(Duration::from_secs(2), || stats.iter().map(|s| s.completions_stale.load(Relaxed)).sum::<u64>() == 1));
+    assert_eq!(next.get("/x?still").body, b"still");
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("resident pages");
+    // SAFETY: sysconf has no preconditions.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+}
+
+/// Idle keep-alive connections hold no buffers: ≤ 4 KiB each of resident memory
+/// (client and server share this process; client sockets cost no user memory).
+fn idle_connections_are_cheap(design: Design) {
+    const IDLE: usize = 8000;
+    let _turn = heavy();
+    raise_fd_limit(2 * IDLE as u64 + 1024);
+    let server = Server::start(design, |_| {});
+    let mut warm = server.connect();
+    assert_eq!(warm.get("/x?warm").status, 200);
+    let before = rss_bytes();
+    let mut idle = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        let mut stream = TcpStream::connect(server.addr).expect("connect");
+        stream.write_all(b"GET /x?i HTTP/1.1\r\nHost: t\r\n\r\n").expect("send");
+        let mut response = [0u8; 256];
+        let n = stream.read(&mut response).expect("response");
+        assert!(response[..n].starts_with(b"HTTP/1.1 200 "));
+        idle.push(stream);
+    }
+    let stats = server.reactor().stats();
+    assert_eq!(stats.iter().map(|s| s.open_connections.load(Relaxed)).sum::<u64>(), IDLE as u64 + 1);
+    let per_connection = rss_bytes().saturating_sub(before) / IDLE as u64;
+    assert!(per_connection <= 4096, "{per_connection} bytes per idle connection");
+    eprintln!("{design:?}: {per_connection} bytes of RSS per idle keep-alive connection");
+}
 
 fn keep_alive(design: Design) {
     let server = Server::start(design, |_| {});
@@ -538,6 +607,7 @@ fn raise_fd_limit(wanted: u64) {
 
 fn slow_clients(design: Design) {
     const SLOW: usize = 2000;
+    let _turn = heavy();
     raise_fd_limit(3 * SLOW as u64 + 512);
     let server = Server::start(design, |c| c.head_timeout = Duration::from_secs(3));
     let head = b"GET /x?slow HTTP/1.1\r\nHost: t\r\n\r\n";
