@@ -8,15 +8,21 @@
 //! - [`router`]: (method, path) → route, 404/405.
 //! - [`handler`]: the per-loop request handler.
 //! - [`api_error`]: every API error with its status and code.
+//! - [`auth`]: secrets, password hashing, sessions, the hidden path.
+//! - [`captcha`]: arithmetic questions drawn into PNGs.
 //! - [`app`]: state shared by the loops (readiness, draining, metrics).
 //! - [`metrics`]: per-loop counters and the Prometheus exposition.
 //! - [`log`]: structured JSON-lines logs on stderr.
 //! - [`server`]: start-up and graceful shutdown.
+//! - [`workers`]: the bounded pool for blocking work (hashing, store calls).
 
 pub mod api_error;
 pub mod app;
+pub mod auth;
+pub mod captcha;
 pub mod handler;
 pub mod log;
 pub mod metrics;
 pub mod router;
 pub mod server;
+pub mod workers;
