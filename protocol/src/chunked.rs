@@ -276,10 +276,10 @@ mod tests {
         trailer.extend(std::iter::repeat_n(b'a', 64));
         check(&trailer, Err(HttpError::HeadTooLarge));
         // 64 bytes in two chunks fit; one more byte does not.
-        check(b"20\r\n01234567890123456789012345678901\r\n20\r\n01234567890123456789012345678901\r\n0\r\n\r\n", Ok((
-            b"0123456789012345678901234567890101234567890123456789012345678901",
-            81,
-        )));
+        check(
+            b"20\r\n01234567890123456789012345678901\r\n20\r\n01234567890123456789012345678901\r\n0\r\n\r\n",
+            Ok((b"0123456789012345678901234567890101234567890123456789012345678901", 81)),
+        );
         check(b"20\r\n01234567890123456789012345678901\r\n21\r\n", Err(HttpError::BodyTooLarge));
     }
 }

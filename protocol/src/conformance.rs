@@ -122,7 +122,8 @@ built!(URI_AT_MAX = &[(URI_PREFIX, 1), (b"q", PAD_TO_URI_MAX), (b" HTTP/1.1\r\nH
 built!(URI_OVER_MAX = &[(URI_PREFIX, 1), (b"q", PAD_TO_URI_MAX + 1), (b" HTTP/1.1\r\nHost: h\r\n\r\n", 1)]);
 built!(URI_OVER_MAX_UNFINISHED = &[(URI_PREFIX, 1), (b"q", 5000)]);
 built!(
-    URI_AND_HEAD_OVER_MAX = &[(URI_PREFIX, 1), (b"q", 5000), (b" HTTP/1.1\r\nHost: h\r\nX: ", 1), (b"x", 5000), (b"\r\n\r\n", 1)]
+    URI_AND_HEAD_OVER_MAX =
+        &[(URI_PREFIX, 1), (b"q", 5000), (b" HTTP/1.1\r\nHost: h\r\nX: ", 1), (b"x", 5000), (b"\r\n\r\n", 1)]
 );
 static BODY_AT_MAX: [u8; 16384] = [b'b'; 16384];
 built!(
@@ -143,7 +144,8 @@ built!(
     )]
 );
 
-/// Every case. Names are unique (a test checks).
+/// Every case. Names are unique (a test checks). One line per case.
+#[rustfmt::skip]
 pub static CASES: &[Case] = &[
     Case { name: "get_minimal", rfc: "RFC 9112 §3", input: b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n", expect: &[GET_HEALTHZ], closes: false, note: "origin-form GET with Host" },
     Case { name: "head_minimal", rfc: "RFC 9110 §9.3.2", input: b"HEAD /healthz HTTP/1.1\r\nHost: h\r\n\r\n", expect: &[HEAD_HEALTHZ], closes: false, note: "HEAD is parsed like GET" },

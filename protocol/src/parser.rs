@@ -182,8 +182,10 @@ impl RequestParser {
             Framing::None => Ok(Some(head.end)),
             Framing::Length(len) => Ok((buf.len() - head.end >= len).then_some(head.end + len)),
             Framing::Chunked => {
-                let limits =
-                    ChunkLimits { body_bytes_max: self.limits.body_bytes_max, trailer_bytes_max: self.limits.head_bytes_max };
+                let limits = ChunkLimits {
+                    body_bytes_max: self.limits.body_bytes_max,
+                    trailer_bytes_max: self.limits.head_bytes_max,
+                };
                 let done = self.chunked.decode(buf, &mut self.body_pos, &mut self.decoded, limits)?;
                 Ok(done.then_some(self.body_pos))
             }
@@ -502,7 +504,8 @@ fn httparse_error(error: httparse::Error, fields: &[u8]) -> HttpError {
 /// Whether a field line starts with whitespace (RFC 9112 §5.2), including
 /// whitespace between the request line and the first field (§2.2).
 fn has_obs_fold(fields: &[u8]) -> bool {
-    matches!(fields.first(), Some(b' ' | b'\t')) || fields.windows(2).any(|w| w[0] == b'\n' && matches!(w[1], b' ' | b'\t'))
+    matches!(fields.first(), Some(b' ' | b'\t'))
+        || fields.windows(2).any(|w| w[0] == b'\n' && matches!(w[1], b' ' | b'\t'))
 }
 
 /// What the header fields say, gathered in one pass.
@@ -577,7 +580,14 @@ impl FieldsSeen {
         Ok(())
     }
 
-    fn into_head(self, buf: &[u8], line: RequestLine, start: usize, end: usize, limits: &Limits) -> Result<Head, HttpError> {
+    fn into_head(
+        self,
+        buf: &[u8],
+        line: RequestLine,
+        start: usize,
+        end: usize,
+        limits: &Limits,
+    ) -> Result<Head, HttpError> {
         let http11 = line.version == Version::Http11;
         if http11 && self.host_count == 0 {
             return Err(bad(BadRequest::MissingHost));
@@ -762,7 +772,11 @@ fn parse_target(buf: &[u8], target: Span, method: Method) -> Result<Target, Http
 fn split_query(target: Span, bytes: &[u8], path_start: usize, authority: Option<Span>) -> Target {
     let question = bytes[path_start..].iter().position(|&b| b == b'?').map_or(bytes.len(), |i| path_start + i);
     let path = (question > path_start).then(|| target.sub(path_start, question));
-    let query = if question < bytes.len() { target.sub(question + 1, bytes.len()) } else { target.sub(bytes.len(), bytes.len()) };
+    let query = if question < bytes.len() {
+        target.sub(question + 1, bytes.len())
+    } else {
+        target.sub(bytes.len(), bytes.len())
+    };
     Target { path, query, authority }
 }
 

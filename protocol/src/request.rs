@@ -47,6 +47,8 @@ pub enum Version {
 /// Anything else can be found with [`Request::header`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Headers<'b> {
+    /// The `Host` field; for an absolute-form target, the target's
+    /// authority instead, as RFC 9112 §3.2.2 requires.
     pub host: Option<&'b [u8]>,
     pub content_type: Option<&'b [u8]>,
     pub cookie: Option<&'b [u8]>,

@@ -289,8 +289,16 @@ mod tests {
 
     #[test]
     fn ok_json() {
-        let expected = format!("HTTP/1.1 200 OK\r\n{DATE}Content-Type: application/json\r\nContent-Length: 15\r\n\r\n{{\"status\":\"ok\"}}");
-        check(|out, date| ResponseWriter::new(out, date, info(Version::Http11, true, false), Status::OK).body(ContentType::Json, b"{\"status\":\"ok\"}"), &expected);
+        let expected = format!(
+            "HTTP/1.1 200 OK\r\n{DATE}Content-Type: application/json\r\nContent-Length: 15\r\n\r\n{{\"status\":\"ok\"}}"
+        );
+        check(
+            |out, date| {
+                ResponseWriter::new(out, date, info(Version::Http11, true, false), Status::OK)
+                    .body(ContentType::Json, b"{\"status\":\"ok\"}")
+            },
+            &expected,
+        );
         check(
             |out, date| {
                 ResponseWriter::new(out, date, info(Version::Http11, true, false), Status::OK)
@@ -303,7 +311,13 @@ mod tests {
     #[test]
     fn head_announces_the_length_without_the_body() {
         let expected = format!("HTTP/1.1 200 OK\r\n{DATE}Content-Type: application/json\r\nContent-Length: 15\r\n\r\n");
-        check(|out, date| ResponseWriter::new(out, date, info(Version::Http11, true, true), Status::OK).body(ContentType::Json, b"{\"status\":\"ok\"}"), &expected);
+        check(
+            |out, date| {
+                ResponseWriter::new(out, date, info(Version::Http11, true, true), Status::OK)
+                    .body(ContentType::Json, b"{\"status\":\"ok\"}")
+            },
+            &expected,
+        );
         check(
             |out, date| {
                 ResponseWriter::new(out, date, info(Version::Http11, true, true), Status::OK)
@@ -315,7 +329,10 @@ mod tests {
 
     #[test]
     fn bodiless_statuses() {
-        check(|out, date| ResponseWriter::new(out, date, info(Version::Http11, true, false), Status::NO_CONTENT).empty(), &format!("HTTP/1.1 204 No Content\r\n{DATE}\r\n"));
+        check(
+            |out, date| ResponseWriter::new(out, date, info(Version::Http11, true, false), Status::NO_CONTENT).empty(),
+            &format!("HTTP/1.1 204 No Content\r\n{DATE}\r\n"),
+        );
         // A body handed to a 304 is dropped, with no Content-Length.
         check(
             |out, date| {
@@ -325,18 +342,31 @@ mod tests {
             },
             &format!("HTTP/1.1 304 Not Modified\r\n{DATE}ETag: \"v1\"\r\n\r\n"),
         );
-        check(|out, date| ResponseWriter::new(out, date, info(Version::Http11, true, false), Status::CREATED).empty(), &format!("HTTP/1.1 201 Created\r\n{DATE}Content-Length: 0\r\n\r\n"));
+        check(
+            |out, date| ResponseWriter::new(out, date, info(Version::Http11, true, false), Status::CREATED).empty(),
+            &format!("HTTP/1.1 201 Created\r\n{DATE}Content-Length: 0\r\n\r\n"),
+        );
     }
 
     #[test]
     fn connection_header() {
         check(
-            |out, date| ResponseWriter::new(out, date, info(Version::Http10, true, false), Status::OK).body(ContentType::Text, b"hi"),
-            &format!("HTTP/1.1 200 OK\r\n{DATE}Connection: keep-alive\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\nhi"),
+            |out, date| {
+                ResponseWriter::new(out, date, info(Version::Http10, true, false), Status::OK)
+                    .body(ContentType::Text, b"hi")
+            },
+            &format!(
+                "HTTP/1.1 200 OK\r\n{DATE}Connection: keep-alive\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\nhi"
+            ),
         );
         check(
-            |out, date| ResponseWriter::new(out, date, info(Version::Http10, false, false), Status::OK).body(ContentType::Text, b"hi"),
-            &format!("HTTP/1.1 200 OK\r\n{DATE}Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\nhi"),
+            |out, date| {
+                ResponseWriter::new(out, date, info(Version::Http10, false, false), Status::OK)
+                    .body(ContentType::Text, b"hi")
+            },
+            &format!(
+                "HTTP/1.1 200 OK\r\n{DATE}Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\nhi"
+            ),
         );
         check(
             |out, date| {
@@ -353,7 +383,10 @@ mod tests {
         let body = "{\"code\":\"body_too_large\",\"message\":\"the request body is larger than this server accepts\"}";
         check(
             |out, date| write_error(out, date, HttpError::BodyTooLarge),
-            &format!("HTTP/1.1 413 Content Too Large\r\n{DATE}Connection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()),
+            &format!(
+                "HTTP/1.1 413 Content Too Large\r\n{DATE}Connection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
         );
     }
 
@@ -362,9 +395,25 @@ mod tests {
     fn error_texts_are_json_safe() {
         use crate::error::BadRequest::*;
         let reasons = [
-            RequestLine, Method, Target, Version, HeaderName, HeaderValue, LineEnding, ObsFold, MissingHost, DuplicateHost,
-            InvalidHost, ContentLengthAndTransferEncoding, InvalidContentLength, ConflictingContentLength,
-            InvalidTransferEncoding, ChunkSize, ChunkExtension, ChunkTerminator, Trailer,
+            RequestLine,
+            Method,
+            Target,
+            Version,
+            HeaderName,
+            HeaderValue,
+            LineEnding,
+            ObsFold,
+            MissingHost,
+            DuplicateHost,
+            InvalidHost,
+            ContentLengthAndTransferEncoding,
+            InvalidContentLength,
+            ConflictingContentLength,
+            InvalidTransferEncoding,
+            ChunkSize,
+            ChunkExtension,
+            ChunkTerminator,
+            Trailer,
         ];
         let errors = reasons.map(HttpError::BadRequest).into_iter().chain([
             HttpError::HeadTimeout,
@@ -376,7 +425,10 @@ mod tests {
         ]);
         for error in errors {
             for text in [error.code(), error.message()] {
-                assert!(!text.is_empty() && text.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'), "{text}");
+                assert!(
+                    !text.is_empty() && text.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'),
+                    "{text}"
+                );
             }
             assert!(error.status().status_line().starts_with(format!("HTTP/1.1 {} ", error.status().0).as_bytes()));
         }

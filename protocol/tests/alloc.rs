@@ -43,7 +43,8 @@ fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
 }
 
-const SECKILL_POST: &[u8] = b"POST /api/seckill/3f8a9c2e7b1d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a4c6e8b0d2f4a HTTP/1.1\r\n\
+const SECKILL_POST: &[u8] =
+    b"POST /api/seckill/3f8a9c2e7b1d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a4c6e8b0d2f4a HTTP/1.1\r\n\
 Host: shop.example.com\r\n\
 Cookie: session=u42.1732240000.9f8e7d6c5b4a39281706f5e4d3c2b1a0\r\n\
 Content-Type: application/json\r\n\
@@ -54,7 +55,8 @@ Content-Length: 47\r\n\
 const CHUNKED_POST: &[u8] = b"POST /api/seckill/abc HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\
 10\r\n{\"item_id\":1,\"qu\r\n1f;ext=1\r\nantity\":1,\"request_id\":\"r-123\"}\r\n0\r\n\r\n";
 
-const RESPONSE: &[u8] = b"{\"status\":\"success\",\"order_id\":\"1234567890123456789\",\"pay_deadline_ms\":1732240600000}";
+const RESPONSE: &[u8] =
+    b"{\"status\":\"success\",\"order_id\":\"1234567890123456789\",\"pay_deadline_ms\":1732240600000}";
 
 /// Parses every request in `input` and answers each one; returns the count.
 fn serve(parser: &mut RequestParser, input: &[u8], out: &mut Vec<u8>, date: &DateHeader) -> usize {
@@ -82,7 +84,8 @@ fn check_no_allocation(input: &[u8], requests: usize) {
     let mut round = |out: &mut Vec<u8>| {
         assert_eq!(serve(&mut parser, input, out, &date), requests);
         // The writer with a body computed in place as well.
-        ResponseWriter::new(out, &date, info, Status::OK).body_with(ContentType::Json, |b| b.extend_from_slice(RESPONSE));
+        ResponseWriter::new(out, &date, info, Status::OK)
+            .body_with(ContentType::Json, |b| b.extend_from_slice(RESPONSE));
     };
     // Warm up: the output buffer and the chunked decode buffer reach their size.
     round(&mut out);
