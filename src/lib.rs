@@ -9,7 +9,10 @@
 //! - [`handler`]: the per-loop request handler.
 //! - [`api_error`]: every API error with its status and code.
 //! - [`auth`]: secrets, password hashing, sessions, the hidden path.
+//! - [`cache`]: sessions, captchas and results every instance sees; in process by default.
 //! - [`captcha`]: arithmetic questions drawn into PNGs.
+//! - [`catalogue`]: items with their JSON serialised once and live fields spliced in.
+//! - [`client_addr`]: the client address, believing X-Forwarded-For only from trusted proxies.
 //! - [`app`]: state shared by the loops (readiness, draining, metrics).
 //! - [`metrics`]: per-loop counters and the Prometheus exposition.
 //! - [`log`]: structured JSON-lines logs on stderr.
@@ -19,7 +22,10 @@
 pub mod api_error;
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod captcha;
+pub mod catalogue;
+pub mod client_addr;
 pub mod handler;
 pub mod log;
 pub mod metrics;

@@ -1,0 +1,60 @@
+//! The cache: state every instance must see but that need not be durable on
+//! its own — sessions (whose durable copy is in the store), captcha answers,
+//! and (with the sale) async order results. The embedded default keeps it in
+//! process ([`memory::MemoryCache`]); production uses Redis behind the same
+//! trait.
+//!
+//! Two kinds of call: `*_now` methods are for event loops and must not block
+//! (an in-process cache answers them; a remote one returns `None`, meaning
+//! "ask again from a worker"); the others may block and run on workers.
+
+pub mod memory;
+
+use crate::auth::session::{Session, TokenHash};
+
+/// The cache is unreachable or failed: answer 503 `unavailable`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheError(pub String);
+
+impl std::fmt::Display for CacheError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cache unavailable: {}", self.0)
+    }
+}
+
+/// An outstanding captcha of one user for one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaptchaEntry {
+    pub answer: i64,
+    pub expires_ms: u64,
+}
+
+/// A captcha could not be stored: too many are outstanding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutCaptchaError {
+    Full,
+    Unavailable(CacheError),
+}
+
+pub trait Cache: Send + Sync + std::fmt::Debug + 'static {
+    /// `Some(answer)` when the cache can answer without blocking.
+    fn session_now(&self, hash: &TokenHash, now_ms: u64) -> Option<Option<Session>>;
+    fn session(&self, hash: &TokenHash, now_ms: u64) -> Result<Option<Session>, CacheError>;
+    fn put_sessions(&self, sessions: &[(TokenHash, Session)]) -> Result<(), CacheError>;
+    fn remove_session(&self, hash: &TokenHash) -> Result<(), CacheError>;
+    /// Slides expiries (written back in batches).
+    fn touch_sessions(&self, touches: &[(TokenHash, u64)]) -> Result<(), CacheError>;
+
+    /// Stores the captcha of (user, item), replacing any earlier one.
+    fn put_captcha(&self, user_id: u64, item_id: u64, entry: CaptchaEntry) -> Result<(), PutCaptchaError>;
+    /// Removes and returns the captcha of (user, item): any answer consumes it.
+    fn take_captcha_now(&self, user_id: u64, item_id: u64) -> Option<Option<CaptchaEntry>>;
+    fn take_captcha(&self, user_id: u64, item_id: u64) -> Result<Option<CaptchaEntry>, CacheError>;
+    /// The outstanding answer, left in place (the admin hook for load tests).
+    fn peek_captcha(&self, user_id: u64, item_id: u64, now_ms: u64) -> Result<Option<i64>, CacheError>;
+
+    /// Drops what has expired; returns how many entries went.
+    fn prune(&self, now_ms: u64) -> usize;
+    /// Counts for `/metrics`: (sessions, captchas).
+    fn sizes(&self) -> (usize, usize);
+}
