@@ -18,8 +18,13 @@
 //! - `conformance` (feature `conformance`): the RFC case table, replayed
 //!   here against the parser and by the server's tests against the server.
 //!
-//! Architecture invariant: nothing in here allocates per request once a
-//! connection's buffers have reached their working size.
+//! Architecture invariants:
+//! - nothing in here allocates per request once a connection's buffers
+//!   have reached their working size (`tests/alloc.rs` counts);
+//! - the same bytes give the same requests and errors however they are
+//!   split across reads (the conformance table, a proptest and the fuzz
+//!   target in `fuzz/` check);
+//! - no socket, no thread, no clock but the one handed to [`DateHeader`].
 
 pub mod chunked;
 #[cfg(any(test, feature = "conformance"))]
