@@ -10,7 +10,7 @@
 //! buffer.
 //!
 //! How a request is read:
-//! 1. [`HeadScan`] looks for the blank line that ends the head, resuming
+//! 1. `HeadScan` looks for the blank line that ends the head, resuming
 //!    where it stopped. It accepts CRLF and bare LF line endings (RFC 9112
 //!    §2.2), refuses a bare CR at once, skips empty lines before the request
 //!    line (§2.2), and enforces `uri_bytes_max` (414) as soon as the target
