@@ -42,7 +42,7 @@ const LINGER: Duration = Duration::from_secs(2);
 /// Input discarded while lingering before giving up and closing anyway.
 const LINGER_DISCARD_MAX: usize = 64 * 1024;
 /// Spare buffers a loop keeps of each kind.
-const POOLED_MAX: usize = 1024;
+const POOLED_MAX: usize = 256;
 const EVENTS_CAPACITY: usize = 1024;
 
 /// Everything a loop thread is started with.
@@ -699,6 +699,8 @@ impl<H: Handler> Core<H> {
             self.answer_parked(conn, index, |handler, info, parked_at, date, out| handler.park_expired(info, parked_at, date, out));
             answered = true;
         }
+        // `head_timeout` runs until the whole request is in (head and body):
+        // a body dribbled byte by byte must not hold a connection forever either.
         if conn.partial
             && !conn.read_stop
             && let Some(started) = conn.request_started
