@@ -418,7 +418,8 @@ impl<H: Handler> EventLoop<H> {
     }
 
     /// The drain is over: close the listener, close idle connections, and
-    /// let the others finish what they owe.
+    /// let the others answer every request already read (nothing more is
+    /// read), then close.
     fn stop(&mut self) {
         self.core.stopping = true;
         if let Some(mut listener) = self.listener.take() {
@@ -428,7 +429,6 @@ impl<H: Handler> EventLoop<H> {
         let keys: Vec<Key> = self.table.keys().collect();
         for key in keys {
             let Some(conn) = self.table.get_mut(key) else { continue };
-            conn.read_stop = true;
             let verdict = self.core.service(conn, key);
             self.settle(key, verdict);
         }
@@ -470,6 +470,13 @@ impl<H: Handler> Core<H> {
                 Stop::Depth | Stop::Finished => return Verdict::Keep,
                 Stop::Budget => {
                     self.enqueue(conn, key);
+                    return Verdict::Keep;
+                }
+                Stop::Drained if self.stopping => {
+                    // Shutting down: every request already read is answered;
+                    // nothing more is read, and an incomplete one is dropped.
+                    conn.read_stop = true;
+                    self.drop_input(conn);
                     return Verdict::Keep;
                 }
                 Stop::Drained => {}
@@ -567,10 +574,7 @@ impl<H: Handler> Core<H> {
                 Parse::Complete(request) => {
                     *budget -= 1;
                     conn.partial = false;
-                    let mut info = request.info();
-                    if self.stopping {
-                        info.keep_alive = false;
-                    }
+                    let info = request.info();
                     let seq = conn.next_seq;
                     conn.next_seq = seq.wrapping_add(1);
                     self.stats().requests.fetch_add(1, Relaxed);
@@ -660,7 +664,7 @@ impl<H: Handler> Core<H> {
         let SlotState::Parked { mut info, parked_at, .. } = conn.slots[index].state else {
             return;
         };
-        if self.stopping && index + 1 == conn.slots.len() {
+        if self.stopping && conn.read_stop && index + 1 == conn.slots.len() {
             // The last answer this connection will get: say so.
             info.keep_alive = false;
         }

@@ -563,10 +563,12 @@ fn graceful_shutdown(design: Design) {
     let mut server = Server::start(design, |_| {});
     let mut parked = server.connect();
     parked.send(b"GET /park?ms=400 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let mut pipelined = server.connect();
+    pipelined.send(b"GET /park?ms=300 HTTP/1.1\r\nHost: t\r\n\r\nGET /x?behind HTTP/1.1\r\nHost: t\r\n\r\n");
     let mut idle = server.connect();
     assert_eq!(idle.get("/x?a").status, 200);
     let stats = server.reactor().stats();
-    assert!(wait_until(Duration::from_secs(2), || stats.iter().map(|s| s.parked.load(Relaxed)).sum::<u64>() == 1));
+    assert!(wait_until(Duration::from_secs(2), || stats.iter().map(|s| s.parked.load(Relaxed)).sum::<u64>() == 2));
     let reactor = server.reactor.take().expect("running");
     reactor.shutdown(Duration::from_millis(100));
     // The idle connection is closed; the parked request is still answered, as the last.
@@ -575,6 +577,10 @@ fn graceful_shutdown(design: Design) {
     assert_eq!(response.body, b"ms=400");
     assert_eq!(response.connection.as_deref(), Some("close"));
     parked.expect_eof();
+    // Requests read before the drain ended are all answered, in order.
+    assert_eq!(pipelined.response().body, b"ms=300");
+    assert_eq!(pipelined.response().body, b"behind");
+    pipelined.expect_eof();
     assert!(reactor.join(Instant::now() + Duration::from_secs(5)));
     // The listeners are closed.
     assert!(TcpStream::connect(server.addr).is_err());
