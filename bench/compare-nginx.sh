@@ -283,11 +283,11 @@ def ratio(a, b):
 def num(x, fmt="{:,.0f}"):
     return "-" if x is None else fmt.format(x)
 print(f"\nseckill vs nginx: medians of {sys.argv[2]} alternating runs of {sys.argv[3]} s each")
-head = f"{'':38}" + "".join(f"{d:>34}" for d in designs) + "   target"
+head = f"{'':38}" + "".join(f"{d:>40}" for d in designs) + "   target"
 print(head)
 print("-" * len(head))
 def line(label, cells, target):
-    print(f"{label:38}" + "".join(f"{c:>34}" for c in cells) + f"   {target}")
+    print(f"{label:38}" + "".join(f"{c:>40}" for c in cells) + f"   {target}")
 line("wrk req/s  seckill / nginx",
      [f"{num(med(d,'rps','seckill'))} / {num(med(d,'rps','nginx'))} = {ratio(med(d,'rps','seckill'), med(d,'rps','nginx'))}" for d in designs],
      ">= 1.2x")

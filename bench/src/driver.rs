@@ -138,6 +138,9 @@ struct Driver {
     window_end: Instant,
     schedule: Option<Schedule>,
     timer: Option<Timer>,
+    /// Connections without a socket (waiting to reconnect): while zero, the
+    /// loop skips the reconnect scan.
+    down: usize,
     /// Open loop: requests of this thread's schedule handed to a connection.
     sent: u64,
     cursor: usize,
@@ -192,6 +195,7 @@ impl Driver {
             window_end: now,
             schedule: None,
             timer,
+            down: plan.connections,
             sent: 0,
             cursor: 0,
             dirty: Vec::new(),
@@ -237,7 +241,7 @@ impl Driver {
             }
             self.dispatch_due(now)?;
             let mut timeout = self.window_end - now;
-            if self.conns.iter().any(|c| c.stream.is_none()) {
+            if self.down > 0 {
                 timeout = timeout.min(RECONNECT_BACKOFF);
             }
             self.poll_once(timeout)?;
@@ -305,9 +309,12 @@ impl Driver {
         let mut stream = TcpStream::connect(self.addr)?;
         let conn = &mut self.conns[idx];
         conn.generation = conn.generation.wrapping_add(1);
+        // Index in the low 32 bits, generation in the high 32 (usize is 64-bit on
+        // the targets we run on; connections are far fewer than 2^32).
         let token = Token(idx | (conn.generation as usize) << 32);
         self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
         conn.stream = Some(stream);
+        self.down -= 1;
         conn.connected = false;
         Ok(())
     }
@@ -333,6 +340,9 @@ impl Driver {
     }
 
     fn reconnect_due(&mut self, now: Instant) {
+        if self.down == 0 {
+            return;
+        }
         for idx in 0..self.conns.len() {
             if self.conns[idx].stream.is_some() || self.conns[idx].retry_at > now {
                 continue;
@@ -508,6 +518,7 @@ impl Driver {
             Close::Eof | Close::Announced => {}
         }
         if let Some(mut stream) = conn.stream.take() {
+            self.down += 1;
             // Deregistering can only fail for a socket mio never saw; closing follows anyway.
             let _ = self.poll.registry().deregister(&mut stream);
         }
