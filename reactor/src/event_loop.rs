@@ -695,6 +695,12 @@ impl<H: Handler> Core<H> {
             self.stats().idle_timeouts.fetch_add(1, Relaxed);
             return Verdict::Close;
         }
+        if !conn.wbuf.is_empty() && now >= conn.last_active + self.config.idle_timeout {
+            // A client that stopped reading its answers for as long as an
+            // idle one may stay: it would hold the connection forever.
+            self.stats().idle_timeouts.fetch_add(1, Relaxed);
+            return Verdict::Close;
+        }
         let mut answered = false;
         while let Some(index) = conn.slots.iter().position(|s| matches!(s.state, SlotState::Parked { deadline, .. } if deadline <= now)) {
             let stats = self.stats();
@@ -777,7 +783,8 @@ impl<H: Handler> Core<H> {
             consider(conn.last_active + LINGER);
             return deadline;
         }
-        if conn.is_idle() {
+        if conn.is_idle() || !conn.wbuf.is_empty() {
+            // Idle, or waiting for the client to read (`last_active` moves with every write).
             consider(conn.last_active + self.config.idle_timeout);
         }
         if conn.partial
