@@ -138,6 +138,9 @@ struct Driver {
     window_end: Instant,
     schedule: Option<Schedule>,
     timer: Option<Timer>,
+    /// The due time the timer is armed for, so an unchanged deadline costs no
+    /// `timerfd_settime` on the next loop turn.
+    timer_armed_for: Option<Instant>,
     /// Connections without a socket (waiting to reconnect): while zero, the
     /// loop skips the reconnect scan.
     down: usize,
@@ -195,6 +198,7 @@ impl Driver {
             window_end: now,
             schedule: None,
             timer,
+            timer_armed_for: None,
             down: plan.connections,
             sent: 0,
             cursor: 0,
@@ -268,6 +272,7 @@ impl Driver {
                 if let Some(timer) = &self.timer {
                     timer.clear();
                 }
+                self.timer_armed_for = None;
                 continue;
             }
             let (idx, generation) = (token.0 & 0xffff_ffff, (token.0 >> 32) as u32);
@@ -391,10 +396,11 @@ impl Driver {
             self.flush(idx);
         }
         // With a backlog, the next send waits for a response, not the clock.
-        if self.sent >= due {
-            let next = schedule.due_at(self.sent);
+        let next = schedule.due_at(self.sent);
+        if self.sent >= due && self.timer_armed_for != Some(next) {
             if let Some(timer) = &self.timer {
                 timer.arm(next.saturating_duration_since(Instant::now()))?;
+                self.timer_armed_for = Some(next);
             }
         }
         Ok(())
