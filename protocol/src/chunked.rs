@@ -204,8 +204,27 @@ impl ChunkedDecoder {
 
 /// `tchar` of RFC 9110 §5.6.2.
 pub(crate) fn is_tchar(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+    TCHAR[usize::from(byte)]
 }
+
+/// A byte table: `ALPHA / DIGIT` plus `extra`, built at compile time so
+/// that checking a byte is one load.
+pub(crate) const fn alphanumeric_and(extra: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
+    table
+}
+
+static TCHAR: [bool; 256] = alphanumeric_and(b"!#$%&'*+-.^_`|~");
 
 /// `qdtext` and the escaped byte of a `quoted-pair` (RFC 9110 §5.6.4):
 /// HTAB, SP, visible ASCII, obs-text — never a control byte.

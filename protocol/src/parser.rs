@@ -40,7 +40,7 @@
 
 use std::mem::MaybeUninit;
 
-use crate::chunked::{ChunkLimits, ChunkedDecoder, is_tchar};
+use crate::chunked::{ChunkLimits, ChunkedDecoder, alphanumeric_and, is_tchar};
 use crate::error::BadRequest;
 use crate::request::trim_ows;
 use crate::{Headers, HttpError, Limits, Method, Request, Version};
@@ -230,9 +230,9 @@ impl HeadScan {
             let in_request_line = self.request_line_end.is_none();
             let rest = &buf[self.pos..window_end];
             let found = if in_request_line {
-                rest.iter().position(|&b| matches!(b, b' ' | b'\r' | b'\n'))
+                memchr::memchr3(b' ', b'\r', b'\n', rest)
             } else {
-                rest.iter().position(|&b| matches!(b, b'\r' | b'\n'))
+                memchr::memchr2(b'\r', b'\n', rest)
             };
             let at = found.map_or(window_end, |offset| self.pos + offset);
             if in_request_line {
@@ -363,12 +363,15 @@ struct Head {
 impl Head {
     fn request<'b>(&self, buf: &'b [u8], body: &'b [u8], wire_len: usize) -> Request<'b> {
         let field = |span: Option<Span>| span.map(|s| s.of(buf));
+        // Path and query lie inside the target: one UTF-8 check for all three.
+        let target = ascii(self.target.of(buf));
+        let part = |span: Span| target.get(span.start - self.target.start..span.end - self.target.start).unwrap_or("");
         Request {
             method: self.method,
             method_token: ascii(self.method_token.of(buf)),
-            target: ascii(self.target.of(buf)),
-            path: self.path.map_or("/", |span| ascii(span.of(buf))),
-            query: ascii(self.query.of(buf)),
+            target,
+            path: self.path.map_or("/", part),
+            query: part(self.query),
             version: self.version,
             headers: Headers {
                 host: field(self.host),
@@ -389,8 +392,8 @@ impl Head {
 
 /// The request line's spans were checked to be visible ASCII when the head
 /// was parsed, and the caller does not change the buffer's front between
-/// calls, so this cannot fail; the empty fallback only keeps a contract
-/// breach from becoming a panic.
+/// calls, so this cannot fail (nor can slicing that ASCII, in `request`);
+/// the empty fallbacks only keep a contract breach from becoming a panic.
 fn ascii(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or("")
 }
@@ -411,7 +414,7 @@ struct RequestLine {
 fn parse_head(buf: &[u8], scan: &HeadScan, end: usize, limits: &Limits) -> Result<Head, HttpError> {
     // The scan only reports an end after the request line ended.
     let line_end = scan.request_line_end.unwrap_or(scan.start);
-    let line = parse_request_line(buf, Span { start: scan.start, end: line_end })?;
+    let line = parse_request_line(buf, Span { start: scan.start, end: line_end }, scan.sp1, scan.sp2)?;
 
     let mut slots = [const { MaybeUninit::<httparse::Header>::uninit() }; Limits::HEADER_COUNT_CEILING];
     let slots = &mut slots[..limits.header_count_max.min(Limits::HEADER_COUNT_CEILING)];
@@ -448,24 +451,37 @@ fn parse_head(buf: &[u8], scan: &HeadScan, end: usize, limits: &Limits) -> Resul
     fields_seen.into_head(buf, line, scan.start, end, limits)
 }
 
-/// `method SP request-target SP HTTP-version` (RFC 9112 §3).
-fn parse_request_line(buf: &[u8], line: Span) -> Result<RequestLine, HttpError> {
+/// `method SP request-target SP HTTP-version` (RFC 9112 §3). `sp1` and
+/// `sp2` are the first two spaces of the line, found by the head scan
+/// (absolute offsets); a third space can only sit in the version, which
+/// must then be invalid.
+fn parse_request_line(
+    buf: &[u8],
+    line: Span,
+    sp1: Option<usize>,
+    sp2: Option<usize>,
+) -> Result<RequestLine, HttpError> {
+    let (Some(sp1), Some(sp2)) = (sp1, sp2) else { return Err(bad(BadRequest::RequestLine)) };
+    let (sp1, sp2) = (sp1 - line.start, sp2 - line.start);
     let bytes = line.of(buf);
-    let sp1 = bytes.iter().position(|&b| b == b' ').ok_or(bad(BadRequest::RequestLine))?;
-    let sp2 = sp1 + 1 + bytes[sp1 + 1..].iter().position(|&b| b == b' ').ok_or(bad(BadRequest::RequestLine))?;
     let (method, target, version) = (&bytes[..sp1], &bytes[sp1 + 1..sp2], &bytes[sp2 + 1..]);
     if method.is_empty() || target.is_empty() {
         return Err(bad(BadRequest::RequestLine));
     }
+    let (version, httparse_version) = parse_version(version)?;
     if !method.iter().all(|&b| is_tchar(b)) {
         return Err(bad(BadRequest::Method));
     }
-    // Visible ASCII only (RFC 3986 has no room for anything else); a
-    // fragment is never sent in a request (RFC 9112 §3.2).
-    if !target.iter().all(|&b| (0x21..=0x7e).contains(&b) && b != b'#') {
+    let target_valid = if httparse_version {
+        // httparse will refuse control bytes, spaces and DEL (with SIMD);
+        // what it lets through and we do not is non-ASCII and `#`.
+        target.is_ascii() && memchr::memchr(b'#', target).is_none()
+    } else {
+        target.iter().all(|&b| TARGET_BYTE[usize::from(b)])
+    };
+    if !target_valid {
         return Err(bad(BadRequest::Target));
     }
-    let (version, httparse_version) = parse_version(version)?;
     Ok(RequestLine { method_token: line.sub(0, sp1), target: line.sub(sp1 + 1, sp2), version, httparse_version })
 }
 
@@ -693,6 +709,21 @@ fn parse_content_length(value: &[u8]) -> Result<usize, HttpError> {
     })
 }
 
+/// Bytes allowed in a request-target: visible ASCII (RFC 3986 has no room
+/// for anything else) but `#`, as a fragment is never sent (RFC 9112 §3.2).
+static TARGET_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0x21;
+    while b <= 0x7e {
+        table[b] = b != b'#' as usize;
+        b += 1;
+    }
+    table
+};
+
+/// reg-name bytes (RFC 3986 §3.2.2): unreserved, sub-delims and `%`.
+static REG_NAME_BYTE: [bool; 256] = alphanumeric_and(b"-._~!$&'()*+,;=%");
+
 /// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2), checked for shape:
 /// an IP literal in brackets or a reg-name of unreserved, sub-delims and
 /// `%`; then digits. An empty value is allowed (RFC 9112 §3.2).
@@ -707,7 +738,7 @@ fn is_valid_host(value: &[u8]) -> bool {
     } else {
         let colon = value.iter().position(|&b| b == b':').unwrap_or(value.len());
         let host = &value[..colon];
-        if !host.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b)) {
+        if !host.iter().all(|&b| REG_NAME_BYTE[usize::from(b)]) {
             return false;
         }
         &value[colon..]
@@ -770,7 +801,7 @@ fn parse_target(buf: &[u8], target: Span, method: Method) -> Result<Target, Http
 /// Splits `bytes[path_start..]` at the first `?`. An empty path (only
 /// possible in absolute-form) means `/`.
 fn split_query(target: Span, bytes: &[u8], path_start: usize, authority: Option<Span>) -> Target {
-    let question = bytes[path_start..].iter().position(|&b| b == b'?').map_or(bytes.len(), |i| path_start + i);
+    let question = memchr::memchr(b'?', &bytes[path_start..]).map_or(bytes.len(), |i| path_start + i);
     let path = (question > path_start).then(|| target.sub(path_start, question));
     let query = if question < bytes.len() {
         target.sub(question + 1, bytes.len())
