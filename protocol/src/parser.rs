@@ -97,15 +97,16 @@ impl RequestParser {
 
     /// Parses the request at the front of `buf`, which holds every
     /// unconsumed byte of the connection (a part of a request, or several
-    /// pipelined ones).
+    /// pipelined ones). Between calls for one request the caller only
+    /// appends to `buf`; after `Complete` it drops `wire_len()` bytes.
     pub fn parse<'b>(&'b mut self, buf: &'b [u8]) -> Parse<'b> {
         if let Some(error) = self.failed {
             return Parse::Error(error);
         }
         if buf.len() < self.seen_len {
-            // The caller broke the contract (dropped bytes of an unfinished
-            // request): start over rather than index past the buffer.
-            debug_assert!(false, "the buffer shrank under a request in progress");
+            // Bytes of an unfinished request are gone: a parser reused
+            // without `reset`, or a caller that dropped them. Start over
+            // on what is there rather than index past the buffer.
             self.start_next_request();
         }
         self.seen_len = buf.len();
