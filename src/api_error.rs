@@ -4,6 +4,8 @@
 
 use seckill_protocol::{ContentType, ResponseWriter, Status};
 
+use crate::store::StoreError;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ApiError {
     NotFound,
@@ -14,14 +16,49 @@ pub enum ApiError {
     NotReady,
     /// /readyz once a shutdown has begun.
     Draining,
+    /// Bad JSON, a missing or malformed field; the text says which.
+    InvalidInput(&'static str),
+    /// A request body of another type than JSON.
+    UnsupportedMediaType,
+    UsernameTaken,
+    BadCredentials,
+    Unauthenticated,
+    RateLimited {
+        retry_after_s: u64,
+    },
+    /// A queue is full: retry shortly.
+    Overloaded,
+    /// A backend is down or being rebuilt: retry shortly.
+    Unavailable,
+    NoSuchItem,
+    NotStarted,
+    Ended,
+    CaptchaWrong,
+    CaptchaExpired,
+    /// No captcha is outstanding for that user and item (admin hook).
+    NoCaptcha,
+    ItemHasOrders,
+    StockBelowSold,
+    Internal,
 }
 
 impl ApiError {
     pub const fn status(self) -> Status {
         match self {
-            ApiError::NotFound => Status::NOT_FOUND,
+            ApiError::NotFound | ApiError::NoSuchItem | ApiError::NoCaptcha => Status::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => Status::METHOD_NOT_ALLOWED,
-            ApiError::NotReady | ApiError::Draining => Status::SERVICE_UNAVAILABLE,
+            ApiError::NotReady | ApiError::Draining | ApiError::Overloaded | ApiError::Unavailable => {
+                Status::SERVICE_UNAVAILABLE
+            }
+            ApiError::InvalidInput(_) => Status::BAD_REQUEST,
+            ApiError::UnsupportedMediaType => Status::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UsernameTaken | ApiError::ItemHasOrders | ApiError::StockBelowSold => Status::CONFLICT,
+            ApiError::BadCredentials | ApiError::Unauthenticated => Status::UNAUTHORIZED,
+            ApiError::RateLimited { .. } => Status::TOO_MANY_REQUESTS,
+            ApiError::NotStarted | ApiError::Ended | ApiError::CaptchaWrong | ApiError::CaptchaExpired => {
+                Status::FORBIDDEN
+            }
+            ApiError::Internal => Status::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -31,6 +68,23 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::NotReady => "not_ready",
             ApiError::Draining => "draining",
+            ApiError::InvalidInput(_) => "invalid_input",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::UsernameTaken => "username_taken",
+            ApiError::BadCredentials => "bad_credentials",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Overloaded => "overloaded",
+            ApiError::Unavailable => "unavailable",
+            ApiError::NoSuchItem => "no_such_item",
+            ApiError::NotStarted => "not_started",
+            ApiError::Ended => "ended",
+            ApiError::CaptchaWrong => "captcha_wrong",
+            ApiError::CaptchaExpired => "captcha_expired",
+            ApiError::NoCaptcha => "no_captcha",
+            ApiError::ItemHasOrders => "item_has_orders",
+            ApiError::StockBelowSold => "stock_below_sold",
+            ApiError::Internal => "internal",
         }
     }
 
@@ -41,15 +95,42 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "this path does not accept that method",
             ApiError::NotReady => "the server is starting or a backend is unreachable",
             ApiError::Draining => "the server is shutting down",
+            ApiError::InvalidInput(why) => why,
+            ApiError::UnsupportedMediaType => "the body must be application/json",
+            ApiError::UsernameTaken => "that username is taken",
+            ApiError::BadCredentials => "wrong username or password",
+            ApiError::Unauthenticated => "a valid session or token is needed",
+            ApiError::RateLimited { .. } => "too many requests; retry after the given seconds",
+            ApiError::Overloaded => "the server is busy; retry shortly",
+            ApiError::Unavailable => "a backend is unavailable; retry shortly",
+            ApiError::NoSuchItem => "no such item",
+            ApiError::NotStarted => "the sale has not started",
+            ApiError::Ended => "the sale has ended",
+            ApiError::CaptchaWrong => "wrong captcha answer; fetch a new captcha",
+            ApiError::CaptchaExpired => "no valid captcha; fetch a new one",
+            ApiError::NoCaptcha => "no captcha is outstanding for that user and item",
+            ApiError::ItemHasOrders => "the item has orders: its stock can only change by a stock delta",
+            ApiError::StockBelowSold => "stock cannot drop below the units sold",
+            ApiError::Internal => "internal error",
         }
     }
 
     /// Seconds a client should wait before retrying, for the errors that have one.
     pub const fn retry_after_s(self) -> Option<u64> {
         match self {
-            ApiError::NotReady | ApiError::Draining => Some(1),
+            ApiError::RateLimited { retry_after_s } => Some(retry_after_s),
+            ApiError::NotReady | ApiError::Draining | ApiError::Overloaded | ApiError::Unavailable => Some(1),
             _ => None,
         }
+    }
+
+    /// The JSON body.
+    pub fn write_body(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"code\":\"");
+        out.extend_from_slice(self.code().as_bytes());
+        out.extend_from_slice(b"\",\"message\":\"");
+        out.extend_from_slice(self.message().as_bytes());
+        out.extend_from_slice(b"\"}");
     }
 
     /// Finishes `w` (already started with `self.status()`) with this error.
@@ -60,13 +141,21 @@ impl ApiError {
         if let Some(seconds) = self.retry_after_s() {
             w.header_u64("Retry-After", seconds);
         }
-        w.body_with(ContentType::Json, |out| {
-            out.extend_from_slice(b"{\"code\":\"");
-            out.extend_from_slice(self.code().as_bytes());
-            out.extend_from_slice(b"\",\"message\":\"");
-            out.extend_from_slice(self.message().as_bytes());
-            out.extend_from_slice(b"\"}");
-        });
+        w.body_with(ContentType::Json, |out| self.write_body(out));
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::UsernameTaken => ApiError::UsernameTaken,
+            StoreError::ItemHasOrders => ApiError::ItemHasOrders,
+            StoreError::StockBelowSold => ApiError::StockBelowSold,
+            StoreError::NotFound => ApiError::NoSuchItem,
+            StoreError::OutOfRange(_) => ApiError::InvalidInput("a number is out of range"),
+            StoreError::Unavailable(_) => ApiError::Unavailable,
+            StoreError::Internal(_) => ApiError::Internal,
+        }
     }
 }
 
@@ -76,8 +165,17 @@ mod tests {
 
     #[test]
     fn messages_need_no_escaping() {
-        let all =
-            [ApiError::NotFound, ApiError::MethodNotAllowed { allow: "GET" }, ApiError::NotReady, ApiError::Draining];
+        let all = [
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed { allow: "GET" },
+            ApiError::NotReady,
+            ApiError::Draining,
+            ApiError::InvalidInput("x"),
+            ApiError::RateLimited { retry_after_s: 1 },
+            ApiError::CaptchaWrong,
+            ApiError::ItemHasOrders,
+            ApiError::Internal,
+        ];
         for e in all {
             assert!(!e.message().contains(['"', '\\']), "{e:?}");
             assert!(e.code().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{e:?}");

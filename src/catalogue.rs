@@ -11,17 +11,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::RwLock;
 use serde::Serialize;
 
-/// An item's fixed description (what `PUT /admin/items/{id}` sets).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ItemSpec {
-    pub id: u64,
-    pub name: String,
-    pub description: String,
-    pub price_cents: i64,
-    pub stock_total: u64,
-    pub per_user_limit: u32,
-    pub start_ms: u64,
-    pub end_ms: u64,
+use crate::store::ItemRecord;
+
+/// How an item's fixed part is written in ITEM JSON (contract §3).
+#[derive(Serialize)]
+struct ItemJson<'a> {
+    id: u64,
+    name: &'a str,
+    description: &'a str,
+    price_cents: u64,
+    stock_total: u64,
+    per_user_limit: u32,
+    start_ms: u64,
+    end_ms: u64,
 }
 
 /// The sale state of an item at a moment (contract §3).
@@ -47,7 +49,7 @@ impl SaleState {
 /// One item: its spec, its pre-serialised JSON, and its live stock.
 #[derive(Debug)]
 pub struct Item {
-    pub spec: ItemSpec,
+    pub spec: ItemRecord,
     /// `{"id":…,…,"end_ms":…,` — the ITEM object up to its live fields.
     json_prefix: Box<[u8]>,
     /// Units left on sale, everywhere (possibly a moment stale).
@@ -55,9 +57,19 @@ pub struct Item {
 }
 
 impl Item {
-    pub fn new(spec: ItemSpec, stock_left: u64) -> Self {
+    pub fn new(spec: ItemRecord, stock_left: u64) -> Self {
+        let fixed = ItemJson {
+            id: spec.id,
+            name: &spec.name,
+            description: &spec.description,
+            price_cents: spec.price_cents,
+            stock_total: spec.stock_total,
+            per_user_limit: spec.per_user_limit,
+            start_ms: spec.start_ms,
+            end_ms: spec.end_ms,
+        };
         // Serialising plain strings and integers cannot fail.
-        let mut json = serde_json::to_vec(&spec).expect("ItemSpec serialises");
+        let mut json = serde_json::to_vec(&fixed).expect("ItemJson serialises");
         // Replace the closing brace: the live fields follow.
         json.pop();
         json.push(b',');
@@ -175,8 +187,8 @@ impl CatalogueView {
 mod tests {
     use super::*;
 
-    fn spec(id: u64) -> ItemSpec {
-        ItemSpec {
+    fn spec(id: u64) -> ItemRecord {
+        ItemRecord {
             id,
             name: "Phone \"X\"".into(),
             description: "línea\nnew".into(),

@@ -1,76 +1,193 @@
-//! The reactor's [`Handler`] for seckill: routes each request and answers it.
-//! One instance per event loop; it records every answer in the loop's
-//! metrics shard.
+//! The reactor's [`Handler`] for seckill: routes each request to its
+//! endpoint (in [`crate::api`]) and answers it, now or — for work that must
+//! not run on a loop — later, from a worker. One instance per event loop; it
+//! owns the loop's session cache and catalogue view, so the hot path takes
+//! no lock. Every answer is counted in the loop's metrics shard.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use seckill_protocol::{ContentType, DateHeader, Request, RequestInfo, Status};
+use seckill_protocol::{DateHeader, Request, RequestInfo, Status};
 use seckill_reactor::{Exchange, Handler};
 
 use crate::api_error::ApiError;
-use crate::app::App;
-use crate::router::{self, Miss, Route};
+use crate::app::{App, Counters};
+use crate::auth::path::PathSigner;
+use crate::auth::session::{Cached, Session, SessionCache, TokenKey, token_hash, token_of};
+use crate::catalogue::CatalogueView;
+use crate::client_addr::client_ip;
+use crate::limits::ip_key;
+use crate::reply::Reply;
+use crate::router::{self, Matched, Miss, Route};
 
-/// The answer to a parked request. Nothing parks yet: the sale adds its
-/// outcomes here.
+/// How long a request may wait for a worker before it is answered 503.
+/// Generous: a full queue of password hashes takes seconds to drain.
+const WORKER_ANSWER_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The answer to a parked request, sent by a worker.
 #[derive(Debug)]
-pub enum Completion {}
+pub struct Completion {
+    pub route: Route,
+    pub reply: Reply,
+}
+
+/// How an endpoint answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answered {
+    /// Written, with this status.
+    Now(Status),
+    /// Parked: a worker will answer.
+    Later,
+}
+
+pub type Outcome = Result<Answered, ApiError>;
+
+/// What an endpoint gets: the request, where to answer, and the moment.
+#[derive(Debug)]
+pub struct Call<'c, 'r, 'x> {
+    pub request: &'c Request<'r>,
+    pub exchange: &'c mut Exchange<'x>,
+    pub matched: Matched,
+    pub now_ms: u64,
+}
 
 #[derive(Debug)]
 pub struct LoopHandler {
-    loop_id: usize,
-    app: Arc<App>,
+    pub(crate) loop_id: usize,
+    pub(crate) app: Arc<App>,
+    pub(crate) sessions: SessionCache,
+    pub(crate) catalogue: CatalogueView,
+    pub(crate) path_signer: PathSigner,
 }
 
 impl LoopHandler {
     pub fn new(loop_id: usize, app: Arc<App>) -> Self {
-        LoopHandler { loop_id, app }
+        let s = &app.settings;
+        LoopHandler {
+            loop_id,
+            sessions: SessionCache::new(s.sessions_per_loop_max, s.session_ttl_ms, s.session_touch_interval_ms),
+            catalogue: CatalogueView::new(app.catalogue.clone()),
+            path_signer: app.path_signer.clone(),
+            app,
+        }
     }
 
-    fn dispatch(&mut self, route: Route, exchange: &mut Exchange<'_>) -> Status {
-        match route {
-            Route::Healthz => json(exchange, Status::OK, b"{\"status\":\"ok\"}"),
-            Route::Readyz => self.readyz(exchange),
-            Route::Metrics => {
-                let app = &self.app;
-                exchange
-                    .respond(Status::OK)
-                    .body_with(ContentType::Prometheus, |out| app.metrics().render(out, app.loop_stats()));
-                Status::OK
+    fn dispatch(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
+        match call.matched.route {
+            Route::Healthz => self.healthz(call),
+            Route::Readyz => self.readyz(call),
+            Route::Metrics => self.metrics(call),
+            Route::Register => self.register(call),
+            Route::Login => self.login(call),
+            Route::Logout => self.logout(call),
+            Route::Me => self.me(call),
+            Route::Items => self.items(call),
+            Route::Item => self.item(call),
+            Route::Captcha => self.captcha(call),
+            Route::SalePath => self.sale_path(call),
+            Route::AdminItem => self.admin_put_item(call),
+            Route::AdminStats => self.admin_stats(call),
+            Route::AdminBulkUsers => self.admin_bulk_users(call),
+            Route::AdminCaptchaAnswer => self.admin_captcha_answer(call),
+        }
+    }
+
+    /// The session of the request (401 without a valid one). A warm check
+    /// is one lookup in this loop's cache.
+    pub(crate) fn session(&mut self, call: &Call<'_, '_, '_>) -> Result<(TokenKey, Session), ApiError> {
+        let token = token_of(&call.request.headers).ok_or(ApiError::Unauthenticated)?;
+        let now_ms = call.now_ms;
+        match self.sessions.check(&token, now_ms, &self.app.revocations) {
+            Cached::Valid { session, write_back } => {
+                if write_back {
+                    // A full queue skips this write-back; a later use retries it.
+                    let _ = self.app.touches.try_send((token_hash(&token), session.expires_ms));
+                }
+                Ok((token, session))
+            }
+            Cached::Miss => {
+                let hash = token_hash(&token);
+                match self.app.cache.session_now(&hash, now_ms) {
+                    Some(Some(shared)) => {
+                        let session =
+                            Session { user_id: shared.user_id, expires_ms: now_ms + self.app.settings.session_ttl_ms };
+                        self.sessions.insert(token, session, now_ms);
+                        let _ = self.app.touches.try_send((hash, session.expires_ms));
+                        Ok((token, session))
+                    }
+                    Some(None) => Err(ApiError::Unauthenticated),
+                    // A remote cache cannot answer on the loop.
+                    None => Err(ApiError::Unavailable),
+                }
             }
         }
     }
 
-    fn readyz(&self, exchange: &mut Exchange<'_>) -> Status {
-        if self.app.is_draining() {
-            return error(exchange, ApiError::Draining);
-        }
-        if !self.app.is_ready() {
-            return error(exchange, ApiError::NotReady);
-        }
-        json(exchange, Status::OK, b"{\"status\":\"ready\"}")
+    /// The per-user rate limit of sale requests.
+    pub(crate) fn limit_user(&self, user_id: u64, call: &Call<'_, '_, '_>) -> Result<(), ApiError> {
+        self.app.user_limits.check(user_id, call.exchange.now()).map_err(|retry| {
+            Counters::bump(&self.app.counters.limited_user);
+            ApiError::RateLimited { retry_after_s: retry.secs().into() }
+        })
+    }
+
+    /// The per-address rate limit of sale and login requests.
+    pub(crate) fn limit_ip(&self, call: &Call<'_, '_, '_>) -> Result<(), ApiError> {
+        let peer = call.exchange.peer().ip();
+        let ip = client_ip(peer, call.request.headers.x_forwarded_for, &self.app.settings.trusted_proxies);
+        self.app.ip_limits.check(ip_key(ip), call.exchange.now()).map_err(|retry| {
+            Counters::bump(&self.app.counters.limited_ip);
+            ApiError::RateLimited { retry_after_s: retry.secs().into() }
+        })
+    }
+
+    /// Runs `job` on a worker and parks the request until it answers; 503
+    /// `overloaded` at once when the pool is full.
+    pub(crate) fn offload(
+        &self,
+        call: &mut Call<'_, '_, '_>,
+        job: impl FnOnce(&App) -> Result<Reply, ApiError> + Send + 'static,
+    ) -> Outcome {
+        let Some(reservation) = self.app.workers.try_reserve() else {
+            Counters::bump(&self.app.counters.workers_full);
+            return Err(ApiError::Overloaded);
+        };
+        let token = call.exchange.park(call.exchange.now() + WORKER_ANSWER_DEADLINE);
+        let app = self.app.clone();
+        let route = call.matched.route;
+        reservation.submit(Box::new(move |completer| {
+            let reply = job(&app).unwrap_or_else(Reply::error);
+            completer.push(token, Completion { route, reply });
+        }));
+        Ok(Answered::Later)
     }
 }
 
-fn json(exchange: &mut Exchange<'_>, status: Status, body: &[u8]) -> Status {
-    exchange.respond(status).body(ContentType::Json, body);
-    status
-}
-
-fn error(exchange: &mut Exchange<'_>, error: ApiError) -> Status {
-    error.finish(exchange.respond(error.status()));
-    error.status()
+/// Milliseconds since the Unix epoch of the loop's wall clock.
+fn wall_ms(exchange: &Exchange<'_>) -> u64 {
+    crate::clock::ms_of(exchange.wall_now())
 }
 
 impl Handler for LoopHandler {
     type Completion = Completion;
 
     fn handle(&mut self, request: &Request<'_>, exchange: &mut Exchange<'_>) {
-        let (route, status) = match router::route(request.method, request.path) {
-            Ok(matched) => (Some(matched.route), self.dispatch(matched.route, exchange)),
-            Err(Miss::NotFound) => (None, error(exchange, ApiError::NotFound)),
-            Err(Miss::MethodNotAllowed { allow }) => (None, error(exchange, ApiError::MethodNotAllowed { allow })),
+        let (route, result) = match router::route(request.method, request.path) {
+            Ok(matched) => {
+                let now_ms = wall_ms(exchange);
+                let mut call = Call { request, exchange: &mut *exchange, matched, now_ms };
+                (Some(matched.route), self.dispatch(&mut call))
+            }
+            Err(Miss::NotFound) => (None, Err(ApiError::NotFound)),
+            Err(Miss::MethodNotAllowed { allow }) => (None, Err(ApiError::MethodNotAllowed { allow })),
+        };
+        let status = match result {
+            Ok(Answered::Now(status)) => status,
+            Ok(Answered::Later) => return,
+            Err(error) => {
+                error.finish(exchange.respond(error.status()));
+                error.status()
+            }
         };
         self.app.metrics().shard(self.loop_id).record(route, status, exchange.now().elapsed());
     }
@@ -78,16 +195,19 @@ impl Handler for LoopHandler {
     fn complete(
         &mut self,
         completion: Completion,
-        _info: RequestInfo,
-        _parked_at: Instant,
-        _date: &DateHeader,
-        _out: &mut Vec<u8>,
+        info: RequestInfo,
+        parked_at: Instant,
+        date: &DateHeader,
+        out: &mut Vec<u8>,
     ) {
-        match completion {}
+        let status = completion.reply.status;
+        completion.reply.write(info, date, out);
+        self.app.metrics().shard(self.loop_id).record(Some(completion.route), status, parked_at.elapsed());
     }
 
-    fn park_expired(&mut self, info: RequestInfo, _parked_at: Instant, date: &DateHeader, out: &mut Vec<u8>) {
-        // Nothing parks yet; should a request ever expire, it is unavailable.
-        let _ = (info, date, out);
+    fn park_expired(&mut self, info: RequestInfo, parked_at: Instant, date: &DateHeader, out: &mut Vec<u8>) {
+        let error = ApiError::Unavailable;
+        Reply::error(error).write(info, date, out);
+        self.app.metrics().shard(self.loop_id).record(None, error.status(), parked_at.elapsed());
     }
 }

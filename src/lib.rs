@@ -6,19 +6,25 @@
 //!
 //! Map of the modules:
 //! - [`router`]: (method, path) → route, 404/405.
-//! - [`handler`]: the per-loop request handler.
+//! - [`handler`]: the per-loop request handler: routing, sessions, limits, offloading.
+//! - [`api`]: the endpoints, one file per area.
+//! - [`reply`]: answers prepared by workers for parked requests.
 //! - [`api_error`]: every API error with its status and code.
 //! - [`auth`]: secrets, password hashing, sessions, the hidden path.
 //! - [`cache`]: sessions, captchas and results every instance sees; in process by default.
 //! - [`captcha`]: arithmetic questions drawn into PNGs.
 //! - [`catalogue`]: items with their JSON serialised once and live fields spliced in.
 //! - [`client_addr`]: the client address, believing X-Forwarded-For only from trusted proxies.
+//! - [`store`]: the durable store (users, sessions, items, orders); SQLite by default.
+//! - [`limits`]: lock-free token buckets per user and per address.
+//! - [`clock`]: Unix milliseconds.
 //! - [`app`]: state shared by the loops (readiness, draining, metrics).
 //! - [`metrics`]: per-loop counters and the Prometheus exposition.
 //! - [`log`]: structured JSON-lines logs on stderr.
 //! - [`server`]: start-up and graceful shutdown.
 //! - [`workers`]: the bounded pool for blocking work (hashing, store calls).
 
+pub mod api;
 pub mod api_error;
 pub mod app;
 pub mod auth;
@@ -26,9 +32,13 @@ pub mod cache;
 pub mod captcha;
 pub mod catalogue;
 pub mod client_addr;
+pub mod clock;
 pub mod handler;
+pub mod limits;
 pub mod log;
 pub mod metrics;
+pub mod reply;
 pub mod router;
 pub mod server;
+pub mod store;
 pub mod workers;

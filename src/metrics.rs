@@ -119,6 +119,59 @@ impl Metrics {
     }
 }
 
+/// Everything `/metrics` shows: requests, the reactor's loops, and the sale.
+pub fn render_all(app: &crate::app::App, out: &mut Vec<u8>) {
+    app.metrics().render(out, app.loop_stats());
+    let mut w = Exposition { out };
+    render_sale(&mut w, app);
+}
+
+fn render_sale(w: &mut Exposition<'_>, app: &crate::app::App) {
+    let c = &app.counters;
+    let counters: [(&str, &str, &AtomicU64); 12] = [
+        ("seckill_registrations_total", "Users registered one by one.", &c.registrations),
+        ("seckill_logins_total{result=\"ok\"}", "Logins.", &c.logins_ok),
+        ("seckill_logins_total{result=\"bad_credentials\"}", "", &c.logins_failed),
+        ("seckill_logouts_total", "Logouts.", &c.logouts),
+        ("seckill_captchas_issued_total", "Captchas drawn.", &c.captchas_issued),
+        ("seckill_captcha_answers_total{result=\"right\"}", "Captcha answers.", &c.captchas_right),
+        ("seckill_captcha_answers_total{result=\"wrong\"}", "", &c.captchas_wrong),
+        ("seckill_captcha_answers_total{result=\"expired\"}", "", &c.captchas_expired),
+        ("seckill_paths_issued_total", "Hidden sale paths minted.", &c.paths_issued),
+        ("seckill_rate_limited_total{limit=\"user\"}", "Requests refused by a rate limit.", &c.limited_user),
+        ("seckill_rate_limited_total{limit=\"ip\"}", "", &c.limited_ip),
+        ("seckill_worker_pool_full_total", "Requests refused because the worker pool was full.", &c.workers_full),
+    ];
+    for (series, help, counter) in counters {
+        let name = series.split('{').next().unwrap_or(series);
+        if !help.is_empty() {
+            w.help(name, "counter", help);
+        }
+        w.raw_sample(series, counter.load(Relaxed) as f64);
+    }
+    let (sessions, captchas) = app.cache.sizes();
+    w.help("seckill_sessions", "gauge", "Live sessions in the cache.");
+    w.sample("seckill_sessions", &[], sessions as f64);
+    w.help("seckill_captchas_outstanding", "gauge", "Captchas waiting for an answer.");
+    w.sample("seckill_captchas_outstanding", &[], captchas as f64);
+    w.help("seckill_worker_jobs", "gauge", "Jobs reserved, queued or running on the worker pool.");
+    w.sample("seckill_worker_jobs", &[], app.workers.in_flight() as f64);
+    let limits = [("user", &app.user_limits), ("ip", &app.ip_limits)];
+    w.help("seckill_rate_limit_evictions_total", "counter", "Idle (full) buckets whose slot another key took.");
+    for (limit, buckets) in &limits {
+        w.sample("seckill_rate_limit_evictions_total", &[("limit", limit)], buckets.metrics().evictions as f64);
+    }
+    w.help("seckill_rate_limit_refusals_total", "counter", "Rate-limit refusals by reason.");
+    for (limit, buckets) in &limits {
+        let m = buckets.metrics();
+        let reasons =
+            [("empty", m.refused_empty), ("table_full", m.refused_table_full), ("contended", m.refused_contended)];
+        for (reason, n) in reasons {
+            w.sample("seckill_rate_limit_refusals_total", &[("limit", limit), ("reason", reason)], n as f64);
+        }
+    }
+}
+
 /// The reactor's per-loop counters, one series per loop.
 fn render_loops(w: &mut Exposition<'_>, loops: &[LoopStats]) {
     let open: u64 = loops.iter().map(|l| l.open_connections.load(Relaxed)).sum();
@@ -169,6 +222,12 @@ impl Exposition<'_> {
         use std::io::Write;
         // Writing to a Vec cannot fail.
         let _ = write!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+    }
+
+    /// A sample whose series (name and labels) is already written out.
+    pub fn raw_sample(&mut self, series: &str, value: f64) {
+        use std::io::Write;
+        let _ = writeln!(self.out, "{series} {value}");
     }
 
     pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {

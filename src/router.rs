@@ -11,10 +11,38 @@ pub enum Route {
     Healthz,
     Readyz,
     Metrics,
+    Register,
+    Login,
+    Logout,
+    Me,
+    Items,
+    Item,
+    Captcha,
+    SalePath,
+    AdminItem,
+    AdminStats,
+    AdminBulkUsers,
+    AdminCaptchaAnswer,
 }
 
 impl Route {
-    pub const ALL: [Route; 3] = [Route::Healthz, Route::Readyz, Route::Metrics];
+    pub const ALL: [Route; 15] = [
+        Route::Healthz,
+        Route::Readyz,
+        Route::Metrics,
+        Route::Register,
+        Route::Login,
+        Route::Logout,
+        Route::Me,
+        Route::Items,
+        Route::Item,
+        Route::Captcha,
+        Route::SalePath,
+        Route::AdminItem,
+        Route::AdminStats,
+        Route::AdminBulkUsers,
+        Route::AdminCaptchaAnswer,
+    ];
     pub const COUNT: usize = Route::ALL.len();
 
     /// The route's label in `/metrics`: its path pattern.
@@ -23,6 +51,18 @@ impl Route {
             Route::Healthz => "/healthz",
             Route::Readyz => "/readyz",
             Route::Metrics => "/metrics",
+            Route::Register => "/api/users",
+            Route::Login => "/api/login",
+            Route::Logout => "/api/logout",
+            Route::Me => "/api/me",
+            Route::Items => "/api/items",
+            Route::Item => "/api/items/{id}",
+            Route::Captcha => "/api/items/{id}/captcha",
+            Route::SalePath => "/api/items/{id}/path",
+            Route::AdminItem => "/admin/items/{id}",
+            Route::AdminStats => "/admin/items/{id}/stats",
+            Route::AdminBulkUsers => "/admin/users/bulk",
+            Route::AdminCaptchaAnswer => "/admin/items/{id}/captcha-answer",
         }
     }
 
@@ -45,57 +85,118 @@ pub enum Miss {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Matched {
     pub route: Route,
+    /// The `{id}` of the path (an item id), 0 where the route has none.
+    pub id: u64,
 }
 
 /// The methods a path accepts. `HEAD` is accepted wherever `GET` is.
 #[derive(Clone, Copy)]
 enum Allowed {
     Get,
+    Post,
+    Put,
 }
 
 impl Allowed {
     const fn header(self) -> &'static str {
         match self {
             Allowed::Get => "GET, HEAD",
+            Allowed::Post => "POST",
+            Allowed::Put => "PUT",
         }
     }
 
     fn admits(self, method: Method) -> bool {
         match self {
             Allowed::Get => matches!(method, Method::Get | Method::Head),
+            Allowed::Post => method == Method::Post,
+            Allowed::Put => method == Method::Put,
         }
     }
 }
 
+/// A path id: decimal digits only, no sign, no leading `+`, fits in u64.
+fn id(segment: &str) -> Option<u64> {
+    if segment.is_empty() || !segment.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    segment.parse().ok()
+}
+
 /// Finds the route for `method` and `path` (the path without its query).
 pub fn route(method: Method, path: &str) -> Result<Matched, Miss> {
-    let (route, allowed) = match path {
-        "/healthz" => (Route::Healthz, Allowed::Get),
-        "/readyz" => (Route::Readyz, Allowed::Get),
-        "/metrics" => (Route::Metrics, Allowed::Get),
+    let Some(rest) = path.strip_prefix('/') else { return Err(Miss::NotFound) };
+    let mut segments = rest.split('/');
+    let s = [segments.next(), segments.next(), segments.next(), segments.next()];
+    if segments.next().is_some() {
+        return Err(Miss::NotFound);
+    }
+    use Allowed::{Get, Post, Put};
+    let (route, id, allowed) = match s {
+        [Some("healthz"), None, None, None] => (Route::Healthz, 0, Get),
+        [Some("readyz"), None, None, None] => (Route::Readyz, 0, Get),
+        [Some("metrics"), None, None, None] => (Route::Metrics, 0, Get),
+        [Some("api"), Some("users"), None, None] => (Route::Register, 0, Post),
+        [Some("api"), Some("login"), None, None] => (Route::Login, 0, Post),
+        [Some("api"), Some("logout"), None, None] => (Route::Logout, 0, Post),
+        [Some("api"), Some("me"), None, None] => (Route::Me, 0, Get),
+        [Some("api"), Some("items"), None, None] => (Route::Items, 0, Get),
+        [Some("api"), Some("items"), Some(n), None] => (Route::Item, id(n).ok_or(Miss::NotFound)?, Get),
+        [Some("api"), Some("items"), Some(n), Some("captcha")] => (Route::Captcha, id(n).ok_or(Miss::NotFound)?, Get),
+        [Some("api"), Some("items"), Some(n), Some("path")] => (Route::SalePath, id(n).ok_or(Miss::NotFound)?, Post),
+        [Some("admin"), Some("items"), Some(n), None] => (Route::AdminItem, id(n).ok_or(Miss::NotFound)?, Put),
+        [Some("admin"), Some("items"), Some(n), Some("stats")] => {
+            (Route::AdminStats, id(n).ok_or(Miss::NotFound)?, Get)
+        }
+        [Some("admin"), Some("users"), Some("bulk"), None] => (Route::AdminBulkUsers, 0, Post),
+        [Some("admin"), Some("items"), Some(n), Some("captcha-answer")] => {
+            (Route::AdminCaptchaAnswer, id(n).ok_or(Miss::NotFound)?, Get)
+        }
         _ => return Err(Miss::NotFound),
     };
-    if allowed.admits(method) { Ok(Matched { route }) } else { Err(Miss::MethodNotAllowed { allow: allowed.header() }) }
+    if allowed.admits(method) {
+        Ok(Matched { route, id })
+    } else {
+        Err(Miss::MethodNotAllowed { allow: allowed.header() })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn check(method: Method, path: &str, expected: Result<Route, Miss>) {
-        assert_eq!(route(method, path).map(|m| m.route), expected, "{method:?} {path}");
+    fn check(method: Method, path: &str, expected: Result<(Route, u64), Miss>) {
+        assert_eq!(route(method, path).map(|m| (m.route, m.id)), expected, "{method:?} {path}");
     }
 
     #[test]
     fn operations_routes() {
-        check(Method::Get, "/healthz", Ok(Route::Healthz));
-        check(Method::Head, "/healthz", Ok(Route::Healthz));
-        check(Method::Get, "/readyz", Ok(Route::Readyz));
-        check(Method::Get, "/metrics", Ok(Route::Metrics));
+        check(Method::Get, "/healthz", Ok((Route::Healthz, 0)));
+        check(Method::Head, "/healthz", Ok((Route::Healthz, 0)));
+        check(Method::Get, "/readyz", Ok((Route::Readyz, 0)));
+        check(Method::Get, "/metrics", Ok((Route::Metrics, 0)));
         check(Method::Post, "/healthz", Err(Miss::MethodNotAllowed { allow: "GET, HEAD" }));
         check(Method::Get, "/healthz/", Err(Miss::NotFound));
         check(Method::Get, "/nope", Err(Miss::NotFound));
+        check(Method::Get, "*", Err(Miss::NotFound));
         check(Method::Other, "/metrics", Err(Miss::MethodNotAllowed { allow: "GET, HEAD" }));
+    }
+
+    #[test]
+    fn api_routes_with_ids() {
+        check(Method::Post, "/api/users", Ok((Route::Register, 0)));
+        check(Method::Get, "/api/users", Err(Miss::MethodNotAllowed { allow: "POST" }));
+        check(Method::Get, "/api/items/42", Ok((Route::Item, 42)));
+        check(Method::Get, "/api/items/42/captcha", Ok((Route::Captcha, 42)));
+        check(Method::Post, "/api/items/42/path", Ok((Route::SalePath, 42)));
+        check(Method::Put, "/admin/items/7", Ok((Route::AdminItem, 7)));
+        check(Method::Get, "/admin/items/7", Err(Miss::MethodNotAllowed { allow: "PUT" }));
+        check(Method::Get, "/admin/items/7/captcha-answer", Ok((Route::AdminCaptchaAnswer, 7)));
+        check(Method::Get, "/api/items/-1", Err(Miss::NotFound));
+        check(Method::Get, "/api/items/+1", Err(Miss::NotFound));
+        check(Method::Get, "/api/items/99999999999999999999", Err(Miss::NotFound));
+        check(Method::Get, "/api/items/1/captcha/x", Err(Miss::NotFound));
+        check(Method::Get, "/api/items/", Err(Miss::NotFound));
     }
 
     #[test]
@@ -104,6 +205,7 @@ mod tests {
             assert_eq!(r.index(), i);
         }
         let mut labels: Vec<_> = Route::ALL.iter().map(|r| r.label()).collect();
+        labels.sort();
         labels.dedup();
         assert_eq!(labels.len(), Route::COUNT);
     }

@@ -7,12 +7,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use seckill_config::{CacheUrl, Config, ReactorMode, StoreUrl};
+use seckill_protocol::Limits;
 use seckill_reactor::{Design, Reactor, ReactorConfig};
 
-use crate::app::App;
+use crate::app::{App, Parts, Settings};
+use crate::auth::password::PasswordHasher;
+use crate::auth::path::PathSigner;
+use crate::auth::secrets;
+use crate::auth::session::{Session, TokenHash};
+use crate::cache::Cache;
+use crate::cache::memory::MemoryCache;
+use crate::catalogue::{Catalogue, Item};
 use crate::handler::{Completion, LoopHandler};
+use crate::limits::TokenBuckets;
 use crate::log;
 use crate::log::Level;
+use crate::store::{SqliteStore, Store, StoreError};
+use crate::workers::WorkerPool;
 
 /// The settings of the server shell, resolved from the configuration.
 #[derive(Clone, Debug)]
@@ -20,6 +32,64 @@ pub struct ServerSettings {
     pub reactor: ReactorConfig,
     pub drain: Duration,
     pub shutdown_grace: Duration,
+}
+
+impl ServerSettings {
+    /// The one place where configuration keys become the reactor's and the
+    /// protocol's types.
+    pub fn from_config(config: &Config) -> Self {
+        let http = &config.http;
+        let reactor = ReactorConfig {
+            listen: config.server.listen,
+            threads: config.server.event_loops(),
+            design: match config.server.reactor {
+                ReactorMode::ReusePort => Design::ReusePort,
+                ReactorMode::Acceptor => Design::Acceptor,
+            },
+            limits: Limits {
+                head_bytes_max: http.head_bytes_max,
+                uri_bytes_max: http.uri_bytes_max,
+                header_count_max: http.header_count_max,
+                body_bytes_max: http.body_bytes_max,
+            },
+            head_timeout: Duration::from_millis(http.head_timeout_ms),
+            idle_timeout: Duration::from_millis(http.idle_timeout_ms),
+            connections_max: http.connections_max,
+            pipeline_depth_max: http.pipeline_depth_max,
+            pin_cpus: config.server.pin_cpus,
+        };
+        ServerSettings {
+            reactor,
+            drain: Duration::from_millis(config.server.drain_ms),
+            shutdown_grace: Duration::from_millis(config.server.shutdown_grace_ms),
+        }
+    }
+}
+
+/// Why the server could not start. Start-up errors are reported and end the
+/// process; nothing else handles them.
+#[derive(Debug)]
+pub enum StartError {
+    Io(&'static str, std::io::Error),
+    Store(StoreError),
+    /// A configuration the running code does not support (yet).
+    Unsupported(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Io(what, e) => write!(f, "{what}: {e}"),
+            StartError::Store(e) => write!(f, "store: {e}"),
+            StartError::Unsupported(what) => f.write_str(what),
+        }
+    }
+}
+
+impl From<StoreError> for StartError {
+    fn from(e: StoreError) -> Self {
+        StartError::Store(e)
+    }
 }
 
 /// A started server.
@@ -30,13 +100,101 @@ pub struct Running {
     settings: ServerSettings,
 }
 
-/// Starts the loops and prints `listening on http://HOST:PORT` on stdout.
-pub fn start(settings: ServerSettings) -> std::io::Result<Running> {
-    let app = Arc::new(App::new(settings.reactor.threads));
+/// How many session write-backs may wait for the keeper.
+const TOUCHES_MAX: usize = 65_536;
+/// How often the keeper writes back session expiries and prunes.
+const KEEPER_INTERVAL: Duration = Duration::from_millis(500);
+/// How often expired sessions are deleted from the store.
+const STORE_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Opens the store and the cache, loads the catalogue and the live
+/// sessions, and assembles the shared state.
+pub fn build_app(config: &Config) -> Result<App, StartError> {
+    let data_dir = std::path::PathBuf::from(&config.server.data_dir);
+    let store: Arc<dyn Store> = match &config.store.url {
+        StoreUrl::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
+        StoreUrl::Mysql { .. } => {
+            return Err(StartError::Unsupported("store.url: mysql:// is not supported yet".into()));
+        }
+    };
+    for (setting, value) in store.durability_settings()? {
+        log!(Level::Info, "store durability", setting = setting, value = value);
+    }
+    let cache: Arc<dyn Cache> = match &config.cache.url {
+        CacheUrl::Memory => Arc::new(MemoryCache::new(config.captcha.outstanding_max)),
+        other => return Err(StartError::Unsupported(format!("cache.url: {other:?} is not supported yet"))),
+    };
+    let (admin_token, origin) =
+        secrets::configured_or_kept(&data_dir, "admin_token", config.auth.admin_token.as_ref().map(|s| s.expose()))
+            .map_err(|e| StartError::Io("admin token in the data directory", e))?;
+    if origin != secrets::Origin::Configured {
+        // Contract §1: the operator (or a test harness) reads it here.
+        eprintln!("admin token: {admin_token}");
+    }
+    let (secret, _) = secrets::configured_or_kept(&data_dir, "secret", config.auth.secret.as_ref().map(|s| s.expose()))
+        .map_err(|e| StartError::Io("secret in the data directory", e))?;
+    let auth = &config.auth;
+    let hasher = PasswordHasher::new(auth.argon2_memory_kib, auth.argon2_iterations, auth.argon2_parallelism)
+        .map_err(|e| StartError::Unsupported(format!("auth.argon2_*: {}", e.0)))?;
+    let catalogue = Arc::new(Catalogue::default());
+    for record in store.items()? {
+        let stats = store.item_stats(record.id)?;
+        catalogue.put(Item::new(record, stats.stock_left));
+    }
+    let now_ms = crate::clock::now_ms();
+    let live: Vec<(TokenHash, Session)> = store
+        .live_sessions(now_ms)?
+        .into_iter()
+        .map(|r| (r.token_hash, Session { user_id: r.user_id, expires_ms: r.expires_ms }))
+        .collect();
+    cache.put_sessions(&live).map_err(|e| StartError::Unsupported(e.to_string()))?;
+    log!(Level::Info, "loaded", items = catalogue.all().len(), sessions = live.len());
+    let limits = &config.limits;
+    let settings = Settings {
+        session_ttl_ms: auth.session_ttl_ms,
+        session_touch_interval_ms: auth.session_touch_interval_ms,
+        sessions_per_loop_max: config.cache.sessions_per_loop_max,
+        path_ttl_ms: config.sale.path_ttl_ms,
+        captcha_ttl_ms: config.captcha.ttl_ms,
+        trusted_proxies: config.server.trusted_proxies.clone(),
+    };
+    Ok(App::new(Parts {
+        settings,
+        loops: config.server.event_loops(),
+        store,
+        cache,
+        catalogue,
+        user_limits: TokenBuckets::new(
+            clamp_u32(limits.per_user_rps),
+            clamp_u32(limits.per_user_burst),
+            limits.buckets_max,
+        ),
+        ip_limits: TokenBuckets::new(clamp_u32(limits.per_ip_rps), clamp_u32(limits.per_ip_burst), limits.buckets_max),
+        workers: WorkerPool::new("worker", auth.hash_worker_count(), auth.hash_queue_max),
+        hasher,
+        path_signer: PathSigner::new(&secrets::derive_key(&secret, "sale path")),
+        admin_token,
+        touches_max: TOUCHES_MAX,
+    }))
+}
+
+fn clamp_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+/// Starts the loops, the workers and the keeper, and prints `listening on
+/// http://HOST:PORT` on stdout.
+pub fn start(config: &Config) -> Result<Running, StartError> {
+    let settings = ServerSettings::from_config(config);
+    std::fs::create_dir_all(&config.server.data_dir).map_err(|e| StartError::Io("data directory", e))?;
+    let app = Arc::new(build_app(config)?);
     let handler_app = app.clone();
     let reactor =
-        Reactor::start(settings.reactor.clone(), move |loop_id| LoopHandler::new(loop_id, handler_app.clone()))?;
+        Reactor::start(settings.reactor.clone(), move |loop_id| LoopHandler::new(loop_id, handler_app.clone()))
+            .map_err(|e| StartError::Io("listen", e))?;
     app.attach_loop_stats(reactor.stats());
+    app.workers.start(&reactor.completer()).map_err(|e| StartError::Io("worker threads", e))?;
+    start_keeper(app.clone()).map_err(|e| StartError::Io("keeper thread", e))?;
     let addr = reactor.local_addr();
     crate::log!(
         Level::Info,
@@ -46,9 +204,36 @@ pub fn start(settings: ServerSettings) -> std::io::Result<Running> {
         reactor = design_name(settings.reactor.design)
     );
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on http://{addr}")?;
-    stdout.flush()?;
+    writeln!(stdout, "listening on http://{addr}").map_err(|e| StartError::Io("stdout", e))?;
+    stdout.flush().map_err(|e| StartError::Io("stdout", e))?;
     Ok(Running { app, reactor, settings })
+}
+
+/// The keeper: writes back session expiries in batches and prunes what
+/// expired, at its own pace rather than per request.
+fn start_keeper(app: Arc<App>) -> std::io::Result<()> {
+    std::thread::Builder::new().name("keeper".into()).spawn(move || {
+        let mut last_store_prune = Instant::now();
+        loop {
+            std::thread::sleep(KEEPER_INTERVAL);
+            let touches = app.take_touches(TOUCHES_MAX);
+            if !touches.is_empty() {
+                let _ = app.cache.touch_sessions(&touches);
+                if let Err(e) = app.store.touch_sessions(&touches) {
+                    log!(Level::Warn, "session write-back failed", error = e);
+                }
+            }
+            let now_ms = crate::clock::now_ms();
+            app.cache.prune(now_ms);
+            if last_store_prune.elapsed() >= STORE_PRUNE_INTERVAL {
+                last_store_prune = Instant::now();
+                if let Err(e) = app.store.delete_expired_sessions(now_ms) {
+                    log!(Level::Warn, "session pruning failed", error = e);
+                }
+            }
+        }
+    })?;
+    Ok(())
 }
 
 fn design_name(design: Design) -> &'static str {

@@ -355,6 +355,8 @@ schema! {
     [captcha] Captcha {
         /// A captcha is valid for this many milliseconds.
         ttl_ms: u64 = "300000";
+        /// Captchas outstanding at once in the in-process cache; beyond it a new one is refused with 503.
+        outstanding_max: usize = "1000000";
     }
 
     /// `[limits]`: token buckets per instance; a rate of 0 turns that limit off.
@@ -412,6 +414,7 @@ mod tests {
             ("sale.confirm", "sync"),
             ("sale.confirm_timeout_ms", "2000"),
             ("captcha.ttl_ms", "300000"),
+            ("captcha.outstanding_max", "1000000"),
             ("limits.per_user_rps", "5"),
             ("limits.per_user_burst", "10"),
             ("limits.per_ip_rps", "200"),

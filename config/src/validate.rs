@@ -34,6 +34,7 @@ const AT_LEAST_ONE: &[&str] = &[
     "sale.lease_ms",
     "sale.lease_chunk_max",
     "captcha.ttl_ms",
+    "captcha.outstanding_max",
     "limits.buckets_max",
 ];
 

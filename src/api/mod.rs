@@ -1,0 +1,70 @@
+//! The endpoints, one file per area, as methods of the per-loop
+//! [`LoopHandler`](crate::handler::LoopHandler). Each checks in the order
+//! of contract §3 and either writes its answer or hands blocking work to a
+//! worker (`offload`).
+//!
+//! - [`ops`]: /healthz, /readyz, /metrics.
+//! - [`users`]: registration, login, logout, /api/me.
+//! - [`items`]: the catalogue.
+//! - [`sale`]: captcha and hidden path.
+//! - [`admin`]: items, stats, bulk users, the captcha-answer hook.
+
+pub mod admin;
+pub mod items;
+pub mod ops;
+pub mod sale;
+pub mod users;
+
+use seckill_protocol::{ContentType, Status};
+use serde::de::DeserializeOwned;
+
+use crate::api_error::ApiError;
+use crate::handler::{Answered, Call, Outcome};
+
+/// Parses a JSON request body into `T`.
+pub(crate) fn json_body<'r, T: serde::Deserialize<'r>>(body: &'r [u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::InvalidInput("a JSON body is required"));
+    }
+    serde_json::from_slice(body).map_err(|_| ApiError::InvalidInput("the body is not the JSON this endpoint takes"))
+}
+
+/// Like [`json_body`] for types that own their data (sent to a worker).
+pub(crate) fn owned_json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::InvalidInput("a JSON body is required"));
+    }
+    serde_json::from_slice(body).map_err(|_| ApiError::InvalidInput("the body is not the JSON this endpoint takes"))
+}
+
+/// Answers now with a JSON body written by `write`.
+pub(crate) fn json_now(call: &mut Call<'_, '_, '_>, status: Status, write: impl FnOnce(&mut Vec<u8>)) -> Outcome {
+    call.exchange.respond(status).body_with(ContentType::Json, write);
+    Ok(Answered::Now(status))
+}
+
+/// The value of `name` in a query string (`a=1&b=2`), undecoded.
+pub(crate) fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then_some(v)
+    })
+}
+
+/// Appends `"name":value` for an integer.
+pub(crate) fn push_u64(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params() {
+        assert_eq!(query_param("user_id=7&x=1", "user_id"), Some("7"));
+        assert_eq!(query_param("x=1&user_id=", "user_id"), Some(""));
+        assert_eq!(query_param("user_idx=1", "user_id"), None);
+        assert_eq!(query_param("", "user_id"), None);
+    }
+}

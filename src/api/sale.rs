@@ -1,0 +1,93 @@
+//! The sale's front half: the captcha (drawn on a worker) and the hidden
+//! path (checked and minted on the loop: window, captcha, HMAC).
+
+use rand::RngExt;
+use seckill_protocol::Status;
+use serde::Deserialize;
+
+use super::{json_body, json_now, push_u64};
+use crate::api_error::ApiError;
+use crate::app::Counters;
+use crate::cache::{CaptchaEntry, PutCaptchaError};
+use crate::captcha;
+use crate::catalogue::SaleState;
+use crate::handler::{Call, LoopHandler, Outcome};
+use crate::reply::Reply;
+
+/// `{"captcha": "13"}`; a number is accepted too.
+#[derive(Deserialize)]
+struct PathRequest {
+    captcha: serde_json::Value,
+}
+
+impl PathRequest {
+    fn answer(&self) -> Option<i64> {
+        match &self.captcha {
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            serde_json::Value::Number(n) => n.as_i64(),
+            _ => None,
+        }
+    }
+}
+
+impl LoopHandler {
+    pub(crate) fn captcha(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
+        let (_, session) = self.session(call)?;
+        self.limit_ip(call)?;
+        self.limit_user(session.user_id, call)?;
+        let item_id = call.matched.id;
+        if self.catalogue.get(item_id).is_none() {
+            return Err(ApiError::NoSuchItem);
+        }
+        let expires_ms = call.now_ms + self.app.settings.captcha_ttl_ms;
+        self.offload(call, move |app| {
+            let mut rng = rand::rng();
+            let question = captcha::generate(&mut rng);
+            let png = captcha::render_png(&question.text, rng.random());
+            let entry = CaptchaEntry { answer: question.answer, expires_ms };
+            app.cache.put_captcha(session.user_id, item_id, entry).map_err(|e| match e {
+                PutCaptchaError::Full => ApiError::Overloaded,
+                PutCaptchaError::Unavailable(_) => ApiError::Unavailable,
+            })?;
+            Counters::bump(&app.counters.captchas_issued);
+            Ok(Reply::png(png))
+        })
+    }
+
+    pub(crate) fn sale_path(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
+        let (_, session) = self.session(call)?;
+        self.limit_ip(call)?;
+        self.limit_user(session.user_id, call)?;
+        let request: PathRequest = json_body(call.request.body)?;
+        let now_ms = call.now_ms;
+        let item_id = call.matched.id;
+        let item = self.catalogue.get(item_id).ok_or(ApiError::NoSuchItem)?;
+        match item.state(now_ms) {
+            SaleState::Upcoming => return Err(ApiError::NotStarted),
+            SaleState::Ended => return Err(ApiError::Ended),
+            SaleState::Active | SaleState::SoldOut => {}
+        }
+        let counters = &self.app.counters;
+        // Any answer consumes the captcha, right or wrong.
+        let outstanding = self.app.cache.take_captcha_now(session.user_id, item_id).ok_or(ApiError::Unavailable)?;
+        let Some(captcha) = outstanding.filter(|c| now_ms < c.expires_ms) else {
+            Counters::bump(&counters.captchas_expired);
+            return Err(ApiError::CaptchaExpired);
+        };
+        if request.answer() != Some(captcha.answer) {
+            Counters::bump(&counters.captchas_wrong);
+            return Err(ApiError::CaptchaWrong);
+        }
+        Counters::bump(&counters.captchas_right);
+        Counters::bump(&counters.paths_issued);
+        let expires_ms = now_ms + self.app.settings.path_ttl_ms;
+        let path = self.path_signer.mint(session.user_id, item_id, expires_ms);
+        json_now(call, Status::OK, |out| {
+            out.extend_from_slice(b"{\"path\":\"");
+            out.extend_from_slice(path.as_bytes());
+            out.extend_from_slice(b"\",\"expires_ms\":");
+            push_u64(out, expires_ms);
+            out.push(b'}');
+        })
+    }
+}
