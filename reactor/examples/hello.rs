@@ -17,7 +17,15 @@ impl Handler for Hello {
         exchange.respond(seckill_protocol::Status::OK).body(ContentType::Json, b"{\"status\":\"ok\"}");
     }
 
-    fn complete(&mut self, _completion: (), _info: RequestInfo, _parked_at: Instant, _date: &DateHeader, _out: &mut Vec<u8>) {}
+    fn complete(
+        &mut self,
+        _completion: (),
+        _info: RequestInfo,
+        _parked_at: Instant,
+        _date: &DateHeader,
+        _out: &mut Vec<u8>,
+    ) {
+    }
 
     fn park_expired(&mut self, _info: RequestInfo, _parked_at: Instant, _date: &DateHeader, _out: &mut Vec<u8>) {}
 }

@@ -322,7 +322,9 @@ impl<H: Handler> EventLoop<H> {
         };
         let Some(conn) = self.table.get_mut(key) else { return };
         // READABLE | WRITABLE once, edge-triggered, for the connection's life.
-        if let Err(e) = self.core.registry.register(&mut conn.stream, key.token(), Interest::READABLE | Interest::WRITABLE) {
+        if let Err(e) =
+            self.core.registry.register(&mut conn.stream, key.token(), Interest::READABLE | Interest::WRITABLE)
+        {
             eprintln!("seckill-reactor: loop {} cannot register a connection: {e}", self.core.id);
             let _ = self.table.remove(key);
             self.core.admission.release(self.core.id);
@@ -364,7 +366,9 @@ impl<H: Handler> EventLoop<H> {
             stats.completions_stale.fetch_add(1, Relaxed);
             return;
         };
-        let Some(index) = conn.slots.iter().position(|s| s.seq == token.seq && matches!(s.state, SlotState::Parked { .. })) else {
+        let Some(index) =
+            conn.slots.iter().position(|s| s.seq == token.seq && matches!(s.state, SlotState::Parked { .. }))
+        else {
             // Expired already (answered by `park_expired`), or completed twice.
             stats.completions_stale.fetch_add(1, Relaxed);
             return;
@@ -372,7 +376,9 @@ impl<H: Handler> EventLoop<H> {
         stats.completions.fetch_add(1, Relaxed);
         stats.parked.fetch_sub(1, Relaxed);
         let core = &mut self.core;
-        core.answer_parked(conn, index, |handler, info, parked_at, date, out| handler.complete(completion, info, parked_at, date, out));
+        core.answer_parked(conn, index, |handler, info, parked_at, date, out| {
+            handler.complete(completion, info, parked_at, date, out)
+        });
         core.enqueue(conn, key);
     }
 
@@ -591,7 +597,10 @@ impl<H: Handler> Core<H> {
                             // A parked request writes nothing now; undo anything written by mistake.
                             let out = if held { &mut conn.held } else { &mut conn.wbuf };
                             out.truncate(out_start);
-                            conn.slots.push_back(Slot { seq, state: SlotState::Parked { info, parked_at: self.now, deadline } });
+                            conn.slots.push_back(Slot {
+                                seq,
+                                state: SlotState::Parked { info, parked_at: self.now, deadline },
+                            });
                             self.stats().parked.fetch_add(1, Relaxed);
                         }
                         Outcome::Responded | Outcome::Unanswered => {
@@ -660,7 +669,12 @@ impl<H: Handler> Core<H> {
 
     /// Writes the answer of the parked request at `index` (a completion or
     /// its deadline) and releases the held answers behind it.
-    fn answer_parked(&mut self, conn: &mut Connection, index: usize, write: impl FnOnce(&mut H, RequestInfo, Instant, &DateHeader, &mut Vec<u8>)) {
+    fn answer_parked(
+        &mut self,
+        conn: &mut Connection,
+        index: usize,
+        write: impl FnOnce(&mut H, RequestInfo, Instant, &DateHeader, &mut Vec<u8>),
+    ) {
         let SlotState::Parked { mut info, parked_at, .. } = conn.slots[index].state else {
             return;
         };
@@ -702,11 +716,15 @@ impl<H: Handler> Core<H> {
             return Verdict::Close;
         }
         let mut answered = false;
-        while let Some(index) = conn.slots.iter().position(|s| matches!(s.state, SlotState::Parked { deadline, .. } if deadline <= now)) {
+        while let Some(index) =
+            conn.slots.iter().position(|s| matches!(s.state, SlotState::Parked { deadline, .. } if deadline <= now))
+        {
             let stats = self.stats();
             stats.park_expired.fetch_add(1, Relaxed);
             stats.parked.fetch_sub(1, Relaxed);
-            self.answer_parked(conn, index, |handler, info, parked_at, date, out| handler.park_expired(info, parked_at, date, out));
+            self.answer_parked(conn, index, |handler, info, parked_at, date, out| {
+                handler.park_expired(info, parked_at, date, out)
+            });
             answered = true;
         }
         // `head_timeout` runs until the whole request is in (head and body):
@@ -756,7 +774,12 @@ impl<H: Handler> Core<H> {
         } else {
             conn.request_started = None;
         }
-        if conn.can_read && !conn.eof && !conn.read_stop && !conn.lingering && conn.unanswered() < self.config.pipeline_depth_max {
+        if conn.can_read
+            && !conn.eof
+            && !conn.read_stop
+            && !conn.lingering
+            && conn.unanswered() < self.config.pipeline_depth_max
+        {
             // The last read filled the buffer: the socket may hold more, and
             // no new edge will say so.
             self.enqueue(conn, key);

@@ -43,8 +43,26 @@ pub(crate) struct Context<'a> {
 }
 
 impl<'a> Exchange<'a> {
-    pub(crate) fn new(out: &'a mut Vec<u8>, cx: Context<'a>, info: RequestInfo, peer: SocketAddr, key: Key, seq: u32) -> Exchange<'a> {
-        Exchange { out, date: cx.date, info, peer, now: cx.now, wall_now: cx.wall_now, loop_id: cx.loop_id, key, seq, outcome: Outcome::Unanswered }
+    pub(crate) fn new(
+        out: &'a mut Vec<u8>,
+        cx: Context<'a>,
+        info: RequestInfo,
+        peer: SocketAddr,
+        key: Key,
+        seq: u32,
+    ) -> Exchange<'a> {
+        Exchange {
+            out,
+            date: cx.date,
+            info,
+            peer,
+            now: cx.now,
+            wall_now: cx.wall_now,
+            loop_id: cx.loop_id,
+            key,
+            seq,
+            outcome: Outcome::Unanswered,
+        }
     }
 
     pub(crate) fn outcome(&self) -> Outcome {

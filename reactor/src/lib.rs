@@ -104,7 +104,14 @@ pub trait Handler: 'static {
 
     /// Writes the answer to a parked request. `info` is the request's; the
     /// writer for it is built with `ResponseWriter::new(out, date, info, status)`.
-    fn complete(&mut self, completion: Self::Completion, info: RequestInfo, parked_at: Instant, date: &DateHeader, out: &mut Vec<u8>);
+    fn complete(
+        &mut self,
+        completion: Self::Completion,
+        info: RequestInfo,
+        parked_at: Instant,
+        date: &DateHeader,
+        out: &mut Vec<u8>,
+    );
 
     /// Writes the answer to a parked request whose deadline passed before a
     /// completion came (a completion arriving later is dropped).
@@ -155,7 +162,10 @@ pub struct Reactor<C> {
 
 impl<C> std::fmt::Debug for Reactor<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reactor").field("local_addr", &self.local_addr).field("loops", &self.stats.len()).finish_non_exhaustive()
+        f.debug_struct("Reactor")
+            .field("local_addr", &self.local_addr)
+            .field("loops", &self.stats.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -170,8 +180,12 @@ impl<C: Send + 'static> Reactor<C> {
     {
         let threads = config.threads.max(1);
         let (mut listeners, acceptor_listener) = match config.design {
-            Design::ReusePort => (listener::bind_reuseport(config.listen, threads)?.into_iter().map(Some).collect(), None),
-            Design::Acceptor => ((0..threads).map(|_| None).collect::<Vec<_>>(), Some(listener::bind(config.listen, false)?)),
+            Design::ReusePort => {
+                (listener::bind_reuseport(config.listen, threads)?.into_iter().map(Some).collect(), None)
+            }
+            Design::Acceptor => {
+                ((0..threads).map(|_| None).collect::<Vec<_>>(), Some(listener::bind(config.listen, false)?))
+            }
         };
         let local_addr = match (&acceptor_listener, listeners.first()) {
             (Some(listener), _) => listener.local_addr()?,

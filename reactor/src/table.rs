@@ -106,7 +106,11 @@ impl<T> Table<T> {
 
     /// Keys of every live value (for the one-off sweeps of shutdown).
     pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
-        self.entries.iter().enumerate().filter(|(_, e)| e.value.is_some()).map(|(slot, e)| Key { slot: slot as u32, generation: e.generation })
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.value.is_some())
+            .map(|(slot, e)| Key { slot: slot as u32, generation: e.generation })
     }
 }
 

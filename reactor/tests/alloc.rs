@@ -88,7 +88,8 @@ fn allocations_per_request(design: Design) -> (u64, u64) {
         pin_cpus: false,
     };
     let reactor: Reactor<()> = Reactor::start(config, |_| Ok200).expect("start");
-    let mut streams: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(reactor.local_addr()).expect("connect")).collect();
+    let mut streams: Vec<TcpStream> =
+        (0..4).map(|_| TcpStream::connect(reactor.local_addr()).expect("connect")).collect();
     let batch: Vec<u8> = REQUEST.repeat(16);
     let mut run = |rounds: usize| {
         for _ in 0..rounds {

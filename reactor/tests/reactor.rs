@@ -6,8 +6,8 @@
 //! - `GET /never` → parked with a 300 ms deadline, never completed → 503;
 //! - `POST /echo` → 200 with the request body.
 
-use std::collections::{BinaryHeap, HashMap};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering::Relaxed;
@@ -32,7 +32,12 @@ impl Handler for TestHandler {
             "/x" => exchange.respond(Status::OK).body(ContentType::Text, request.query.as_bytes()),
             "/echo" => exchange.respond(Status::OK).body(ContentType::Text, request.body),
             "/park" => {
-                let ms: u64 = request.query.split('&').find_map(|kv| kv.strip_prefix("ms=")).and_then(|v| v.parse().ok()).unwrap_or(0);
+                let ms: u64 = request
+                    .query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("ms="))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
                 let token = exchange.park(exchange.now() + Duration::from_secs(10));
                 let due = Instant::now() + Duration::from_millis(ms);
                 // The helper lives as long as the reactor's handlers.
@@ -49,7 +54,14 @@ impl Handler for TestHandler {
         }
     }
 
-    fn complete(&mut self, completion: Completion, info: RequestInfo, _parked_at: Instant, date: &DateHeader, out: &mut Vec<u8>) {
+    fn complete(
+        &mut self,
+        completion: Completion,
+        info: RequestInfo,
+        _parked_at: Instant,
+        date: &DateHeader,
+        out: &mut Vec<u8>,
+    ) {
         ResponseWriter::new(out, date, info, Status::OK).body(ContentType::Text, &completion);
     }
 
@@ -64,7 +76,10 @@ fn park_helper(mut completer: Completer<Completion>, requests: Receiver<(Instant
     let mut waiting: HashMap<u64, (ParkToken, Vec<u8>)> = HashMap::new();
     let mut n = 0u64;
     loop {
-        let wait = due.peek().map(|Reverse((at, ..))| at.saturating_duration_since(Instant::now())).unwrap_or(Duration::from_secs(3600));
+        let wait = due
+            .peek()
+            .map(|Reverse((at, ..))| at.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::from_secs(3600));
         match requests.recv_timeout(wait) {
             Ok((at, token, body)) => {
                 n += 1;
@@ -110,7 +125,9 @@ impl Server {
         tweak(&mut config);
         let (to_helper, helper_rx) = crossbeam_channel::unbounded();
         let (to_test, held) = crossbeam_channel::unbounded();
-        let reactor = Reactor::start(config, move |_| TestHandler { to_helper: to_helper.clone(), to_test: to_test.clone() }).expect("start");
+        let reactor =
+            Reactor::start(config, move |_| TestHandler { to_helper: to_helper.clone(), to_test: to_test.clone() })
+                .expect("start");
         let completer = reactor.completer();
         std::thread::spawn(move || park_helper(completer, helper_rx));
         Server { addr: reactor.local_addr(), reactor: Some(reactor), held }
@@ -196,7 +213,13 @@ impl Client {
             httparse::Status::Complete(n) => n,
             httparse::Status::Partial => return None,
         };
-        let header = |name: &str| parsed.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase());
+        let header = |name: &str| {
+            parsed
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase())
+        };
         let length: usize = header("content-length").map(|v| v.parse().expect("length")).unwrap_or(0);
         let connection = header("connection");
         let status = parsed.code.expect("status");
@@ -301,7 +324,9 @@ fn client_that_never_reads(design: Design) {
     let mut sent = 0usize;
     let mut blocked_since = None;
     // Write until the server stops reading and both kernels' buffers fill.
-    while blocked_since.is_none_or(|t: Instant| t.elapsed() < Duration::from_millis(200)) && started.elapsed() < Duration::from_secs(5) {
+    while blocked_since.is_none_or(|t: Instant| t.elapsed() < Duration::from_millis(200))
+        && started.elapsed() < Duration::from_secs(5)
+    {
         match writer.write(&request[sent % request.len()..]) {
             Ok(n) => {
                 sent += n;
@@ -350,7 +375,11 @@ fn completion_after_close_is_dropped(design: Design) {
     let mut completer = server.reactor().completer();
     completer.push(token, b"stale".to_vec());
     completer.flush();
-    assert!(wait_until(Duration::from_secs(2), || stats.iter().map(|s| s.completions_stale.load(Relaxed)).sum::<u64>() == 1));
+    assert!(wait_until(Duration::from_secs(2), || stats
+        .iter()
+        .map(|s| s.completions_stale.load(Relaxed))
+        .sum::<u64>()
+        == 1));
     assert_eq!(next.get("/x?still").body, b"still");
 }
 
@@ -576,7 +605,8 @@ fn completions_batched(design: Design) {
             client.send(format!("GET /hold?c={c}&i={i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
         }
     }
-    let tokens: Vec<ParkToken> = (0..50).map(|_| server.held.recv_timeout(Duration::from_secs(5)).expect("parked")).collect();
+    let tokens: Vec<ParkToken> =
+        (0..50).map(|_| server.held.recv_timeout(Duration::from_secs(5)).expect("parked")).collect();
     let stats = server.reactor().stats();
     assert!(wait_until(Duration::from_secs(2), || stats[0].parked.load(Relaxed) == 50));
     let before = server.wakeups();
