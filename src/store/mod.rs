@@ -187,6 +187,9 @@ pub enum OrderOutcome {
     SoldOut,
     /// No such item.
     NoSuchItem,
+    /// No such user (the session outlived its user): refused alone, so the
+    /// rest of the batch still commits.
+    NoSuchUser,
     /// The order id is already used by another order: the id generator is
     /// broken. Refused so the rest of the batch still commits.
     IdTaken,
@@ -219,6 +222,31 @@ pub enum CancelError {
     Store(StoreError),
 }
 
+impl fmt::Display for PayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PayError::NotFound => f.write_str("no such order"),
+            PayError::Expired { .. } => f.write_str("order expired"),
+            PayError::Cancelled(_) => f.write_str("order cancelled"),
+            PayError::Store(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for PayError {}
+
+impl fmt::Display for CancelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CancelError::NotFound => f.write_str("no such order"),
+            CancelError::Paid(_) => f.write_str("order paid"),
+            CancelError::Store(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for CancelError {}
+
 impl From<StoreError> for PayError {
     fn from(e: StoreError) -> Self {
         PayError::Store(e)
@@ -233,7 +261,7 @@ impl From<StoreError> for CancelError {
 
 /// A successful (possibly repeated) cancellation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cancelled {
+pub struct CancelOutcome {
     /// The order, now `Cancelled` — or `Expired` if its deadline had passed
     /// first (cancelling an expired order is a no-op that succeeds).
     pub order: OrderRecord,
@@ -371,7 +399,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// (units returned, atomically) whatever the expiry timer has done.
     fn pay_order(&self, order_id: OrderId, user_id: UserId, now_ms: u64) -> Result<OrderRecord, PayError>;
     /// Idempotent; returns the units of a pending order.
-    fn cancel_order(&self, order_id: OrderId, user_id: UserId, now_ms: u64) -> Result<Cancelled, CancelError>;
+    fn cancel_order(&self, order_id: OrderId, user_id: UserId, now_ms: u64) -> Result<CancelOutcome, CancelError>;
     /// Expires those of `order_ids` still pending with `pay_deadline_ms <= now_ms`
     /// and returns their units; each order is reported by exactly one call ever.
     fn expire_orders(&self, order_ids: &[OrderId], now_ms: u64) -> Result<Vec<ReleasedUnits>, StoreError>;

@@ -65,6 +65,7 @@ fn kinds(outcomes: &[OrderOutcome]) -> Vec<&'static str> {
             OrderOutcome::SoldOut => "sold_out",
             OrderOutcome::NoSuchItem => "no_item",
             OrderOutcome::IdTaken => "id_taken",
+            OrderOutcome::NoSuchUser => "no_user",
         })
         .collect()
 }
@@ -97,6 +98,8 @@ fn open_reports_wal_and_full_sync() {
     assert!(settings.contains(&("journal_mode".to_owned(), "wal".to_owned())), "{settings:?}");
     assert!(settings.contains(&("synchronous".to_owned(), "FULL".to_owned())), "{settings:?}");
     assert_eq!(store.schema_version().unwrap() as usize, schema::MIGRATIONS.len());
+    // The server holds it as a trait object, shared by worker threads and the writer.
+    let _shared: std::sync::Arc<dyn Store> = std::sync::Arc::new(store);
 }
 
 #[test]
@@ -281,12 +284,24 @@ fn batch_outcomes_are_per_entry() {
         new_order(10, 1, u[1], 1, None),       // order id already used
         new_order(15, 1, u[1], 2, Some("r1")), // request ids are per user
         new_order(16, 1, u[2], 2, None),       // 4 sold + 2 > 5
+        new_order(18, 1, u[2] + 50, 1, None),  // no such user
         new_order(17, 1, u[2], 1, None),       // the last unit
     ];
     let outcomes = store.commit_orders(&batch).unwrap();
     assert_eq!(
         kinds(&outcomes),
-        ["committed", "duplicate", "limit", "committed", "no_item", "id_taken", "committed", "sold_out", "committed"]
+        [
+            "committed",
+            "duplicate",
+            "limit",
+            "committed",
+            "no_item",
+            "id_taken",
+            "committed",
+            "sold_out",
+            "no_user",
+            "committed"
+        ]
     );
     let OrderOutcome::Duplicate(dup) = &outcomes[1] else { unreachable!("checked above") };
     assert_eq!((dup.id, dup.request_id.as_deref()), (10, Some("r1")));
@@ -648,9 +663,10 @@ fn pay_racing_expiry_ends_in_exactly_one() {
     check_conserved(&store);
 }
 
-/// Prints the group commit's throughput per batch size (issue 5's target is
-/// ≥ 50,000 orders/s in batches of about 1,000). Printed, never asserted: a
-/// timing depends on the machine, and a test must fail only on a wrong result.
+/// Prints the group commit's throughput per batch size (issue 5 targets
+/// ≥ 50,000 orders/s in batches of about 1,000, fsync per commit). Rates are
+/// printed, never asserted (a timing depends on the machine); what is
+/// asserted is the mechanism: exactly one commit per batch.
 #[test]
 fn group_commit_throughput() {
     let (_dir, store) = temp_store();
@@ -676,6 +692,7 @@ fn group_commit_throughput() {
         let seconds = started.elapsed().as_secs_f64();
         let rate = orders as f64 / seconds;
         let fsyncs_per_1000 = (store.write_commits() - commits_before) as f64 * 1000.0 / orders as f64;
+        assert_eq!(store.write_commits() - commits_before, (orders / batch_size) as u64, "one commit per batch");
         println!(
             "group commit: batch {batch_size:>4}: {orders:>6} orders in {:>7.1} ms = {rate:>9.0} orders/s, \
              {fsyncs_per_1000:.0} commits (WAL fsyncs) per 1,000 orders",
