@@ -24,7 +24,8 @@
 #   2. seckill-bench open loop at 50% of nginx's median peak: p99 latency
 #      corrected for coordinated omission.
 #   3. seckill-bench against seckill, pipelined 16 deep vs unpipelined.
-#   4. seckill-bench idle: RSS difference per idle keep-alive connection.
+#   4. seckill-bench idle: RSS difference per idle keep-alive connection, on a
+#      freshly started server.
 set -euo pipefail
 
 PAIRS=${PAIRS:-5}
@@ -256,6 +257,10 @@ compare_design() { # DESIGN
         bench_run "$design" rps_p1 seckill "$SECKILL_ADDR"
     done
 
+    # A fresh server: buffers pooled during the load runs would otherwise
+    # already be in the "before" RSS and hide what idle connections cost.
+    stop_seckill
+    start_seckill "$design"
     log "$design: 4. $IDLE_CONNECTIONS idle keep-alive connections held $IDLE_HOLD"
     local json="$WORK/idle-$design.json"
     "$BENCH" idle --connections "$IDLE_CONNECTIONS" --hold "$IDLE_HOLD" --pid "$SECKILL_PID" \
