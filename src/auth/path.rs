@@ -16,6 +16,8 @@ use crate::auth::constant_time_eq;
 const EXPIRY_BYTES: usize = 6;
 const MAC_BYTES: usize = 18;
 const RAW_BYTES: usize = EXPIRY_BYTES + MAC_BYTES;
+/// The latest expiry six bytes can carry.
+const EXPIRY_MAX_MS: u64 = (1 << (8 * EXPIRY_BYTES)) - 1;
 /// The length of a path on the wire.
 pub const PATH_LEN: usize = RAW_BYTES / 3 * 4;
 
@@ -58,8 +60,10 @@ impl PathSigner {
         out
     }
 
-    /// A path for `user_id` and `item_id`, valid until `expires_ms`.
+    /// A path for `user_id` and `item_id`, valid until `expires_ms` (at
+    /// most year 10889: the expiry travels in six bytes).
     pub fn mint(&self, user_id: u64, item_id: u64, expires_ms: u64) -> String {
+        let expires_ms = expires_ms.min(EXPIRY_MAX_MS);
         let mut raw = [0u8; RAW_BYTES];
         raw[..EXPIRY_BYTES].copy_from_slice(&expires_ms.to_be_bytes()[8 - EXPIRY_BYTES..]);
         raw[EXPIRY_BYTES..].copy_from_slice(&self.mac(user_id, item_id, expires_ms));
@@ -109,6 +113,13 @@ mod tests {
         assert_eq!(s.verify(path.as_bytes(), 8, 3, 0), Err(PathError::Forged), "another user");
         assert_eq!(s.verify(path.as_bytes(), 7, 4, 0), Err(PathError::Forged), "another item");
         assert_eq!(signer(2).verify(path.as_bytes(), 7, 3, 0), Err(PathError::Forged), "another secret");
+    }
+
+    #[test]
+    fn far_expiries_are_clamped_not_broken() {
+        let s = signer(1);
+        let path = s.mint(7, 3, u64::MAX);
+        assert_eq!(s.verify(path.as_bytes(), 7, 3, 1_800_000_000_000), Ok(()));
     }
 
     #[test]
