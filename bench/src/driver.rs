@@ -397,11 +397,12 @@ impl Driver {
         }
         // With a backlog, the next send waits for a response, not the clock.
         let next = schedule.due_at(self.sent);
-        if self.sent >= due && self.timer_armed_for != Some(next) {
-            if let Some(timer) = &self.timer {
-                timer.arm(next.saturating_duration_since(Instant::now()))?;
-                self.timer_armed_for = Some(next);
-            }
+        if self.sent >= due
+            && self.timer_armed_for != Some(next)
+            && let Some(timer) = &self.timer
+        {
+            timer.arm(next.saturating_duration_since(Instant::now()))?;
+            self.timer_armed_for = Some(next);
         }
         Ok(())
     }

@@ -187,10 +187,10 @@ pub fn run_idle(config: &IdleConfig) -> io::Result<IdleSummary> {
         }
     }
     summary.rss_held_kib = rss(config.server_pid)?;
-    if let (Some(before), Some(held)) = (summary.rss_before_kib, summary.rss_held_kib) {
-        if summary.held > 0 {
-            summary.rss_per_connection_bytes = Some((held as f64 - before as f64) * 1024.0 / summary.held as f64);
-        }
+    if let (Some(before), Some(held)) = (summary.rss_before_kib, summary.rss_held_kib)
+        && summary.held > 0
+    {
+        summary.rss_per_connection_bytes = Some((held as f64 - before as f64) * 1024.0 / summary.held as f64);
     }
     Ok(summary)
 }

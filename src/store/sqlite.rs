@@ -555,9 +555,11 @@ impl Store for SqliteStore {
 
     fn live_sessions(&self, now_ms: u64) -> Result<Vec<SessionRecord>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached("SELECT token_hash, user_id, created_ms, expires_ms FROM sessions WHERE expires_ms > ?1")?
-                .query_map([now_ms], session_from_row)?
-                .collect()
+            conn.prepare_cached(
+                "SELECT token_hash, user_id, created_ms, expires_ms FROM sessions WHERE expires_ms > ?1",
+            )?
+            .query_map([now_ms], session_from_row)?
+            .collect()
         })
     }
 
