@@ -21,19 +21,25 @@ use serde::de::DeserializeOwned;
 use crate::api_error::ApiError;
 use crate::handler::{Answered, Call, Outcome};
 
+/// Every request body is a JSON object (contract §2). Checked before serde,
+/// which would also map an array onto a struct's fields in order.
+fn require_object(body: &[u8]) -> Result<(), ApiError> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Err(ApiError::InvalidInput("a JSON body is required")),
+        Some(b'{') => Ok(()),
+        Some(_) => Err(ApiError::InvalidInput("the body must be a JSON object")),
+    }
+}
+
 /// Parses a JSON request body into `T`.
 pub(crate) fn json_body<'r, T: serde::Deserialize<'r>>(body: &'r [u8]) -> Result<T, ApiError> {
-    if body.is_empty() {
-        return Err(ApiError::InvalidInput("a JSON body is required"));
-    }
+    require_object(body)?;
     serde_json::from_slice(body).map_err(|_| ApiError::InvalidInput("the body is not the JSON this endpoint takes"))
 }
 
 /// Like [`json_body`] for types that own their data (sent to a worker).
 pub(crate) fn owned_json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.is_empty() {
-        return Err(ApiError::InvalidInput("a JSON body is required"));
-    }
+    require_object(body)?;
     serde_json::from_slice(body).map_err(|_| ApiError::InvalidInput("the body is not the JSON this endpoint takes"))
 }
 
@@ -66,5 +72,14 @@ mod tests {
         assert_eq!(query_param("x=1&user_id=", "user_id"), Some(""));
         assert_eq!(query_param("user_idx=1", "user_id"), None);
         assert_eq!(query_param("", "user_id"), None);
+    }
+
+    #[test]
+    fn bodies_are_objects() {
+        assert_eq!(require_object(b" {\"a\":1}"), Ok(()));
+        assert!(require_object(b"").is_err());
+        assert!(require_object(b" \r\n").is_err());
+        assert!(require_object(b"[\"alice\",\"pw\"]").is_err());
+        assert!(require_object(b"\"x\"").is_err());
     }
 }
