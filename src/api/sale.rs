@@ -21,11 +21,14 @@ struct PathRequest {
 }
 
 impl PathRequest {
-    fn answer(&self) -> Option<i64> {
+    /// The answer given: `None` for text or a number that is no integer (a
+    /// wrong answer). A field that is neither string nor number is a
+    /// malformed body, refused before the captcha is looked at (and consumed).
+    fn answer(&self) -> Result<Option<i64>, ApiError> {
         match &self.captcha {
-            serde_json::Value::String(s) => s.trim().parse().ok(),
-            serde_json::Value::Number(n) => n.as_i64(),
-            _ => None,
+            serde_json::Value::String(s) => Ok(s.trim().parse().ok()),
+            serde_json::Value::Number(n) => Ok(n.as_i64()),
+            _ => Err(ApiError::InvalidInput("captcha: the answer, as a string or a number")),
         }
     }
 }
@@ -59,6 +62,7 @@ impl LoopHandler {
         self.limit_ip(call)?;
         self.limit_user(session.user_id, call)?;
         let request: PathRequest = json_body(call.request.body)?;
+        let answer = request.answer()?;
         let now_ms = call.now_ms;
         let item_id = call.matched.id;
         let item = self.catalogue.get(item_id).ok_or(ApiError::NoSuchItem)?;
@@ -74,7 +78,7 @@ impl LoopHandler {
             Counters::bump(&counters.captchas_expired);
             return Err(ApiError::CaptchaExpired);
         };
-        if request.answer() != Some(captcha.answer) {
+        if answer != Some(captcha.answer) {
             Counters::bump(&counters.captchas_wrong);
             return Err(ApiError::CaptchaWrong);
         }
