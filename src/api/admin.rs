@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::{owned_json_body, query_param};
 use crate::api_error::ApiError;
 use crate::app::App;
-use crate::auth::constant_time_eq;
+use crate::auth::{bearer, constant_time_eq};
 use crate::auth::validate::{password_ok, username_ok};
 use crate::catalogue::Item;
 use crate::handler::{Call, LoopHandler, Outcome};
@@ -59,7 +59,7 @@ pub(crate) fn publish_item(app: &App, record: ItemRecord, stats: &ItemStats) -> 
 
 impl LoopHandler {
     fn require_admin(&self, call: &Call<'_, '_, '_>) -> Result<(), ApiError> {
-        let presented = call.request.headers.authorization.and_then(|v| v.strip_prefix(b"Bearer "));
+        let presented = call.request.headers.authorization.and_then(bearer);
         match presented {
             Some(token) if constant_time_eq(token, self.app.admin_token.as_bytes()) => Ok(()),
             _ => Err(ApiError::Unauthenticated),

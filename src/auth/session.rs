@@ -35,7 +35,7 @@ pub fn token_hash(token: &TokenKey) -> TokenHash {
 pub fn token_of(headers: &Headers<'_>) -> Option<TokenKey> {
     let raw = headers
         .authorization
-        .and_then(|v| v.strip_prefix(b"Bearer ").map(trim))
+        .and_then(super::bearer)
         .or_else(|| headers.cookie.and_then(|c| cookie_value(c, b"session")))?;
     token_key(raw)
 }
@@ -231,6 +231,9 @@ mod tests {
         assert_eq!(token_of(&h), None);
         let h = Headers { authorization: Some(b"Basic abc"), ..Headers::default() };
         assert_eq!(token_of(&h), None);
+        let lower = format!("bearer {t}");
+        let h = Headers { authorization: Some(lower.as_bytes()), ..Headers::default() };
+        assert_eq!(token_of(&h), Some(token(1)));
         assert_eq!(token_key(&[b'!'; TOKEN_LEN]), None);
     }
 
