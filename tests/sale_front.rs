@@ -553,12 +553,12 @@ fn path_minted_after_a_right_answer() {
     let expires = body["expires_ms"].as_u64().expect("expires_ms");
     assert!(expires >= before + path_ttl_ms && expires <= after + path_ttl_ms, "{body}");
 
-    // The answer may travel as a number too; each path is different.
+    // The answer may travel as a number too.
     let answer = captcha_answer(&server, &admin, &token, user_id, 1);
     let numeric = format!("{{\"captcha\":{answer}}}");
     let resp = call(&server, "POST", "/api/items/1/path", Some(&token), numeric.as_bytes());
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert_ne!(resp.json()["path"].as_str(), Some(path));
+    assert_eq!(resp.json()["path"].as_str().map(str::len), Some(32));
 }
 
 #[test]
@@ -769,4 +769,62 @@ fn full_worker_pool_answers_503_overloaded() {
     }
     let text = server.get("/metrics").text();
     assert!(sample(&text, "seckill_worker_pool_full_total") >= 1.0);
+}
+
+// ---- Malformed requests found by these tests ----
+
+#[test]
+fn bodies_must_be_json_objects() {
+    let server = Server::start_with(fast());
+    let admin = admin_token(&server);
+    active_item(&server, &admin, 1);
+    let (user_id, token) = user(&server, "alice");
+    // serde maps an array onto a struct's fields in order; no client means that.
+    let array = json!(["bobby", PASSWORD]).to_string();
+    assert_error(&call(&server, "POST", "/api/users", None, array.as_bytes()), 400, "invalid_input");
+    assert_error(&call(&server, "POST", "/api/login", None, array.as_bytes()), 400, "invalid_input");
+    let resp = call_json(&server, "POST", "/api/login", None, &json!({"username": "bobby", "password": PASSWORD}));
+    assert_error(&resp, 401, "bad_credentials");
+    let answer = captcha_answer(&server, &admin, &token, user_id, 1);
+    let array = json!([answer]).to_string();
+    assert_error(&call(&server, "POST", "/api/items/1/path", Some(&token), array.as_bytes()), 400, "invalid_input");
+    assert_eq!(peek_answer(&server, &admin, user_id, 1), answer, "a refused body does not consume the captcha");
+    assert_error(&call(&server, "POST", "/api/users", None, b"  \r\n "), 400, "invalid_input");
+}
+
+#[test]
+fn a_captcha_field_of_another_type_is_invalid_input() {
+    let server = Server::start_with(fast());
+    let admin = admin_token(&server);
+    active_item(&server, &admin, 1);
+    let (user_id, token) = user(&server, "alice");
+    let answer = captcha_answer(&server, &admin, &token, user_id, 1);
+    for body in [r#"{"captcha":true}"#, r#"{"captcha":null}"#, r#"{"captcha":{}}"#, r#"{"captcha":["1"]}"#] {
+        let resp = call(&server, "POST", "/api/items/1/path", Some(&token), body.as_bytes());
+        assert_eq!(resp.status, 400, "{body}: {}", resp.text());
+        assert_eq!(resp.json()["code"], "invalid_input", "{body}");
+    }
+    // Body errors come before the captcha: it is still outstanding.
+    assert_eq!(peek_answer(&server, &admin, user_id, 1), answer);
+    assert_eq!(post_path(&server, &token, 1, &answer).status, 200);
+}
+
+#[test]
+fn the_bearer_scheme_is_case_insensitive() {
+    let server = Server::start_with(fast());
+    let admin = admin_token(&server);
+    let (user_id, token) = user(&server, "alice");
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let auth = format!("{scheme} {token}");
+        let me = server.request("GET", "/api/me", &[("Authorization", &auth)], b"");
+        assert_eq!(me.status, 200, "{scheme}: {}", me.text());
+        assert_eq!(me.json()["user_id"], user_id);
+        let auth = format!("{scheme} {admin}");
+        let stats = server.request("GET", "/admin/items/1/stats", &[("Authorization", &auth)], b"");
+        assert_error(&stats, 404, "no_such_item");
+    }
+    for bad in [format!("Bearer{token}"), format!("Basic {token}"), format!("Bearer x{token}")] {
+        let me = server.request("GET", "/api/me", &[("Authorization", &bad)], b"");
+        assert_error(&me, 401, "unauthenticated");
+    }
 }
