@@ -102,3 +102,24 @@ fn logout_survives_kill_9() {
     let me = call(&server, "GET", "/api/me", Some(&token), &Value::Null);
     assert_eq!(me.status, 401, "a logged-out session came back: {}", me.text());
 }
+
+#[test]
+fn configured_secrets_are_used_not_generated() {
+    let admin = "configured-admin-token-0123456789";
+    let options = fast()
+        .set("auth.admin_token", admin)
+        .env("SECKILL_AUTH_SECRET", "a configured secret of enough bytes");
+    let server = Server::start_with(options);
+    let stats = call(&server, "GET", "/admin/items/1/stats", Some(admin), &Value::Null);
+    assert_eq!(stats.status, 404, "the configured admin token is accepted: {}", stats.text());
+    assert!(!server.dir.path().join("data/admin_token").exists(), "an admin token was generated");
+    assert!(!server.dir.path().join("data/secret").exists(), "a secret was generated although one is configured");
+    // Everything start-up prints comes before its `started` line.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !server.stderr().contains("\"msg\":\"started\"") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let stderr = server.stderr();
+    assert!(stderr.contains("\"msg\":\"started\""), "{stderr}");
+    assert!(!stderr.contains("admin token:"), "{stderr}");
+}

@@ -231,6 +231,11 @@ fn logout_is_effective_at_once_on_every_loop() {
     for _ in 0..12 {
         assert_eq!(call(&server, "GET", "/api/me", Some(&token), b"").status, 200);
     }
+    // Both loops took connections, so both may hold the session in their caches.
+    let metrics = server.get("/metrics").text();
+    for lp in ["0", "1"] {
+        assert!(sample(&metrics, &format!("seckill_loop_accepted_total{{loop=\"{lp}\"}}")) > 0.0, "{metrics}");
+    }
     let out = call(&server, "POST", "/api/logout", Some(&token), b"");
     assert_eq!(out.status, 204, "{}", out.text());
     assert!(out.body.is_empty());
@@ -608,6 +613,8 @@ fn path_refuses_wrong_and_expired_captchas() {
     // Expired: the answer was right but came after captcha.ttl_ms.
     let answer = captcha_answer(&server, &admin, &token, user_id, 1);
     std::thread::sleep(Duration::from_millis(300));
+    let hook = call(&server, "GET", &format!("/admin/items/1/captcha-answer?user_id={user_id}"), Some(&admin), b"");
+    assert_eq!(hook.status, 404, "an expired captcha is not outstanding: {}", hook.text());
     assert_error(&post_path(&server, &token, 1, &answer), 403, "captcha_expired");
 }
 
@@ -827,4 +834,49 @@ fn the_bearer_scheme_is_case_insensitive() {
         let me = server.request("GET", "/api/me", &[("Authorization", &bad)], b"");
         assert_error(&me, 401, "unauthenticated");
     }
+}
+
+// ---- Sessions over time, and answers from workers ----
+
+#[test]
+fn sessions_slide_across_loops_then_expire() {
+    let ttl_ms = 3_000;
+    let server = Server::start_with(
+        fast().set("server.threads", 2).set("auth.session_ttl_ms", ttl_ms).set("auth.session_touch_interval_ms", 200),
+    );
+    let (_, token) = user(&server, "alice");
+    // Used every 300 ms for longer than the TTL, on fresh connections spread
+    // over both loops: the expiry slides on every loop.
+    let until = Instant::now() + Duration::from_millis(ttl_ms + 1_500);
+    while Instant::now() < until {
+        let me = call(&server, "GET", "/api/me", Some(&token), b"");
+        assert_eq!(me.status, 200, "a session in use expired: {}", me.text());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Unused for longer than the TTL: gone on every loop.
+    std::thread::sleep(Duration::from_millis(ttl_ms + 300));
+    for _ in 0..6 {
+        assert_error(&call(&server, "GET", "/api/me", Some(&token), b""), 401, "unauthenticated");
+    }
+}
+
+#[test]
+fn pipelined_answers_from_workers_keep_their_order() {
+    let server = Server::start_with(fast());
+    let (user_id, token) = user(&server, "alice");
+    let auth = format!("Bearer {token}");
+    let mut conn = server.connect();
+    // /api/me is answered by a worker, /api/items and 401s by the loop at once.
+    conn.send_request("GET", "/api/me", &[("Authorization", &auth)], b"");
+    conn.send_request("GET", "/api/items", &[], b"");
+    conn.send_request("HEAD", "/api/me", &[("Authorization", &auth)], b"");
+    conn.send_request("GET", "/api/me", &[], b"");
+    conn.send_request("GET", "/api/me", &[("Authorization", &auth)], b"");
+    let first = conn.read_response(false);
+    assert_eq!(first.json(), json!({"user_id": user_id, "username": "alice"}));
+    assert!(conn.read_response(false).json()["items"].is_array());
+    let head = conn.read_response(true);
+    assert_eq!((head.status, head.header("content-length")), (200, first.header("content-length")));
+    assert_error(&conn.read_response(false), 401, "unauthenticated");
+    assert_eq!(conn.read_response(false).json()["user_id"], user_id);
 }
