@@ -54,7 +54,8 @@ fn users_sessions_items_and_secrets_survive_kill_9() {
                       "start_ms": now - 60_000, "end_ms": now + 3_600_000});
     assert_eq!(call(&server, "PUT", "/admin/items/7", Some(&admin), &item).status, 200);
     assert_eq!(call(&server, "GET", "/api/items/7/captcha", Some(&token), &Value::Null).status, 200);
-    let answer = call(&server, "GET", &format!("/admin/items/7/captcha-answer?user_id={user_id}"), Some(&admin), &Value::Null);
+    let answer =
+        call(&server, "GET", &format!("/admin/items/7/captcha-answer?user_id={user_id}"), Some(&admin), &Value::Null);
     assert_eq!(answer.status, 200, "{}", answer.text());
     let path = call(&server, "POST", "/api/items/7/path", Some(&token), &json!({"captcha": answer.json()["answer"]}));
     assert_eq!(path.status, 200, "{}", path.text());
@@ -106,9 +107,8 @@ fn logout_survives_kill_9() {
 #[test]
 fn configured_secrets_are_used_not_generated() {
     let admin = "configured-admin-token-0123456789";
-    let options = fast()
-        .set("auth.admin_token", admin)
-        .env("SECKILL_AUTH_SECRET", "a configured secret of enough bytes");
+    let options =
+        fast().set("auth.admin_token", admin).env("SECKILL_AUTH_SECRET", "a configured secret of enough bytes");
     let server = Server::start_with(options);
     let stats = call(&server, "GET", "/admin/items/1/stats", Some(admin), &Value::Null);
     assert_eq!(stats.status, 404, "the configured admin token is accepted: {}", stats.text());

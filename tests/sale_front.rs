@@ -202,7 +202,8 @@ fn login_cookie_bearer_and_bad_credentials() {
     assert_eq!(me_cookie.status, 200, "{}", me_cookie.text());
     assert_eq!(me_cookie.json()["username"], "alice");
 
-    let wrong = call_json(&server, "POST", "/api/login", None, &json!({"username": "alice", "password": "x".repeat(32)}));
+    let wrong =
+        call_json(&server, "POST", "/api/login", None, &json!({"username": "alice", "password": "x".repeat(32)}));
     assert_error(&wrong, 401, "bad_credentials");
     assert!(wrong.header("set-cookie").is_none());
     let unknown = call_json(&server, "POST", "/api/login", None, &json!({"username": "nobody", "password": PASSWORD}));
@@ -239,6 +240,9 @@ fn logout_is_effective_at_once_on_every_loop() {
     let out = call(&server, "POST", "/api/logout", Some(&token), b"");
     assert_eq!(out.status, 204, "{}", out.text());
     assert!(out.body.is_empty());
+    assert!(out.header("content-length").is_none() && out.header("content-type").is_none(), "{out:?}");
+    let cleared = out.header("set-cookie").expect("the cookie is cleared");
+    assert!(cleared.starts_with("session=;") && cleared.contains("Max-Age=0"), "{cleared}");
     for i in 0..12 {
         let resp = call(&server, "GET", "/api/me", Some(&token), b"");
         assert_error(&resp, 401, "unauthenticated");
@@ -429,7 +433,13 @@ fn admin_bulk_users_with_sessions_and_all_or_nothing() {
     login(&server, "bulk2");
 
     // Without sessions: no tokens.
-    let plain = call_json(&server, "POST", "/admin/users/bulk", Some(&admin), &json!({"prefix": "plain", "count": 1, "password": PASSWORD}));
+    let plain = call_json(
+        &server,
+        "POST",
+        "/admin/users/bulk",
+        Some(&admin),
+        &json!({"prefix": "plain", "count": 1, "password": PASSWORD}),
+    );
     assert_eq!(plain.status, 200, "{}", plain.text());
     assert_eq!(plain.json()["created"], 1);
     assert!(plain.json().get("tokens").is_none(), "{}", plain.text());
@@ -495,7 +505,8 @@ fn captcha_png_no_store_and_refusals() {
     assert_error(&call(&server, "GET", "/api/items/1/captcha", None, b""), 401, "unauthenticated");
     assert_error(&fetch_captcha(&server, &token, 2), 404, "no_such_item");
     // A user with no outstanding captcha, and an item with none.
-    let none = call(&server, "GET", &format!("/admin/items/1/captcha-answer?user_id={}", user_id + 1), Some(&admin), b"");
+    let none =
+        call(&server, "GET", &format!("/admin/items/1/captcha-answer?user_id={}", user_id + 1), Some(&admin), b"");
     assert_eq!(none.status, 404, "{}", none.text());
     let none = call(&server, "GET", &format!("/admin/items/2/captcha-answer?user_id={user_id}"), Some(&admin), b"");
     assert_eq!(none.status, 404, "{}", none.text());
@@ -677,7 +688,8 @@ fn per_user_limit_answers_429_with_retry_after() {
     // Non-sale requests of the limited user are not limited.
     assert_eq!(call(&server, "GET", "/api/me", Some(&alice), b"").status, 200);
     // The bucket refills at the configured rate.
-    let refilled = poll_until(Duration::from_secs(5), || (fetch_captcha(&server, &alice, 1).status == 200).then_some(()));
+    let refilled =
+        poll_until(Duration::from_secs(5), || (fetch_captcha(&server, &alice, 1).status == 200).then_some(()));
     assert!(refilled.is_some(), "the user's bucket never refilled");
 }
 
@@ -735,7 +747,11 @@ fn metrics_count_sessions_logins_captchas_and_limits() {
     active_item(&server, &admin, 1);
     let (_, alice) = user(&server, "alice");
     let (_, bob) = user(&server, "bob");
-    assert_error(&call_json(&server, "POST", "/api/login", None, &json!({"username": "alice", "password": "wrongwrong"})), 401, "bad_credentials");
+    assert_error(
+        &call_json(&server, "POST", "/api/login", None, &json!({"username": "alice", "password": "wrongwrong"})),
+        401,
+        "bad_credentials",
+    );
     assert_eq!(fetch_captcha(&server, &alice, 1).status, 200);
     assert_error(&fetch_captcha(&server, &alice, 1), 429, "rate_limited");
     assert_eq!(call(&server, "POST", "/api/logout", Some(&bob), b"").status, 204);
