@@ -896,3 +896,38 @@ fn pipelined_answers_from_workers_keep_their_order() {
     assert_error(&conn.read_response(false), 401, "unauthenticated");
     assert_eq!(conn.read_response(false).json()["user_id"], user_id);
 }
+
+#[test]
+fn too_many_outstanding_captchas_answer_503() {
+    let server = Server::start_with(fast().set("captcha.outstanding_max", 1));
+    let admin = admin_token(&server);
+    active_item(&server, &admin, 1);
+    let (_, alice) = user(&server, "alice");
+    let (_, bob) = user(&server, "bob");
+    assert_eq!(fetch_captcha(&server, &alice, 1).status, 200);
+    let full = fetch_captcha(&server, &bob, 1);
+    assert_error(&full, 503, "overloaded");
+    assert!(full.header("retry-after").is_some(), "{full:?}");
+    // Replacing one's own captcha takes no new place.
+    assert_eq!(fetch_captcha(&server, &alice, 1).status, 200);
+    // An answer frees the place.
+    assert_error(&post_path(&server, &alice, 1, "-1000"), 403, "captcha_wrong");
+    assert_eq!(fetch_captcha(&server, &bob, 1).status, 200);
+}
+
+#[test]
+fn the_whole_front_half_on_both_reactor_designs() {
+    for design in ["reuseport", "acceptor"] {
+        let server = Server::start_with(fast().set("server.reactor", design).set("server.threads", 2));
+        let admin = admin_token(&server);
+        active_item(&server, &admin, 1);
+        let (user_id, token) = user(&server, "alice");
+        assert_eq!(call(&server, "GET", "/api/me", Some(&token), b"").json()["user_id"], user_id, "{design}");
+        assert_eq!(server.get("/api/items").json()["items"][0]["state"], "active", "{design}");
+        let answer = captcha_answer(&server, &admin, &token, user_id, 1);
+        let path = post_path(&server, &token, 1, &answer);
+        assert_eq!(path.status, 200, "{design}: {}", path.text());
+        assert_eq!(call(&server, "POST", "/api/logout", Some(&token), b"").status, 204, "{design}");
+        assert_error(&call(&server, "GET", "/api/me", Some(&token), b""), 401, "unauthenticated");
+    }
+}
