@@ -13,7 +13,7 @@ use crate::auth::{bearer, constant_time_eq};
 use crate::catalogue::Item;
 use crate::handler::{Call, LoopHandler, Outcome};
 use crate::reply::Reply;
-use crate::store::{ItemRecord, ItemStats};
+use crate::store::{ItemRecord, ItemStats, StoreError};
 
 /// The most users one bulk call may create.
 const BULK_USERS_MAX: u32 = 100_000;
@@ -106,7 +106,11 @@ impl LoopHandler {
         self.require_admin(call)?;
         let item_id = call.matched.id;
         self.offload(call, move |app| {
-            let stats = app.store.item_stats(item_id)?;
+            // An id the store cannot hold (above 2^63-1) names no item: 404, not 400.
+            let stats = app.store.item_stats(item_id).map_err(|e| match e {
+                StoreError::OutOfRange(_) => ApiError::NoSuchItem,
+                other => other.into(),
+            })?;
             Ok(Reply::json_value(Status::OK, &stats_json(&stats)))
         })
     }
