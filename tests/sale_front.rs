@@ -411,6 +411,8 @@ fn admin_stats_zeros_and_404() {
                "cancelled": 0, "expired": 0})
     );
     assert_error(&call(&server, "GET", "/admin/items/5/stats", Some(&admin), b""), 404, "no_such_item");
+    let beyond = format!("/admin/items/{}/stats", u64::MAX);
+    assert_error(&call(&server, "GET", &beyond, Some(&admin), b""), 404, "no_such_item");
 }
 
 #[test]
