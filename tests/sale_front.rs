@@ -933,3 +933,25 @@ fn the_whole_front_half_on_both_reactor_designs() {
         assert_error(&call(&server, "GET", "/api/me", Some(&token), b""), 401, "unauthenticated");
     }
 }
+
+#[test]
+fn per_address_limit_on_sale_requests() {
+    let server = Server::start_with(fast().set("limits.per_ip_rps", 1).set("limits.per_ip_burst", 2));
+    let admin = admin_token(&server);
+    active_item(&server, &admin, 1);
+    // Admin requests are not rate limited: three users with sessions.
+    let body = json!({"prefix": "ip", "count": 3, "password": PASSWORD, "sessions": true});
+    let resp = call_json(&server, "POST", "/admin/users/bulk", Some(&admin), &body);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let tokens: Vec<String> =
+        resp.json()["tokens"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+    // Three users, one address: the address's bucket runs dry.
+    assert_eq!(fetch_captcha(&server, &tokens[0], 1).status, 200);
+    assert_eq!(fetch_captcha(&server, &tokens[1], 1).status, 200);
+    let limited = post_path(&server, &tokens[2], 1, "1");
+    assert_error(&limited, 429, "rate_limited");
+    assert!(limited.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok_and(|s| s >= 1)), "{limited:?}");
+    let text = server.get("/metrics").text();
+    assert_eq!(sample(&text, "seckill_rate_limited_total{limit=\"ip\"}"), 1.0);
+    assert_eq!(sample(&text, "seckill_rate_limited_total{limit=\"user\"}"), 0.0);
+}
