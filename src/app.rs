@@ -53,7 +53,7 @@ impl Counters {
     }
 }
 
-/// Everything the server needs, shared.
+/// Everything the server needs, shared. Built by `server::build_app`.
 #[derive(Debug)]
 pub struct App {
     pub settings: Settings,
@@ -65,88 +65,80 @@ pub struct App {
     pub ip_limits: TokenBuckets,
     pub workers: WorkerPool,
     pub hasher: PasswordHasher,
-    pub path_signer: PathSigner,
-    pub admin_token: String,
     /// A hash of a random password at the configured cost, verified when a
     /// login names an unknown user so that timing does not reveal it.
     pub dummy_password_hash: String,
+    pub path_signer: PathSigner,
+    pub admin_token: String,
     pub counters: Counters,
-    /// Session expiries to write back (bounded; a full queue drops the
-    /// write-back, which the next use of the session retries).
-    pub touches: Sender<(TokenHash, u64)>,
-    touches_rx: Receiver<(TokenHash, u64)>,
+    pub touches: TouchQueue,
+    pub lifecycle: Lifecycle,
+}
+
+/// Session expiries waiting to be written back, bounded: a full queue drops
+/// a write-back, which the next use of the session retries.
+#[derive(Debug)]
+pub struct TouchQueue {
+    tx: Sender<(TokenHash, u64)>,
+    rx: Receiver<(TokenHash, u64)>,
+}
+
+impl TouchQueue {
+    pub fn new(capacity: usize) -> Self {
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        TouchQueue { tx, rx }
+    }
+
+    /// Queues a write-back unless the queue is full.
+    pub fn offer(&self, hash: TokenHash, expires_ms: u64) {
+        let _ = self.tx.try_send((hash, expires_ms));
+    }
+
+    /// Up to `max` queued write-backs.
+    pub fn take(&self, max: usize) -> Vec<(TokenHash, u64)> {
+        self.rx.try_iter().take(max).collect()
+    }
+}
+
+/// Readiness, draining, and the counters the loops write.
+#[derive(Debug)]
+pub struct Lifecycle {
     draining: AtomicBool,
     metrics: Metrics,
     loop_stats: OnceLock<Arc<[LoopStats]>>,
 }
 
-/// The parts of an [`App`] that start-up builds.
-#[derive(Debug)]
-pub struct Parts {
-    pub settings: Settings,
-    pub loops: usize,
-    pub store: Arc<dyn Store>,
-    pub cache: Arc<dyn Cache>,
-    pub catalogue: Arc<Catalogue>,
-    pub user_limits: TokenBuckets,
-    pub ip_limits: TokenBuckets,
-    pub workers: WorkerPool,
-    pub hasher: PasswordHasher,
-    pub path_signer: PathSigner,
-    pub admin_token: String,
-    pub touches_max: usize,
+/// How many revocations the log keeps before a lagging loop drops its cache.
+pub const REVOCATIONS_KEPT: usize = 4096;
+
+impl Lifecycle {
+    pub fn new(loops: usize) -> Self {
+        Lifecycle { draining: AtomicBool::new(false), metrics: Metrics::new(loops), loop_stats: OnceLock::new() }
+    }
 }
 
-/// How many revocations the log keeps before a lagging loop drops its cache.
-const REVOCATIONS_KEPT: usize = 4096;
-
 impl App {
-    pub fn new(parts: Parts) -> Self {
-        let (touches, touches_rx) = crossbeam_channel::bounded(parts.touches_max);
-        let dummy_password_hash = parts.hasher.hash(&crate::auth::secrets::random_token());
-        App {
-            settings: parts.settings,
-            store: parts.store,
-            cache: parts.cache,
-            catalogue: parts.catalogue,
-            revocations: RevocationLog::new(REVOCATIONS_KEPT),
-            user_limits: parts.user_limits,
-            ip_limits: parts.ip_limits,
-            workers: parts.workers,
-            hasher: parts.hasher,
-            path_signer: parts.path_signer,
-            dummy_password_hash,
-            admin_token: parts.admin_token,
-            counters: Counters::default(),
-            touches,
-            touches_rx,
-            draining: AtomicBool::new(false),
-            metrics: Metrics::new(parts.loops),
-            loop_stats: OnceLock::new(),
-        }
-    }
-
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        &self.lifecycle.metrics
     }
 
     /// Called once, after the reactor has started.
     pub fn attach_loop_stats(&self, stats: Arc<[LoopStats]>) {
         // A second call would be a bug in start-up; the first value stays.
-        let _ = self.loop_stats.set(stats);
+        let _ = self.lifecycle.loop_stats.set(stats);
     }
 
     pub fn loop_stats(&self) -> &[LoopStats] {
-        self.loop_stats.get().map_or(&[], |s| s)
+        self.lifecycle.loop_stats.get().map_or(&[], |s| s)
     }
 
     /// Shutdown has begun: /readyz answers 503 from now on.
     pub fn begin_drain(&self) {
-        self.draining.store(true, Ordering::Release);
+        self.lifecycle.draining.store(true, Ordering::Release);
     }
 
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
+        self.lifecycle.draining.load(Ordering::Acquire)
     }
 
     /// Whether this instance can serve the sale: the embedded store and cache
@@ -154,10 +146,5 @@ impl App {
     /// opened, so a running embedded instance is ready.
     pub fn is_ready(&self) -> bool {
         true
-    }
-
-    /// Session expiries waiting to be written back.
-    pub fn take_touches(&self, max: usize) -> Vec<(TokenHash, u64)> {
-        self.touches_rx.try_iter().take(max).collect()
     }
 }

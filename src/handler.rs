@@ -100,8 +100,7 @@ impl LoopHandler {
         match self.sessions.check(&token, now_ms, &self.app.revocations) {
             Cached::Valid { session, write_back } => {
                 if write_back {
-                    // A full queue skips this write-back; a later use retries it.
-                    let _ = self.app.touches.try_send((token_hash(&token), session.expires_ms));
+                    self.app.touches.offer(token_hash(&token), session.expires_ms);
                 }
                 Ok((token, session))
             }
@@ -112,7 +111,7 @@ impl LoopHandler {
                         let session =
                             Session { user_id: shared.user_id, expires_ms: now_ms + self.app.settings.session_ttl_ms };
                         self.sessions.insert(token, session, now_ms);
-                        let _ = self.app.touches.try_send((hash, session.expires_ms));
+                        self.app.touches.offer(hash, session.expires_ms);
                         Ok((token, session))
                     }
                     Some(None) => Err(ApiError::Unauthenticated),

@@ -11,11 +11,11 @@ use seckill_config::{CacheUrl, Config, ReactorMode, StoreUrl};
 use seckill_protocol::Limits;
 use seckill_reactor::{Design, Reactor, ReactorConfig};
 
-use crate::app::{App, Parts, Settings};
+use crate::app::{App, Counters, Lifecycle, REVOCATIONS_KEPT, Settings, TouchQueue};
 use crate::auth::password::PasswordHasher;
 use crate::auth::path::PathSigner;
 use crate::auth::secrets;
-use crate::auth::session::{Session, TokenHash};
+use crate::auth::session::{RevocationLog, Session, TokenHash};
 use crate::cache::Cache;
 use crate::cache::memory::MemoryCache;
 use crate::catalogue::{Catalogue, Item};
@@ -158,24 +158,28 @@ pub fn build_app(config: &Config) -> Result<App, StartError> {
         captcha_ttl_ms: config.captcha.ttl_ms,
         trusted_proxies: config.server.trusted_proxies.clone(),
     };
-    Ok(App::new(Parts {
+    let hash_workers = auth.hash_worker_count();
+    Ok(App {
         settings,
-        loops: config.server.event_loops(),
         store,
         cache,
         catalogue,
+        revocations: RevocationLog::new(REVOCATIONS_KEPT),
         user_limits: TokenBuckets::new(
             clamp_u32(limits.per_user_rps),
             clamp_u32(limits.per_user_burst),
             limits.buckets_max,
         ),
         ip_limits: TokenBuckets::new(clamp_u32(limits.per_ip_rps), clamp_u32(limits.per_ip_burst), limits.buckets_max),
-        workers: WorkerPool::new("worker", auth.hash_worker_count(), auth.hash_queue_max),
+        workers: WorkerPool::new("worker", hash_workers, auth.hash_queue_max),
+        dummy_password_hash: hasher.hash(&secrets::random_token()),
         hasher,
         path_signer: PathSigner::new(&secrets::derive_key(&secret, "sale path")),
         admin_token,
-        touches_max: TOUCHES_MAX,
-    }))
+        counters: Counters::default(),
+        touches: TouchQueue::new(TOUCHES_MAX),
+        lifecycle: Lifecycle::new(config.server.event_loops()),
+    })
 }
 
 fn clamp_u32(v: u64) -> u32 {
@@ -216,7 +220,7 @@ fn start_keeper(app: Arc<App>) -> std::io::Result<()> {
         let mut last_store_prune = Instant::now();
         loop {
             std::thread::sleep(KEEPER_INTERVAL);
-            let touches = app.take_touches(TOUCHES_MAX);
+            let touches = app.touches.take(TOUCHES_MAX);
             if !touches.is_empty() {
                 let _ = app.cache.touch_sessions(&touches);
                 if let Err(e) = app.store.touch_sessions(&touches) {
