@@ -18,6 +18,7 @@
 //! - [`store`]: the durable store (users, sessions, items, orders); SQLite by default.
 //! - [`limits`]: lock-free token buckets per user and per address.
 //! - [`clock`]: Unix milliseconds.
+//! - [`orders`]: the group-commit order writer (the buy builds on it).
 //! - [`app`]: state shared by the loops (readiness, draining, metrics).
 //! - [`metrics`]: per-loop counters and the Prometheus exposition.
 //! - [`log`]: structured JSON-lines logs on stderr.
@@ -37,6 +38,7 @@ pub mod handler;
 pub mod limits;
 pub mod log;
 pub mod metrics;
+pub mod orders;
 pub mod reply;
 pub mod router;
 pub mod server;

@@ -1,0 +1,318 @@
+//! The group-commit order writer: one thread that turns a stream of orders
+//! (already admitted by the hot path, their stock already taken from the
+//! local counter) into durable rows, a batch at a time.
+//!
+//! It blocks on its queue for the first order, then gathers more until the
+//! batch holds `batch_orders_max` orders or `batch_wait` has passed since the
+//! first — whichever comes first — and writes the whole batch in one store
+//! transaction, so one fsync covers every order in it. Then it tells its
+//! [`Sink`] the fate of each order and that the batch is done; the server's
+//! sink completes the parked requests (one wake per loop per batch), gives
+//! back the stock of refused orders, and arms the payment window of placed
+//! ones.
+//!
+//! A failed transaction wrote nothing (the store rolls it back), so every
+//! order of that batch is refused as `Unavailable` and its stock returned.
+//! The writer never busy-polls: it sleeps in `recv` between batches.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::store::{NewOrder, OrderOutcome, OrderRecord, Store};
+
+/// The fate of one order, as the client will hear it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Durable now: 200 with this order.
+    Placed(OrderRecord),
+    /// The request id already made this order: 200 with it, again. Its stock
+    /// was taken a second time by the hot path and must go back.
+    Existing(OrderRecord),
+    /// The request id made an order of another item or quantity: 409.
+    RequestIdReused,
+    /// 409 `limit_reached`.
+    LimitReached,
+    /// 410 `sold_out`: the store found too few units (the local counter was
+    /// ahead of it and must be corrected).
+    SoldOut,
+    /// 404: the item (or the user) is gone.
+    Gone,
+    /// The store failed: nothing of this order was written. 503.
+    Unavailable,
+}
+
+impl Decision {
+    /// Whether the order's units must go back to the local stock (no new
+    /// order holds them).
+    pub fn returns_stock(&self) -> bool {
+        !matches!(self, Decision::Placed(_))
+    }
+
+    fn of(order: &NewOrder, outcome: OrderOutcome) -> Decision {
+        match outcome {
+            OrderOutcome::Committed(record) => Decision::Placed(record),
+            OrderOutcome::Duplicate(record) => {
+                if record.item_id == order.item_id && record.quantity == order.quantity.get() {
+                    Decision::Existing(record)
+                } else {
+                    Decision::RequestIdReused
+                }
+            }
+            OrderOutcome::LimitReached => Decision::LimitReached,
+            OrderOutcome::SoldOut => Decision::SoldOut,
+            OrderOutcome::NoSuchItem | OrderOutcome::NoSuchUser => Decision::Gone,
+            // A duplicate generated id is a bug of ours; the order is not
+            // durable, so the client must hear "outcome unknown, retry".
+            OrderOutcome::IdTaken => Decision::Unavailable,
+        }
+    }
+}
+
+/// Where the writer's decisions go. `T` is what travels with each order
+/// (for the server: where to answer).
+pub trait Sink<T> {
+    fn decided(&mut self, order: &NewOrder, ticket: T, decision: Decision);
+    /// Every order of the batch has been decided.
+    fn batch_done(&mut self);
+}
+
+/// An order on its way to the writer.
+#[derive(Debug)]
+pub struct Queued<T> {
+    pub order: NewOrder,
+    pub ticket: T,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct WriterSettings {
+    pub batch_orders_max: usize,
+    /// How long a batch may wait for more orders after its first.
+    pub batch_wait: Duration,
+    /// How often to look at the stop flag while idle.
+    pub idle_check: Duration,
+}
+
+/// Counters for `/metrics`, written by the writer alone.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub batches: AtomicU64,
+    pub orders: AtomicU64,
+    pub failed_batches: AtomicU64,
+    /// The largest batch so far.
+    pub batch_orders_peak: AtomicU64,
+    /// Total time inside the store's commit, microseconds.
+    pub commit_us_total: AtomicU64,
+}
+
+/// Runs until `stop` is set and the queue is empty, or every sender is gone.
+pub fn run<T>(
+    store: &dyn Store,
+    queue: &Receiver<Queued<T>>,
+    settings: WriterSettings,
+    sink: &mut impl Sink<T>,
+    stats: &WriterStats,
+    stop: &AtomicBool,
+) {
+    let batch_max = settings.batch_orders_max.max(1);
+    let mut orders: Vec<NewOrder> = Vec::with_capacity(batch_max);
+    let mut tickets: Vec<T> = Vec::with_capacity(batch_max);
+    loop {
+        let first = match queue.recv_timeout(settings.idle_check) {
+            Ok(first) => first,
+            Err(RecvTimeoutError::Timeout) if stop.load(Relaxed) => return,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let gather_until = Instant::now() + settings.batch_wait;
+        orders.push(first.order);
+        tickets.push(first.ticket);
+        while orders.len() < batch_max {
+            // Take what is already queued without waiting, then wait out the window.
+            let next = match queue.try_recv() {
+                Ok(next) => next,
+                Err(_) => match queue.recv_deadline(gather_until) {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+            };
+            orders.push(next.order);
+            tickets.push(next.ticket);
+        }
+        commit(store, &mut orders, &mut tickets, sink, stats);
+    }
+}
+
+fn commit<T>(
+    store: &dyn Store,
+    orders: &mut Vec<NewOrder>,
+    tickets: &mut Vec<T>,
+    sink: &mut impl Sink<T>,
+    stats: &WriterStats,
+) {
+    let started = Instant::now();
+    let result = store.commit_orders(orders);
+    stats.commit_us_total.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+    stats.batches.fetch_add(1, Relaxed);
+    stats.orders.fetch_add(orders.len() as u64, Relaxed);
+    stats.batch_orders_peak.fetch_max(orders.len() as u64, Relaxed);
+    match result {
+        Ok(outcomes) => {
+            // The store answers one outcome per order, in order.
+            debug_assert_eq!(outcomes.len(), orders.len());
+            for ((order, ticket), outcome) in orders.drain(..).zip(tickets.drain(..)).zip(outcomes) {
+                let decision = Decision::of(&order, outcome);
+                sink.decided(&order, ticket, decision);
+            }
+        }
+        Err(_) => {
+            stats.failed_batches.fetch_add(1, Relaxed);
+            for (order, ticket) in orders.drain(..).zip(tickets.drain(..)) {
+                sink.decided(&order, ticket, Decision::Unavailable);
+            }
+        }
+    }
+    // Entries not matched by an outcome (a store breaking its contract) are
+    // refused rather than left hanging.
+    for (order, ticket) in orders.drain(..).zip(tickets.drain(..)) {
+        sink.decided(&order, ticket, Decision::Unavailable);
+    }
+    sink.batch_done();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::{ItemRecord, SqliteStore};
+
+    struct Recorder {
+        decisions: Vec<(u64, Decision)>,
+        batches: usize,
+    }
+
+    impl Sink<u64> for Recorder {
+        fn decided(&mut self, _order: &NewOrder, ticket: u64, decision: Decision) {
+            self.decisions.push((ticket, decision));
+        }
+
+        fn batch_done(&mut self) {
+            self.batches += 1;
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, Arc<SqliteStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("s.db")).unwrap());
+        store
+            .put_item(&ItemRecord {
+                id: 1,
+                name: "phone".into(),
+                description: String::new(),
+                price_cents: 100,
+                stock_total: 3,
+                per_user_limit: 2,
+                start_ms: 0,
+                end_ms: u64::MAX / 2,
+            })
+            .unwrap();
+        (dir, store)
+    }
+
+    fn order(id: u64, user_id: u64, quantity: u32, request_id: &str) -> Queued<u64> {
+        let order = NewOrder {
+            id,
+            item_id: 1,
+            user_id,
+            quantity: NonZeroU32::new(quantity).unwrap(),
+            created_ms: 1,
+            pay_deadline_ms: 1_000,
+            request_id: Some(request_id.to_string()),
+        };
+        Queued { order, ticket: id }
+    }
+
+    fn settings(batch_orders_max: usize) -> WriterSettings {
+        WriterSettings { batch_orders_max, batch_wait: Duration::from_millis(5), idle_check: Duration::from_millis(5) }
+    }
+
+    #[test]
+    fn a_batch_is_decided_in_one_commit() {
+        let (_dir, store) = store();
+        let users: Vec<u64> = (0..3).map(|i| store.create_user(&format!("user{i}"), "hash", 0).unwrap()).collect();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        tx.send(order(10, users[0], 1, "a")).unwrap();
+        tx.send(order(11, users[0], 1, "a")).unwrap(); // same request id: the same order again
+        tx.send(order(12, users[0], 2, "b")).unwrap(); // would hold 3 > limit 2
+        tx.send(order(13, users[1], 2, "a")).unwrap(); // 1 + 2 = all 3 units sold
+        tx.send(order(14, users[2], 1, "a")).unwrap(); // none left
+        tx.send(order(15, users[2], 1, "b")).unwrap();
+        tx.send(order(16, users[1], 1, "a")).unwrap(); // request id reused with another quantity
+        drop(tx);
+        let mut sink = Recorder { decisions: Vec::new(), batches: 0 };
+        let stats = WriterStats::default();
+        run(&*store, &rx, settings(100), &mut sink, &stats, &AtomicBool::new(false));
+        let kinds: Vec<(u64, &'static str)> = sink
+            .decisions
+            .iter()
+            .map(|(t, d)| {
+                let kind = match d {
+                    Decision::Placed(_) => "placed",
+                    Decision::Existing(r) if r.id == 10 => "existing 10",
+                    Decision::Existing(_) => "existing other",
+                    Decision::RequestIdReused => "reused",
+                    Decision::LimitReached => "limit",
+                    Decision::SoldOut => "sold out",
+                    Decision::Gone => "gone",
+                    Decision::Unavailable => "unavailable",
+                };
+                (*t, kind)
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (10, "placed"),
+                (11, "existing 10"),
+                (12, "limit"),
+                (13, "placed"),
+                (14, "sold out"),
+                (15, "sold out"),
+                (16, "reused")
+            ]
+        );
+        assert_eq!((sink.batches, stats.batches.load(Relaxed), stats.orders.load(Relaxed)), (1, 1, 7));
+        let stats = store.item_stats(1).unwrap();
+        assert_eq!((stats.stock_left, stats.pending_payment), (0, 3));
+    }
+
+    #[test]
+    fn batches_are_bounded_by_size() {
+        let (_dir, store) = store();
+        let user = store.create_user("user", "hash", 0).unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for i in 0..5 {
+            tx.send(order(100 + i, user, 1, &format!("r{i}"))).unwrap();
+        }
+        drop(tx);
+        let mut sink = Recorder { decisions: Vec::new(), batches: 0 };
+        let stats = WriterStats::default();
+        run(&*store, &rx, settings(2), &mut sink, &stats, &AtomicBool::new(false));
+        assert_eq!(sink.batches, 3, "2 + 2 + 1");
+        assert_eq!(stats.batch_orders_peak.load(Relaxed), 2);
+        assert_eq!(sink.decisions.iter().filter(|(_, d)| matches!(d, Decision::Placed(_))).count(), 2, "limit 2");
+        assert!(sink.decisions.iter().filter(|(_, d)| d.returns_stock()).all(|(_, d)| *d == Decision::LimitReached));
+    }
+
+    #[test]
+    fn stops_when_asked_and_idle() {
+        let (_dir, store) = store();
+        let (_tx, rx) = crossbeam_channel::unbounded::<Queued<u64>>();
+        let mut sink = Recorder { decisions: Vec::new(), batches: 0 };
+        run(&*store, &rx, settings(10), &mut sink, &WriterStats::default(), &AtomicBool::new(true));
+        assert_eq!(sink.batches, 0);
+    }
+}
