@@ -217,10 +217,15 @@ pub struct Conn {
 
 impl Conn {
     pub fn connect(addr: SocketAddr) -> Conn {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        stream.set_nodelay(true).unwrap();
-        Conn { stream, buf: Vec::new() }
+        Conn::try_connect(addr).expect("connect")
+    }
+
+    /// A connection, or `None` if the server refuses it.
+    pub fn try_connect(addr: SocketAddr) -> Option<Conn> {
+        let stream = TcpStream::connect(addr).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        stream.set_nodelay(true).ok()?;
+        Some(Conn { stream, buf: Vec::new() })
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
