@@ -291,7 +291,7 @@ schema! {
         secret: Option<Secret>;
         /// Sliding session lifetime, milliseconds.
         session_ttl_ms: u64 = "1800000";
-        /// A session's expiry is written back at most once per this many milliseconds.
+        /// A session's expiry is written back at most once per this many milliseconds; at most half of session_ttl_ms.
         session_touch_interval_ms: u64 = "5000";
         /// Public salt the login page mixes into the client-side password hash.
         client_salt: String = "1a2b3c4d";

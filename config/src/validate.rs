@@ -99,9 +99,13 @@ fn check_auth(config: &Config, check: &Checker) -> Result<(), ConfigError> {
             format!("is {} bytes; it must be at least 16", secret.expose().len())
         })?;
     }
-    check.require("auth.session_touch_interval_ms", auth.session_touch_interval_ms < auth.session_ttl_ms, || {
-        format!("must be less than auth.session_ttl_ms ({})", auth.session_ttl_ms)
-    })?;
+    // Loops learn of each other's extensions through the write-back, so it
+    // must come well before the TTL runs out: at most half of it.
+    check.require(
+        "auth.session_touch_interval_ms",
+        auth.session_touch_interval_ms <= auth.session_ttl_ms / 2,
+        || format!("must be at most half of auth.session_ttl_ms ({})", auth.session_ttl_ms),
+    )?;
     check.require("auth.client_salt", !auth.client_salt.is_empty(), || "must not be empty".to_owned())?;
     // Argon2 itself refuses less than 8 KiB per lane.
     let memory_min = 8 * u64::from(auth.argon2_parallelism);
