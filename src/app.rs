@@ -63,6 +63,10 @@ pub struct App {
     pub revocations: RevocationLog,
     pub user_limits: TokenBuckets,
     pub ip_limits: TokenBuckets,
+    /// argon2id work only (registration, login, bulk users): a login storm
+    /// fills this pool, never the other.
+    pub hash_pool: WorkerPool,
+    /// Every other blocking job: store calls, captcha drawing, admin.
     pub workers: WorkerPool,
     pub hasher: PasswordHasher,
     /// A hash of a random password at the configured cost, verified when a

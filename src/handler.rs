@@ -31,6 +31,14 @@ pub struct Completion {
     pub reply: Reply,
 }
 
+/// Which worker pool runs a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    /// Jobs that run argon2id.
+    Hashing,
+    General,
+}
+
 /// How an endpoint answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answered {
@@ -140,14 +148,19 @@ impl LoopHandler {
         })
     }
 
-    /// Runs `job` on a worker and parks the request until it answers; 503
-    /// `overloaded` at once when the pool is full.
+    /// Runs `job` on a worker of `pool` and parks the request until it
+    /// answers; 503 `overloaded` at once when the pool is full.
     pub(crate) fn offload(
         &self,
         call: &mut Call<'_, '_, '_>,
+        pool: Pool,
         job: impl FnOnce(&App) -> Result<Reply, ApiError> + Send + 'static,
     ) -> Outcome {
-        let Some(reservation) = self.app.workers.try_reserve() else {
+        let pool = match pool {
+            Pool::Hashing => &self.app.hash_pool,
+            Pool::General => &self.app.workers,
+        };
+        let Some(reservation) = pool.try_reserve() else {
             Counters::bump(&self.app.counters.workers_full);
             return Err(ApiError::Overloaded);
         };

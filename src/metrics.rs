@@ -154,8 +154,9 @@ fn render_sale(w: &mut Exposition<'_>, app: &crate::app::App) {
     w.sample("seckill_sessions", &[], sessions as f64);
     w.help("seckill_captchas_outstanding", "gauge", "Captchas waiting for an answer.");
     w.sample("seckill_captchas_outstanding", &[], captchas as f64);
-    w.help("seckill_worker_jobs", "gauge", "Jobs reserved, queued or running on the worker pool.");
-    w.sample("seckill_worker_jobs", &[], app.workers.in_flight() as f64);
+    w.help("seckill_worker_jobs", "gauge", "Jobs reserved, queued or running, by worker pool.");
+    w.sample("seckill_worker_jobs", &[("pool", "hash")], app.hash_pool.in_flight() as f64);
+    w.sample("seckill_worker_jobs", &[("pool", "general")], app.workers.in_flight() as f64);
     let limits = [("user", &app.user_limits), ("ip", &app.ip_limits)];
     w.help("seckill_rate_limit_evictions_total", "counter", "Idle (full) buckets whose slot another key took.");
     for (limit, buckets) in &limits {

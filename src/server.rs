@@ -171,7 +171,8 @@ pub fn build_app(config: &Config) -> Result<App, StartError> {
             limits.buckets_max,
         ),
         ip_limits: TokenBuckets::new(clamp_u32(limits.per_ip_rps), clamp_u32(limits.per_ip_burst), limits.buckets_max),
-        workers: WorkerPool::new("worker", hash_workers, auth.hash_queue_max),
+        hash_pool: WorkerPool::new("hash", hash_workers, auth.hash_queue_max),
+        workers: WorkerPool::new("worker", config.server.worker_count(), config.server.work_queue_max),
         dummy_password_hash: hasher.hash(&secrets::random_token()),
         hasher,
         path_signer: PathSigner::new(&secrets::derive_key(&secret, "sale path")),
@@ -197,6 +198,7 @@ pub fn start(config: &Config) -> Result<Running, StartError> {
         Reactor::start(settings.reactor.clone(), move |loop_id| LoopHandler::new(loop_id, handler_app.clone()))
             .map_err(|e| StartError::Io("listen", e))?;
     app.attach_loop_stats(reactor.stats());
+    app.hash_pool.start(&reactor.completer()).map_err(|e| StartError::Io("hash threads", e))?;
     app.workers.start(&reactor.completer()).map_err(|e| StartError::Io("worker threads", e))?;
     start_keeper(app.clone()).map_err(|e| StartError::Io("keeper thread", e))?;
     let addr = reactor.local_addr();

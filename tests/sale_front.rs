@@ -796,6 +796,31 @@ fn full_worker_pool_answers_503_overloaded() {
     assert!(sample(&text, "seckill_worker_pool_full_total") >= 1.0);
 }
 
+#[test]
+fn a_hashing_storm_does_not_block_other_work() {
+    let server = Server::start_with(
+        ServerOptions::default()
+            .set("auth.argon2_memory_kib", 65_536)
+            .set("auth.hash_workers", 1)
+            .set("auth.hash_queue_max", 2)
+            .set("limits.per_ip_rps", 0),
+    );
+    let (_, token) = user(&server, "alice");
+    // Fill the hashing pool with registrations, then ask for general work
+    // while they hash: it has its own workers and answers at once.
+    let mut storm: Vec<_> = (0..6).map(|_| server.connect()).collect();
+    for (i, conn) in storm.iter_mut().enumerate() {
+        let body = json!({"username": format!("storm{i}"), "password": PASSWORD}).to_string();
+        conn.send_request("POST", "/api/users", &[("Content-Type", "application/json")], body.as_bytes());
+    }
+    let me = call(&server, "GET", "/api/me", Some(&token), b"");
+    assert_eq!(me.status, 200, "{}", me.text());
+    let answers: Vec<u16> = storm.iter_mut().map(|c| c.read_response(false).status).collect();
+    assert!(answers.contains(&503), "the storm filled the hashing pool: {answers:?}");
+    let text = server.get("/metrics").text();
+    assert!(text.contains("seckill_worker_jobs{pool=\"hash\"}"), "{text}");
+}
+
 // ---- Malformed requests found by these tests ----
 
 #[test]

@@ -181,6 +181,11 @@ impl Server {
     pub fn event_loops(&self) -> usize {
         resolve_per_core(self.threads)
     }
+
+    /// The number of general worker threads: `workers`, with 0 resolved to one per core.
+    pub fn worker_count(&self) -> usize {
+        resolve_per_core(self.workers)
+    }
 }
 
 impl Auth {
@@ -257,6 +262,10 @@ schema! {
         log_level: LogLevel = "info";
         /// Directory for the generated admin token and secret.
         data_dir: String = "./data";
+        /// Threads for blocking work other than password hashing (store calls, captchas, admin); 0 = one per core.
+        workers: usize = "0";
+        /// Jobs queued or running on those threads at once; beyond: 503 overloaded.
+        work_queue_max: usize = "4096";
         /// On SIGTERM/SIGINT, milliseconds between /readyz turning 503 and the listeners closing.
         drain_ms: u64 = "1000";
         /// On SIGTERM/SIGINT, milliseconds after which the process exits even if work remains.
@@ -396,6 +405,8 @@ mod tests {
             ("server.drain_ms", "1000"),
             ("server.shutdown_grace_ms", "10000"),
             ("server.pin_cpus", "false"),
+            ("server.workers", "0"),
+            ("server.work_queue_max", "4096"),
             ("http.head_bytes_max", "8192"),
             ("http.uri_bytes_max", "4096"),
             ("http.header_count_max", "64"),

@@ -23,6 +23,7 @@ const AT_LEAST_ONE: &[&str] = &[
     "auth.argon2_iterations",
     "auth.argon2_parallelism",
     "auth.hash_queue_max",
+    "server.work_queue_max",
     "store.pool_max",
     "cache.sessions_per_loop_max",
     "cache.command_timeout_ms",
@@ -72,6 +73,9 @@ fn check_server(config: &Config, check: &Checker) -> Result<(), ConfigError> {
     let server = &config.server;
     check.require("server.threads", server.threads <= THREADS_MAX, || {
         format!("{} is more than {THREADS_MAX}", server.threads)
+    })?;
+    check.require("server.workers", server.workers <= THREADS_MAX, || {
+        format!("{} is more than {THREADS_MAX}", server.workers)
     })?;
     check.require("server.drain_ms", server.drain_ms < server.shutdown_grace_ms, || {
         format!("must be less than server.shutdown_grace_ms ({})", server.shutdown_grace_ms)

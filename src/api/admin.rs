@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::auth::validate::{password_ok, username_ok};
 use crate::auth::{bearer, constant_time_eq};
 use crate::catalogue::Item;
-use crate::handler::{Call, LoopHandler, Outcome};
+use crate::handler::{Call, LoopHandler, Outcome, Pool};
 use crate::reply::Reply;
 use crate::store::{ItemRecord, ItemStats, StoreError};
 
@@ -92,7 +92,7 @@ impl LoopHandler {
             end_ms: body.end_ms,
         };
         let now_ms = call.now_ms;
-        self.offload(call, move |app| {
+        self.offload(call, Pool::General, move |app| {
             let stored = app.store.put_item(&record)?;
             let stats = app.store.item_stats(stored.id)?;
             let item = publish_item(app, stored, &stats);
@@ -105,7 +105,7 @@ impl LoopHandler {
     pub(crate) fn admin_stats(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
         self.require_admin(call)?;
         let item_id = call.matched.id;
-        self.offload(call, move |app| {
+        self.offload(call, Pool::General, move |app| {
             // An id the store cannot hold (above 2^63-1) names no item: 404, not 400.
             let stats = app.store.item_stats(item_id).map_err(|e| match e {
                 StoreError::OutOfRange(_) => ApiError::NoSuchItem,
@@ -130,7 +130,7 @@ impl LoopHandler {
             return Err(ApiError::InvalidInput("password: 8 to 128 printable ASCII characters"));
         }
         let now_ms = call.now_ms;
-        self.offload(call, move |app| {
+        self.offload(call, Pool::Hashing, move |app| {
             // Users made by one call share one hash (contract §3): 10,000
             // users in seconds, not in 10,000 argon2 runs.
             let hash = app.hasher.hash(&body.password);
@@ -152,7 +152,7 @@ impl LoopHandler {
             .ok_or(ApiError::InvalidInput("user_id: a user id is required in the query"))?;
         let item_id = call.matched.id;
         let now_ms = call.now_ms;
-        self.offload(call, move |app| {
+        self.offload(call, Pool::General, move |app| {
             let answer = app.cache.peek_captcha(user_id, item_id, now_ms).map_err(|_| ApiError::Unavailable)?;
             let answer = answer.ok_or(ApiError::NoCaptcha)?;
             Ok(Reply::json_value(Status::OK, &serde_json::json!({ "answer": answer.to_string() })))

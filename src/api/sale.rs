@@ -11,7 +11,7 @@ use crate::app::Counters;
 use crate::cache::{CaptchaEntry, PutCaptchaError};
 use crate::captcha;
 use crate::catalogue::SaleState;
-use crate::handler::{Call, LoopHandler, Outcome};
+use crate::handler::{Call, LoopHandler, Outcome, Pool};
 use crate::reply::Reply;
 
 /// `{"captcha": "13"}`; a number is accepted too.
@@ -43,7 +43,7 @@ impl LoopHandler {
             return Err(ApiError::NoSuchItem);
         }
         let expires_ms = call.now_ms + self.app.settings.captcha_ttl_ms;
-        self.offload(call, move |app| {
+        self.offload(call, Pool::General, move |app| {
             let mut rng = rand::rng();
             let question = captcha::generate(&mut rng);
             let png = captcha::render_png(&question.text, rng.random());

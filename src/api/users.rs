@@ -11,7 +11,7 @@ use crate::app::{App, Counters};
 use crate::auth::secrets::random_token;
 use crate::auth::session::{Session, TokenHash, token_hash, token_key};
 use crate::auth::validate::{password_ok, username_ok};
-use crate::handler::{Call, LoopHandler, Outcome};
+use crate::handler::{Call, LoopHandler, Outcome, Pool};
 use crate::reply::Reply;
 use crate::store::SessionRecord;
 
@@ -66,7 +66,7 @@ impl LoopHandler {
             return Err(ApiError::InvalidInput("password: 8 to 128 printable ASCII characters"));
         }
         let now_ms = call.now_ms;
-        self.offload(call, move |app| {
+        self.offload(call, Pool::Hashing, move |app| {
             let hash = app.hasher.hash(&password);
             let user_id = app.store.create_user(&username, &hash, now_ms)?;
             Counters::bump(&app.counters.registrations);
@@ -78,7 +78,7 @@ impl LoopHandler {
         self.limit_ip(call)?;
         let Credentials { username, password } = owned_json_body(call.request.body)?;
         let now_ms = call.now_ms;
-        self.offload(call, move |app| {
+        self.offload(call, Pool::Hashing, move |app| {
             let user = if username_ok(&username) { app.store.user_by_name(&username)? } else { None };
             // Verify against something even for an unknown user, so that
             // timing does not tell which usernames exist.
@@ -100,7 +100,7 @@ impl LoopHandler {
         // Gone from this loop at once; the worker makes it gone everywhere
         // before the answer leaves.
         self.sessions.remove(&token);
-        self.offload(call, move |app| {
+        self.offload(call, Pool::General, move |app| {
             let hash = token_hash(&token);
             app.store.delete_session(&hash)?;
             app.cache.remove_session(&hash).map_err(|_| ApiError::Unavailable)?;
@@ -113,7 +113,7 @@ impl LoopHandler {
 
     pub(crate) fn me(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
         let (_, session) = self.session(call)?;
-        self.offload(call, move |app| {
+        self.offload(call, Pool::General, move |app| {
             let user = app.store.user_by_id(session.user_id)?.ok_or(ApiError::Unauthenticated)?;
             Ok(Reply::json_value(Status::OK, &serde_json::json!({ "user_id": user.id, "username": user.username })))
         })
