@@ -18,6 +18,9 @@
 //! - [`store`]: the durable store (users, sessions, items, orders); SQLite by default.
 //! - [`limits`]: lock-free token buckets per user and per address.
 //! - [`clock`]: Unix milliseconds.
+//! - [`stock`]: the lock-free local stock counter, sold-out bits, stock sources, order ids (the buy builds on them).
+//! - [`expiry`]: the payment-window timer wheel (the buy builds on it).
+//! - [`sync`]: std or loom atomics for the lock-free structures.
 //! - [`orders`]: the group-commit order writer (the buy builds on it).
 //! - [`app`]: state shared by the loops (readiness, draining, metrics).
 //! - [`metrics`]: per-loop counters and the Prometheus exposition.
@@ -34,6 +37,7 @@ pub mod captcha;
 pub mod catalogue;
 pub mod client_addr;
 pub mod clock;
+pub mod expiry;
 pub mod handler;
 pub mod limits;
 pub mod log;
@@ -42,5 +46,7 @@ pub mod orders;
 pub mod reply;
 pub mod router;
 pub mod server;
+pub mod stock;
 pub mod store;
+pub(crate) mod sync;
 pub mod workers;

@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use super::gcra::{NS_PER_S, Rate};
 use super::metrics::{self, Counters, Metrics, Shard};
-use super::sync::{self, AtomicU64, Ordering};
+use crate::sync::{self, AtomicU64, Ordering};
 
 /// Slots a key may live in: one group, two cache lines (8 × 16 bytes), loaded
 /// together. Under loom, two, to keep the model small.

@@ -47,7 +47,6 @@ mod buckets;
 mod gcra;
 mod ip;
 mod metrics;
-mod sync;
 
 pub use buckets::{BUCKETS_MAX_LIMIT, RetryAfter, TokenBuckets};
 pub use ip::{IPV6_PREFIX_BITS, ip_key};
