@@ -378,8 +378,8 @@ schema! {
         per_ip_rps: u64 = "200";
         /// Requests a client address may make at once after being idle.
         per_ip_burst: u64 = "400";
-        /// Buckets kept per instance; the idlest are evicted beyond it.
-        buckets_max: usize = "1000000";
+        /// Token buckets per limit, 16 bytes each, fixed at start-up, idle ones reused; keep buckets_max × rate above what the instance serves.
+        buckets_max: usize = "262144";
     }
 }
 

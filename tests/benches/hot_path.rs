@@ -28,8 +28,8 @@ fn bench(c: &mut Criterion) {
         sessions.insert(*t, Session { user_id: i as u64, expires_ms: u64::MAX / 2 }, 0);
     }
     // Limits generous enough never to refuse: the cost of admitting is measured.
-    let user_limits = TokenBuckets::new(1_000_000, 1_000_000, 1 << 20);
-    let ip_limits = TokenBuckets::new(1_000_000, 1_000_000, 1 << 20);
+    let user_limits = TokenBuckets::new(1_000_000, 1_000_000, 262_144);
+    let ip_limits = TokenBuckets::new(1_000_000, 1_000_000, 262_144);
     let signer = PathSigner::new(&[7; 32]);
     let paths: Vec<String> = (0..USERS).map(|u| signer.mint(u, 1, 10_000_000)).collect();
     let start = Instant::now();
