@@ -2,42 +2,15 @@
 //! nothing once warm (issue 4): a counting global allocator proves it over
 //! 100,000 checks.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use seckill::auth::path::PathSigner;
 use seckill::auth::session::{Cached, RevocationLog, Session, SessionCache, token_key};
 use seckill::limits::{TokenBuckets, ip_key};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator, which
-// upholds the `GlobalAlloc` contract; counting touches only an atomic.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded with the pointer and layout the caller got from `alloc`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+mod counting_alloc;
+use counting_alloc::allocations_in;
 
 #[test]
 fn session_limits_and_path_allocate_nothing() {
@@ -54,18 +27,18 @@ fn session_limits_and_path_allocate_nothing() {
     let paths: Vec<String> = (0..USERS).map(|u| signer.mint(u as u64, 1, 10_000_000)).collect();
     let start = Instant::now();
 
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    for n in 0..100_000usize {
-        let i = n % USERS;
-        let now = start + Duration::from_micros(n as u64);
-        let Cached::Valid { session, .. } = sessions.check(&tokens[i], 1_000, &revocations) else {
-            panic!("warm session")
-        };
-        assert!(user_limits.check(session.user_id, now).is_ok());
-        let ip = IpAddr::V4(Ipv4Addr::new(10, 0, (i >> 8) as u8, i as u8));
-        assert!(ip_limits.check(ip_key(ip), now).is_ok());
-        assert!(signer.verify(paths[i].as_bytes(), session.user_id, 1, 1_000).is_ok());
-    }
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = allocations_in(|| {
+        for n in 0..100_000usize {
+            let i = n % USERS;
+            let now = start + Duration::from_micros(n as u64);
+            let Cached::Valid { session, .. } = sessions.check(&tokens[i], 1_000, &revocations) else {
+                panic!("warm session")
+            };
+            assert!(user_limits.check(session.user_id, now).is_ok());
+            let ip = IpAddr::V4(Ipv4Addr::new(10, 0, (i >> 8) as u8, i as u8));
+            assert!(ip_limits.check(ip_key(ip), now).is_ok());
+            assert!(signer.verify(paths[i].as_bytes(), session.user_id, 1, 1_000).is_ok());
+        }
+    });
     assert_eq!(allocations, 0, "allocations on the front hot path over 100,000 checks");
 }
