@@ -7,7 +7,7 @@
 
 Options: --nginx PATH (default /usr/sbin/nginx), --timeout SECONDS (per case
 read budget, default 1.0), --jobs N (parallel connections, default 32),
---cases FILE (JSON lines instead of stdin).
+--cases FILE (JSON lines instead of stdin), --read-body (see below).
 
 Starts nginx with a generated config in a temp dir (worker_processes 1,
 listen 127.0.0.1:<free port>, error_log/pid/temp paths in the temp dir,
@@ -24,6 +24,14 @@ nginx's verdict:
             framing ones; nginx's own 494 goes out as 400);
   noanswer  no status line at all within the budget.
 `closed` says whether nginx closed the connection within the budget.
+
+Caveat: a `return` location answers before nginx has read the body, so body
+framing errors (bad chunks, oversize bodies) mostly show as `200 open`. With
+--read-body, /healthz and /readyz are proxy_pass'ed to a second server block
+in the same nginx, so nginx reads (and de-chunks) the whole body first; the
+oversize-body cases then become "no answer" (nginx waits for bytes that never
+come). nginx 1.22 still answers 200 to most malformed-chunk cases either way:
+its chunked parser tolerates bare LF, odd extensions and bad trailers.
 
 Ours come from dump_cases (`accepted` = our first outcome is a Request or a
 Continue, `status` = our reject status). `closes` and `note` are not in the
@@ -73,10 +81,26 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         server_name _;
-        location = /healthz {{ return 200 "ok"; }}
-        location = /readyz {{ return 200 "ok"; }}
+{locations}
     }}
-}}
+{backend}}}
+"""
+
+RETURN_LOCATIONS = """\
+        location = /healthz {{ return 200 "ok"; }}
+        location = /readyz {{ return 200 "ok"; }}"""
+
+# --read-body: the front reads (and de-chunks) the whole body before
+# proxying, so body framing errors show up as nginx's own 400.
+PROXY_LOCATIONS = """\
+        location = /healthz {{ proxy_pass http://127.0.0.1:{bport}; }}
+        location = /readyz {{ proxy_pass http://127.0.0.1:{bport}; }}"""
+
+BACKEND = """\
+    server {{
+        listen 127.0.0.1:{bport};
+        location / {{ return 200 "ok"; }}
+    }}
 """
 
 FRAMING_REJECTS = {400, 408, 411, 413, 414, 431, 501, 505}
@@ -88,7 +112,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_nginx(binary):
+def start_nginx(binary, read_body=False):
     if not os.path.exists(binary):
         sys.exit(f"{binary} missing: apt-get install -y nginx")
     tmp = tempfile.mkdtemp(prefix="nginx-diff-")
@@ -97,7 +121,13 @@ def start_nginx(binary):
     user = "user root root;" if os.geteuid() == 0 else ""
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:
-        f.write(CONFIG.format(tmp=tmp, port=port, user=user))
+        if read_body:
+            bport = free_port()
+            locations = PROXY_LOCATIONS.format(bport=bport)
+            backend = BACKEND.format(bport=bport)
+        else:
+            locations, backend = RETURN_LOCATIONS.format(), ""
+        f.write(CONFIG.format(tmp=tmp, port=port, user=user, locations=locations, backend=backend))
     proc = subprocess.Popen(
         [binary, "-p", tmp, "-c", conf, "-e", os.path.join(tmp, "error.log")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -204,13 +234,15 @@ def main():
     ap.add_argument("--timeout", type=float, default=1.0)
     ap.add_argument("--jobs", type=int, default=32)
     ap.add_argument("--cases")
+    ap.add_argument("--read-body", action="store_true",
+                    help="proxy /healthz and /readyz to a second server block so nginx reads the body")
     args = ap.parse_args()
 
     src = open(args.cases) if args.cases else sys.stdin
     rows = [json.loads(line) for line in src if line.strip()]
     meta = load_meta()
     version = subprocess.run([args.nginx, "-v"], capture_output=True, text=True).stderr.strip()
-    port = start_nginx(args.nginx)
+    port = start_nginx(args.nginx, args.read_body)
 
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(
@@ -233,6 +265,7 @@ def main():
             key = "agree"
             if closes is not None and closes != closed:
                 close_mismatch += 1
+                lists.setdefault("close_differs", []).append(entry)
         elif row["accepted"]:
             key = "we_accept_nginx_rejects"
         else:
@@ -240,7 +273,8 @@ def main():
         counts[key] += 1
         lists[key].append(entry)
 
-    print(f"{version}: {len(rows)} cases, port {port}, budget {args.timeout}s")
+    mode = "read-body (proxy_pass)" if args.read_body else "return"
+    print(f"{version}: {len(rows)} cases, port {port}, budget {args.timeout}s, locations: {mode}")
     print()
     print(f"  {'agree':<28}{counts['agree']:>5}")
     print(f"  {'we reject & nginx accepts':<28}{counts['we_reject_nginx_accepts']:>5}")
@@ -262,6 +296,8 @@ def main():
     show("we accept, nginx rejects -- need a justification", "we_accept_nginx_rejects", True)
     show("we reject, nginx accepts", "we_reject_nginx_accepts", False)
     show("nginx no answer", "nginx_no_answer", False)
+    lists.setdefault("close_differs", [])
+    show("agree on accept/reject, differ on whether the connection closes", "close_differs", True)
     print()
     print("summary: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
