@@ -18,8 +18,6 @@ pub enum ApiError {
     Draining,
     /// Bad JSON, a missing or malformed field; the text says which.
     InvalidInput(&'static str),
-    /// A request body of another type than JSON.
-    UnsupportedMediaType,
     UsernameTaken,
     BadCredentials,
     Unauthenticated,
@@ -51,7 +49,6 @@ impl ApiError {
                 Status::SERVICE_UNAVAILABLE
             }
             ApiError::InvalidInput(_) => Status::BAD_REQUEST,
-            ApiError::UnsupportedMediaType => Status::UNSUPPORTED_MEDIA_TYPE,
             ApiError::UsernameTaken | ApiError::ItemHasOrders | ApiError::StockBelowSold => Status::CONFLICT,
             ApiError::BadCredentials | ApiError::Unauthenticated => Status::UNAUTHORIZED,
             ApiError::RateLimited { .. } => Status::TOO_MANY_REQUESTS,
@@ -69,7 +66,6 @@ impl ApiError {
             ApiError::NotReady => "not_ready",
             ApiError::Draining => "draining",
             ApiError::InvalidInput(_) => "invalid_input",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::UsernameTaken => "username_taken",
             ApiError::BadCredentials => "bad_credentials",
             ApiError::Unauthenticated => "unauthenticated",
@@ -96,7 +92,6 @@ impl ApiError {
             ApiError::NotReady => "the server is starting or a backend is unreachable",
             ApiError::Draining => "the server is shutting down",
             ApiError::InvalidInput(why) => why,
-            ApiError::UnsupportedMediaType => "the body must be application/json",
             ApiError::UsernameTaken => "that username is taken",
             ApiError::BadCredentials => "wrong username or password",
             ApiError::Unauthenticated => "a valid session or token is needed",
