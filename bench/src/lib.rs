@@ -82,4 +82,4 @@ pub use idle::{IdleConfig, IdleSummary, run_idle};
 pub use report::{Percentiles, Summary};
 pub use run::{BenchError, RunConfig, run, run_with};
 pub use target::Target;
-pub use workload::{Bodyless, FixedRequest, RequestSource};
+pub use workload::{Bodyless, FixedRequest, RequestSource, StatusTally, UserCycle};

@@ -2,10 +2,13 @@
 //! of a plain load run.
 //!
 //! The driver asks its thread's source for each request's bytes and reports
-//! each response back, in order. A flash-sale workload (issue 8) implements the
-//! same trait with per-user requests and checks what comes back.
+//! each response back, in order. [`UserCycle`] is the flash-sale workload:
+//! one pre-rendered request per user, each connection cycling over the users,
+//! with every answer (warm-up included) counted in a shared [`StatusTally`].
 
 use crate::target::Target;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// One load thread's supply of requests. Called only from that thread.
 pub trait RequestSource: Send {
@@ -68,6 +71,94 @@ impl RequestSource for FixedRequest {
     }
 }
 
+/// Status codes counted by [`StatusTally`]: 0..=599; anything else in slot 0.
+const TALLY_STATUS_MAX: usize = 600;
+
+/// Responses by status over a whole run, warm-up and all threads included
+/// (the recorder counts only the measured window). Shared by the threads'
+/// sources; a relaxed increment per response.
+#[derive(Debug)]
+pub struct StatusTally {
+    counts: Box<[AtomicU64]>,
+}
+
+impl Default for StatusTally {
+    fn default() -> Self {
+        StatusTally { counts: (0..TALLY_STATUS_MAX).map(|_| AtomicU64::new(0)).collect() }
+    }
+}
+
+impl StatusTally {
+    pub fn add(&self, status: u16) {
+        let slot = if usize::from(status) < TALLY_STATUS_MAX { usize::from(status) } else { 0 };
+        self.counts[slot].fetch_add(1, Relaxed);
+    }
+
+    pub fn get(&self, status: u16) -> u64 {
+        self.counts.get(usize::from(status)).map_or(0, |n| n.load(Relaxed))
+    }
+
+    /// `(status, count)` for every status seen, ascending.
+    pub fn counts(&self) -> Vec<(u16, u64)> {
+        let seen = self.counts.iter().enumerate().map(|(s, n)| (s as u16, n.load(Relaxed)));
+        seen.filter(|(_, n)| *n > 0).collect()
+    }
+}
+
+/// One request per user, rendered once; every connection walks the users in
+/// order from its own starting point, so at any moment the connections are on
+/// different users, and each user is visited as often as every other.
+#[derive(Debug, Clone)]
+pub struct UserCycle {
+    requests: Arc<[FixedRequest]>,
+    tally: Arc<StatusTally>,
+    /// Next user per thread-local connection, created on first use.
+    next: Vec<usize>,
+    thread: usize,
+    threads: usize,
+    connections: usize,
+}
+
+impl UserCycle {
+    /// The source of load thread `thread` of `threads`, which together open
+    /// `connections` connections; `requests` must not be empty.
+    pub fn new(
+        requests: Arc<[FixedRequest]>,
+        tally: Arc<StatusTally>,
+        thread: usize,
+        threads: usize,
+        connections: usize,
+    ) -> UserCycle {
+        assert!(!requests.is_empty(), "a user cycle needs at least one user");
+        UserCycle { requests, tally, next: Vec::new(), thread, threads, connections: connections.max(1) }
+    }
+
+    /// Where connection `conn` of this thread starts: connections are spread
+    /// evenly over the users. Numbering connection `conn` of thread `t` of `T`
+    /// as `conn * T + t` keeps the numbers distinct across threads.
+    fn start(&self, conn: usize) -> usize {
+        let global = conn * self.threads + self.thread;
+        (global * self.requests.len() / self.connections) % self.requests.len()
+    }
+}
+
+impl RequestSource for UserCycle {
+    fn write_request(&mut self, conn: usize, out: &mut Vec<u8>) -> Bodyless {
+        while self.next.len() <= conn {
+            let start = self.start(self.next.len());
+            self.next.push(start);
+        }
+        let user = self.next[conn];
+        self.next[conn] = (user + 1) % self.requests.len();
+        out.extend_from_slice(self.requests[user].bytes());
+        self.requests[user].bodyless
+    }
+
+    fn on_response(&mut self, _conn: usize, status: u16) {
+        self.tally.add(status);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +201,31 @@ mod tests {
         let target = Target::parse("http://h/").unwrap();
         let mut r = FixedRequest::new(&target, "HEAD", &[], b"");
         assert_eq!(r.write_request(0, &mut Vec::new()), Bodyless::Yes);
+    }
+
+    #[test]
+    fn user_cycle_spreads_connections_and_visits_every_user() {
+        let target = Target::parse("http://h/").unwrap();
+        let requests: Arc<[FixedRequest]> =
+            (0..10).map(|u| FixedRequest::new(&target, "POST", &[format!("X-User: {u}")], b"")).collect();
+        let tally = Arc::new(StatusTally::default());
+        // Two threads of 4 connections in all: thread 1 has global connections 1 and 3.
+        let mut source = UserCycle::new(requests, tally.clone(), 1, 2, 4);
+        let user_of = |source: &mut UserCycle, conn| {
+            let mut out = Vec::new();
+            source.write_request(conn, &mut out);
+            let text = String::from_utf8(out).unwrap();
+            text.split("X-User: ").nth(1).unwrap().split('\r').next().unwrap().parse::<usize>().unwrap()
+        };
+        assert_eq!(user_of(&mut source, 0), 2, "global connection 1 starts at 10 * 1 / 4");
+        assert_eq!(user_of(&mut source, 1), 7, "global connection 3 starts at 10 * 3 / 4");
+        let walk: Vec<usize> = (0..10).map(|_| user_of(&mut source, 0)).collect();
+        assert_eq!(walk, vec![3, 4, 5, 6, 7, 8, 9, 0, 1, 2]);
+        source.on_response(0, 410);
+        source.on_response(1, 410);
+        source.on_response(1, 200);
+        source.on_response(1, 1000);
+        assert_eq!(tally.counts(), vec![(0, 1), (200, 1), (410, 2)]);
+        assert_eq!(tally.get(410), 2);
     }
 }
