@@ -57,6 +57,10 @@
 //! - [`report`]: the [`Summary`], its table and its JSON.
 //! - [`mod@run`]: a load run from configuration to summary ([`run()`], [`run_with`]).
 //! - [`idle`]: the `idle` subcommand.
+//! - [`client`]: a blocking keep-alive client for setup requests, bodies kept.
+//! - [`setup`]: a sale through seckill's admin and sale API: item, users with
+//!   sessions, captcha-checked paths, one buy per user.
+//! - [`metrics`]: `/metrics` read before and after, the commit counter picked by name.
 //! - [`sys`]: timerfd, the open-file limit, a process's RSS.
 //!
 //! Later subcommands (`sale`, `compare`; issue 8) plug in as a
@@ -67,13 +71,16 @@
 //! server only through its sockets, so it can measure other servers too.
 
 pub mod cli;
+pub mod client;
 pub mod driver;
 pub mod idle;
+pub mod metrics;
 pub mod recorder;
 pub mod report;
 pub mod response;
 pub mod run;
 pub mod schedule;
+pub mod setup;
 pub mod sys;
 pub mod target;
 pub mod workload;
