@@ -1,11 +1,12 @@
-//! The command line: `seckill-bench [run] [OPTIONS] URL` and
-//! `seckill-bench idle [OPTIONS] URL`.
+//! The command line: `seckill-bench [run] [OPTIONS] URL`,
+//! `seckill-bench idle [OPTIONS] URL` and `seckill-bench buy [OPTIONS]`.
 //!
 //! Parsed by hand (a few dozen lines) rather than with a framework: the bench
 //! has few options and should build with the workspace's dependencies alone.
 //! New subcommands (`sale`, `compare`) add a variant to [`Command`] and a
 //! `parse_*` function.
 
+use crate::buy::BuyConfig;
 use crate::idle::IdleConfig;
 use crate::run::RunConfig;
 use crate::target::Target;
@@ -17,6 +18,7 @@ seckill-bench: HTTP/1.1 load generator for seckill (and anything else speaking H
 USAGE:
     seckill-bench [run] [OPTIONS] <URL>
     seckill-bench idle [--connections N] [--hold DUR] [--pid PID] [--json FILE] <URL>
+    seckill-bench buy --target http://HOST:PORT --admin-token T [OPTIONS]
 
 URL is http://host[:port]/path (no TLS), e.g. http://127.0.0.1:8080/healthz
 
@@ -45,6 +47,26 @@ IDLE OPTIONS (measure what idle keep-alive connections cost the server):
         --json FILE       as above
     Prints `holding N connections for Ds` when all are open and idle.
 
+BUY OPTIONS (seckill's flash sale: set up, then load POST /api/seckill/{path}):
+        --target URL      the server, http://HOST:PORT (required)
+        --admin-token T   the admin bearer token; or --admin-token-file FILE
+        --item ID         the item to (re)create, open from 1 s ago for an hour [1]
+        --stock N         its stock [10000000]
+        --per-user-limit N  its per-user limit [1000000]
+        --users N         users created with sessions (bulk, chunks of 100,000),
+                          each given a captcha-checked sale path [10000]
+        --user-prefix P   user names P0_0, P0_1, … [b + the time in hex]
+        --quantity N      send \"quantity\": N in each buy [left out: 1]
+        --prebuy N|all    the first N users buy once before the runs (to sell an
+                          item out, or bring users to their limit) [0]
+        --setup-connections N  parallel connections for setup and pre-buys [16]
+        --alternate-healthz K  K pairs of (buy run, GET /healthz run) of the same
+                          shape; prints the median buy/healthz req/s ratio [0]
+    -c, -t, -d, --warmup, --pipeline, --rate, --json: as for a run [-c 64, --warmup 1s]
+    Each connection cycles over the users, one request per user in turn.
+    The server's rate limits must be set non-binding (limits.per_user_* and
+    limits.per_ip_*), and sale.path_ttl_ms longer than the whole run.
+
 EXIT STATUS:
     0 on success; 1 when a connection could not be opened or no request
     completed; 2 on a usage error.
@@ -56,6 +78,7 @@ pub enum Command {
     Help,
     Run { config: RunConfig, json: Option<String> },
     Idle { config: IdleConfig, json: Option<String> },
+    Buy { config: Box<BuyConfig>, json: Option<String> },
 }
 
 /// Parses `args` (without the program name).
@@ -65,6 +88,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         Some("-h" | "--help" | "help") => Ok(Command::Help),
         Some("run") => parse_run(&args[1..]),
         Some("idle") => parse_idle(&args[1..]),
+        Some("buy") => parse_buy(&args[1..]),
         Some(_) => parse_run(args),
     }
 }
@@ -166,6 +190,58 @@ fn parse_idle(args: &[String]) -> Result<Command, String> {
     Ok(Command::Idle { config: IdleConfig { target, connections, hold, server_pid }, json })
 }
 
+fn parse_buy(args: &[String]) -> Result<Command, String> {
+    let mut json = None;
+    let mut target = None;
+    let mut token = None;
+    let mut c = BuyConfig::new(Target::parse("http://127.0.0.1/").map_err(|e| e.to_string())?, String::new());
+    let mut it = Args { args, pos: 0 };
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg {
+            Arg::Word(w) => return Err(format!("unexpected argument {w:?} (the server is given by --target)")),
+            Arg::Flag(flag, inline) => (flag, inline),
+        };
+        let r = &mut c.run;
+        match flag {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--target" => target = Some(it.value(flag, inline)?),
+            "--admin-token" => token = Some(it.value(flag, inline)?.to_string()),
+            "--admin-token-file" => {
+                let path = it.value(flag, inline)?;
+                let text = std::fs::read_to_string(path).map_err(|e| format!("{flag}: {path}: {e}"))?;
+                token = Some(text.trim().to_string());
+            }
+            "--item" => c.item_id = number(flag, it.value(flag, inline)?)?,
+            "--stock" => c.stock = number(flag, it.value(flag, inline)?)?,
+            "--per-user-limit" => c.per_user_limit = number(flag, it.value(flag, inline)?)?,
+            "--users" => c.users = number(flag, it.value(flag, inline)?)?,
+            "--user-prefix" => c.user_prefix = Some(it.value(flag, inline)?.to_string()),
+            "--quantity" => c.quantity = Some(number(flag, it.value(flag, inline)?)?),
+            "--prebuy" => {
+                c.prebuy = match it.value(flag, inline)? {
+                    "all" => usize::MAX,
+                    n => number(flag, n)?,
+                }
+            }
+            "--setup-connections" => c.setup_connections = number(flag, it.value(flag, inline)?)?,
+            "--alternate-healthz" => c.alternate_healthz = number(flag, it.value(flag, inline)?)?,
+            "-c" | "--connections" => r.connections = number(flag, it.value(flag, inline)?)?,
+            "-t" | "--threads" => r.threads = number(flag, it.value(flag, inline)?)?,
+            "-d" | "--duration" => r.duration = duration(flag, it.value(flag, inline)?)?,
+            "--warmup" => r.warmup = duration(flag, it.value(flag, inline)?)?,
+            "--pipeline" => r.pipeline = number(flag, it.value(flag, inline)?)?,
+            "--rate" => r.rate_per_s = Some(rate(flag, it.value(flag, inline)?)?),
+            "--json" => json = Some(it.value(flag, inline)?.to_string()),
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    let url = target.ok_or("--target http://HOST:PORT is missing")?;
+    c.run.target = Target::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    c.admin_token = token.ok_or("--admin-token or --admin-token-file is missing")?;
+    c.validate().map_err(|e| e.to_string())?;
+    Ok(Command::Buy { config: Box::new(c), json })
+}
+
 fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
     v.parse().map_err(|_| format!("{flag}: {v:?} is not a valid number"))
 }
@@ -251,6 +327,34 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn buy_options() {
+        let dir = std::env::temp_dir().join(format!("seckill-bench-cli-{}", std::process::id()));
+        std::fs::write(&dir, "tok-from-file\n").unwrap();
+        let line = format!(
+            "buy --target http://h:9 --admin-token-file {} --item 5 --stock 1 --per-user-limit 2 --users 300 \
+             --user-prefix u --quantity 3 --prebuy all --setup-connections 4 --alternate-healthz 3 \
+             -c 8 -d 5s --warmup 2s --rate 1k --json out.json",
+            dir.display()
+        );
+        let parsed = parse(&args(&line));
+        let _ = std::fs::remove_file(&dir);
+        let Ok(Command::Buy { config: c, json }) = parsed else { panic!("{parsed:?}") };
+        assert_eq!((c.item_id, c.stock, c.per_user_limit, c.users), (5, 1, 2, 300));
+        assert_eq!((c.user_prefix.as_deref(), c.quantity, c.prebuy), (Some("u"), Some(3), usize::MAX));
+        assert_eq!((c.setup_connections, c.alternate_healthz), (4, 3));
+        assert_eq!(c.admin_token, "tok-from-file");
+        assert_eq!((c.run.target.authority.as_str(), c.run.connections), ("h:9", 8));
+        assert_eq!((c.run.duration, c.run.warmup), (Duration::from_secs(5), Duration::from_secs(2)));
+        assert_eq!(c.run.rate_per_s, Some(1000.0));
+        assert_eq!(json.as_deref(), Some("out.json"));
+        let err = |s: &str| parse(&args(s)).unwrap_err();
+        assert!(err("buy --admin-token t").contains("--target"));
+        assert!(err("buy --target http://h:1").contains("--admin-token"));
+        assert!(err("buy --target http://h:1 --admin-token t --users 0").contains("users"));
+        assert!(err("buy --target http://h:1 --admin-token t http://h/").contains("unexpected"));
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //! seckill-bench -m POST -H 'Content-Type: application/json' --body '{"item":1}' http://127.0.0.1:8080/buy
 //! # 10,000 idle keep-alive connections held 5 s; the server's RSS per connection
 //! seckill-bench idle --connections 10000 --hold 5s --pid "$SERVER_PID" http://127.0.0.1:8080/healthz
+//! # seckill's sale: 10,000 users with sessions and paths, then buys vs /healthz, 3 pairs
+//! seckill-bench buy --target http://127.0.0.1:8080 --admin-token-file data/admin_token \
+//!     --users 10000 -c 64 -d 5s --alternate-healthz 3
 //! ```
 //!
 //! `seckill-bench --help` lists every option. The exit status is 1 when a
@@ -61,15 +64,19 @@
 //! - [`setup`]: a sale through seckill's admin and sale API: item, users with
 //!   sessions, captcha-checked paths, one buy per user.
 //! - [`metrics`]: `/metrics` read before and after, the commit counter picked by name.
+//! - [`buy`]: the `buy` subcommand: setup, pre-buys, buy runs (a
+//!   [`UserCycle`]) alternating with `/healthz` runs, and its [`BuyReport`].
 //! - [`sys`]: timerfd, the open-file limit, a process's RSS.
 //!
-//! Later subcommands (`sale`, `compare`; issue 8) plug in as a
-//! [`RequestSource`] driven by [`run_with`] and a report over several
-//! [`Summary`]s; the driver, the recorder and the parser stay as they are.
+//! Later subcommands (`sale`, `compare`; issue 8) plug in the same way as
+//! `buy`: [`setup`] to prepare, a [`RequestSource`] driven by [`run_with`],
+//! and a report over several [`Summary`]s; the driver, the recorder and the
+//! parser stay as they are.
 //!
 //! Architecture invariant: the bench depends on no seckill crate. It sees the
 //! server only through its sockets, so it can measure other servers too.
 
+pub mod buy;
 pub mod cli;
 pub mod client;
 pub mod driver;
@@ -85,6 +92,7 @@ pub mod sys;
 pub mod target;
 pub mod workload;
 
+pub use buy::{BuyConfig, BuyReport, run_buy};
 pub use idle::{IdleConfig, IdleSummary, run_idle};
 pub use report::{Percentiles, Summary};
 pub use run::{BenchError, RunConfig, run, run_with};

@@ -1,7 +1,7 @@
 //! The `seckill-bench` command; see the library's documentation or `--help`.
 
 use seckill_bench::cli::{self, Command};
-use seckill_bench::{run, run_idle, sys};
+use seckill_bench::{run, run_buy, run_idle, sys};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -44,6 +44,16 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("seckill-bench idle: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Buy { config, json } => match run_buy(&config) {
+            Ok(mut report) => {
+                report.argv = argv;
+                finish(&report.table(), &report.to_json(), json.as_deref(), report.failed())
+            }
+            Err(e) => {
+                eprintln!("seckill-bench buy: {e}");
                 ExitCode::FAILURE
             }
         },

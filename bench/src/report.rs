@@ -189,7 +189,7 @@ fn latency_row(name: &str, p: &Percentiles) -> String {
 }
 
 /// `1234567.8` → `1,234,568`.
-fn group(x: f64) -> String {
+pub(crate) fn group(x: f64) -> String {
     let digits = format!("{:.0}", x.max(0.0));
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
