@@ -142,14 +142,26 @@ impl Admin {
     /// `POST /admin/users/bulk` with sessions, in chunks of at most
     /// [`BULK_CHUNK_MAX`]: users `{prefix}{chunk}_{i}`, in order.
     pub fn bulk_users(&mut self, prefix: &str, count: usize, password: &str) -> Result<Vec<User>, SetupError> {
+        self.bulk_users_in_chunks(prefix, count, password, BULK_CHUNK_MAX)
+    }
+
+    /// [`Admin::bulk_users`] with chunks of `chunk_max` users (at most [`BULK_CHUNK_MAX`]).
+    pub fn bulk_users_in_chunks(
+        &mut self,
+        prefix: &str,
+        count: usize,
+        password: &str,
+        chunk_max: usize,
+    ) -> Result<Vec<User>, SetupError> {
+        let chunk_max = chunk_max.clamp(1, BULK_CHUNK_MAX);
         #[derive(Deserialize)]
         struct Bulk {
             tokens: Vec<String>,
             user_ids: Vec<u64>,
         }
         let mut users = Vec::with_capacity(count);
-        for (chunk, first) in (0..count).step_by(BULK_CHUNK_MAX).enumerate() {
-            let n = (count - first).min(BULK_CHUNK_MAX);
+        for (chunk, first) in (0..count).step_by(chunk_max).enumerate() {
+            let n = (count - first).min(chunk_max);
             let body = serde_json::json!({
                 "prefix": format!("{prefix}{chunk}_"),
                 "count": n,
