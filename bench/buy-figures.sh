@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Issue 5's performance figures: the buy (POST /api/seckill/{path}) against
+# GET /healthz on the same server, alternating in one run, on the embedded
+# default store with sync confirmation. Loopback only.
+#
+#   bench/buy-figures.sh            # 3 scenarios x 3 pairs of 5 s runs (~2 min)
+#   PAIRS=1 DURATION=2 bench/buy-figures.sh   # a quick look
+#
+# Scenarios (10,000 users with sessions and paths each, 64 connections):
+#   sold out      stock 1, bought by the first user before the runs → 410
+#                 (that one user gets 409: the per-user check comes first)
+#   limit reached per-user limit 1, every user bought once before → 409
+#   success       10,000,000 units, per-user limit 1,000,000 → 200, durable
+#
+# Environment:
+#   USERS=10000 CONNECTIONS=64 PAIRS=3 DURATION=5 WARMUP=1 THREADS=2
+#   SCENARIOS="soldout limit success"
+#   SECKILL_SET="..."  extra `--set K=V` for the server, space separated
+#   KEEP=1             keep the temporary directory (server logs, JSON)
+#
+# The server's rate limits are set far above the load (not binding), and the
+# sale path lives an hour. Figures are printed, not asserted; the exit status
+# is 0 unless a tool fails. "fsyncs/1k" is the change of the server's commit
+# counter in /metrics (an fsync counter, else group-commit batches: one
+# transaction and one WAL fsync each) per 1,000 orders written, warm-ups
+# included; "n/a" when /metrics exposes neither.
+set -euo pipefail
+
+USERS=${USERS:-10000}
+CONNECTIONS=${CONNECTIONS:-64}
+PAIRS=${PAIRS:-3}
+DURATION=${DURATION:-5}
+WARMUP=${WARMUP:-1}
+THREADS=${THREADS:-2}
+SCENARIOS=${SCENARIOS:-"soldout limit success"}
+SECKILL_SET=${SECKILL_SET:-}
+KEEP=${KEEP:-0}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-"$ROOT/target"}
+BENCH="$TARGET_DIR/release/seckill-bench"
+SECKILL="$TARGET_DIR/release/seckill"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/seckill-buy.XXXXXX")
+PIDS=()
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'buy-figures: %s\n' "$*" >&2; exit 1; }
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [[ $KEEP == 1 ]]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+command -v python3 >/dev/null || die "python3 is needed to read seckill-bench's JSON"
+log "building release binaries"
+(cd "$ROOT" && cargo build --release -p seckill -p seckill-bench >&2) || die "cargo build failed"
+
+# --- server ------------------------------------------------------------------
+
+SERVER_ARGS=(
+    --set sale.confirm=sync
+    --set sale.path_ttl_ms=3600000
+    --set limits.per_user_rps=100000 --set limits.per_user_burst=100000
+    --set limits.per_ip_rps=100000000 --set limits.per_ip_burst=100000000
+)
+for kv in $SECKILL_SET; do SERVER_ARGS+=(--set "$kv"); done
+
+start_seckill() { # sets SECKILL_PID, ADDR, TOKEN
+    local out="$WORK/seckill.out" err="$WORK/seckill.err" i
+    mkdir -p "$WORK/data"
+    (cd "$WORK" && exec "$SECKILL" --listen 127.0.0.1:0 --set server.data_dir="$WORK/data" \
+        "${SERVER_ARGS[@]}" >"$out" 2>"$err") &
+    SECKILL_PID=$!
+    PIDS+=("$SECKILL_PID")
+    ADDR="" TOKEN=""
+    for i in $(seq 300); do
+        ADDR=$(sed -n 's|^listening on http://\([^/ ]*\).*|\1|p' "$out" | head -n1)
+        TOKEN=$(sed -n 's/^admin token: //p' "$err" | head -n1)
+        [[ -n $ADDR && -n $TOKEN ]] && break
+        kill -0 "$SECKILL_PID" 2>/dev/null || { cat "$err" >&2; die "seckill exited"; }
+        sleep 0.1
+    done
+    [[ -n $ADDR && -n $TOKEN ]] || die "seckill printed no 'listening on' / 'admin token:' line in 30 s"
+}
+
+start_seckill
+echo "server: $SECKILL --listen 127.0.0.1:0 --set server.data_dir=DIR ${SERVER_ARGS[*]}"
+echo "store:  $(grep -o '"setting":"[a-z_]*","value":"[A-Za-z]*"' "$WORK/seckill.err" |
+    sed 's/"setting":"\([a-z_]*\)","value":"\([A-Za-z]*\)"/\1=\2/' | paste -sd' ' -)"
+echo "cores:  $(nproc); load: $USERS users, $CONNECTIONS connections, $THREADS threads, $PAIRS pairs of ${DURATION}s (+${WARMUP}s warm-up) buy / healthz runs"
+echo
+
+# --- scenarios ---------------------------------------------------------------
+
+# name item stock per_user_limit prebuy target
+scenario_args() {
+    case $1 in
+        soldout) echo "11 1 1 1" ;;
+        limit) echo "12 $((USERS * 2)) 1 all" ;;
+        success) echo "13 10000000 1000000 0" ;;
+        *) die "unknown scenario $1" ;;
+    esac
+}
+scenario_name() {
+    case $1 in
+        soldout) echo "refusal: sold out" ;;
+        limit) echo "refusal: limit reached" ;;
+        success) echo "success" ;;
+    esac
+}
+scenario_target() {
+    case $1 in
+        success) echo "ratio >= 0.6, p99 <= 5 ms" ;;
+        *) echo "ratio >= 0.9" ;;
+    esac
+}
+
+ROWS=()
+for s in $SCENARIOS; do
+    read -r item stock limit prebuy <<<"$(scenario_args "$s")"
+    cmd=("$BENCH" buy --target "http://$ADDR" --admin-token-file "$WORK/data/admin_token"
+        --item "$item" --stock "$stock" --per-user-limit "$limit" --prebuy "$prebuy"
+        --users "$USERS" -c "$CONNECTIONS" -t "$THREADS" -d "${DURATION}s" --warmup "${WARMUP}s"
+        --alternate-healthz "$PAIRS" --json "$WORK/$s.json")
+    log "$(scenario_name "$s"): ${cmd[*]/#$WORK/\$WORK}"
+    "${cmd[@]}" >"$WORK/$s.log" 2>&1 || { cat "$WORK/$s.log" >&2; die "seckill-bench buy failed ($s)"; }
+    sed 's/^/    /' "$WORK/$s.log" | grep -v '^    seckill-bench buy:' >&2
+    ROWS+=("$(python3 - "$WORK/$s.json" "$(scenario_name "$s")" "$(scenario_target "$s")" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+name, target = sys.argv[2], sys.argv[3]
+med = lambda v: sorted(v)[len(v) // 2] if len(v) % 2 else sum(sorted(v)[len(v)//2 - 1:len(v)//2 + 1]) / 2
+buy = med([r["requests_per_s"] for r in j["buy"]])
+hz = med([r["requests_per_s"] for r in j["healthz"]])
+status = {}
+for r in j["buy"]:
+    for k, v in r["status"].items():
+        status[k] = status.get(k, 0) + v
+total = sum(status.values()) or 1
+top = ", ".join(f"{k} {100 * v / total:.2f}%" for k, v in sorted(status.items(), key=lambda kv: -kv[1]))
+c = j["commits"]
+fs = "n/a" if c["commits_per_1000_orders"] is None else f"{c['commits_per_1000_orders']:.2f}"
+durable = f"{c['acknowledged']}/{c['orders']}"
+print(f"| {name} | {buy:,.0f} | {hz:,.0f} | {j['ratio_median']:.3f} | {j['buy_p99_median_us'] / 1000:.2f} ms "
+      f"| {j['healthz_p99_median_us'] / 1000:.2f} ms | {top} | {durable} | {fs} | {target} |")
+EOF
+)")
+done
+
+echo
+echo "| scenario | buy req/s | /healthz req/s | ratio (median) | buy p99 | /healthz p99 | buy statuses | 200s/orders | fsyncs/1k orders | target |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+printf '%s\n' "${ROWS[@]}"
+echo
+echo "req/s and p99: medians over $PAIRS pairs; 200s/orders: 200 answers received / orders the store gained (warm-ups included; a 200 is sent only once its order is durable)."
