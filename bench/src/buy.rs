@@ -142,7 +142,7 @@ pub struct Commits {
     pub acknowledged: u64,
     /// Every answer of the buy runs by status, warm-ups included.
     pub status_all: BTreeMap<String, u64>,
-    /// The `/metrics` series counted as commits (see [`metrics::commit_series`]).
+    /// The `/metrics` series counted as commits (see [`metrics::commit_count`]).
     pub series: Option<String>,
     pub commits: Option<f64>,
     pub commits_per_1000_orders: Option<f64>,
@@ -230,7 +230,8 @@ pub fn run_buy(config: &BuyConfig) -> Result<BuyReport, BuyError> {
     let healthz_config = healthz_run_config(&config.run);
     let tally = Arc::new(StatusTally::default());
     let mut scraper = Client::new(target).map_err(|error| SetupError::Client { what: "/metrics".into(), error })?;
-    let metrics_before = metrics::scrape(&mut scraper, metrics::COMMIT_WORDS).unwrap_or_default();
+    // /metrics is optional to the bench: without it the commit figures are absent.
+    let metrics_before = metrics::scrape(&mut scraper, metrics::COMMIT_WORDS).ok();
     let stats_before = admin.stats(sale.item.id)?;
 
     let (mut buy, mut healthz) = (Vec::new(), Vec::new());
@@ -249,8 +250,12 @@ pub fn run_buy(config: &BuyConfig) -> Result<BuyReport, BuyError> {
     }
 
     let stats_after = admin.stats(sale.item.id)?;
-    let metrics_after = metrics::scrape(&mut scraper, metrics::COMMIT_WORDS).unwrap_or_default();
-    let commits = commits(config, &tally, stats_before, stats_after, &metrics_before, &metrics_after);
+    let metrics_after = metrics::scrape(&mut scraper, metrics::COMMIT_WORDS).ok();
+    let metrics_delta = match (metrics_before, metrics_after) {
+        (Some(before), Some(after)) => metrics::delta(&before, &after),
+        _ => Samples::new(),
+    };
+    let commits = commits(config, &tally, stats_before, stats_after, metrics_delta);
     let pairs: Vec<Pair> = buy.iter().zip(&healthz).map(|(b, h)| pair(b, h)).collect();
     Ok(BuyReport {
         argv: Vec::new(),
@@ -298,14 +303,11 @@ fn commits(
     tally: &StatusTally,
     stats_before: ItemStats,
     stats_after: ItemStats,
-    metrics_before: &Samples,
-    metrics_after: &Samples,
+    metrics_delta: Samples,
 ) -> Commits {
     let quantity = u64::from(config.quantity.unwrap_or(1));
     let orders = stats_after.ordered().saturating_sub(stats_before.ordered()) / quantity;
-    let metrics_delta = metrics::delta(metrics_before, metrics_after);
-    let series = metrics::commit_series(&metrics_delta).map(str::to_string);
-    let commits = series.as_ref().map(|s| metrics_delta[s]);
+    let (series, commits) = metrics::commit_count(&metrics_delta).unzip();
     let per_1000 = commits.filter(|_| orders > 0).map(|c| round3(c * 1000.0 / orders as f64));
     Commits {
         orders,

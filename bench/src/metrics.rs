@@ -55,19 +55,29 @@ pub fn delta(before: &Samples, after: &Samples) -> Samples {
     after.iter().map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0))).collect()
 }
 
-/// The series that counts durable commits, by preference: an fsync counter,
-/// else the count of a batch histogram, else a batch counter (not of failures,
-/// not a peak or a size gauge). Every group-commit batch is one transaction
-/// and one fsync of the store's log (contract §5), which is why the batch
-/// count stands for the fsync count when there is no fsync counter.
-pub fn commit_series(samples: &Samples) -> Option<&str> {
-    let name = |s: &str| s.split('{').next().unwrap_or(s).to_string();
-    let unlabelled = |s: &&String| !s.contains('{');
-    let keys: Vec<&String> = samples.keys().filter(unlabelled).collect();
-    let pick = |accept: &dyn Fn(&str) -> bool| keys.iter().find(|k| accept(&name(k))).map(|k| k.as_str());
-    pick(&|n| n.contains("fsync") && (n.ends_with("_total") || n.ends_with("_count")))
-        .or_else(|| pick(&|n| n.contains("batch") && n.ends_with("_count") && !n.contains("fail")))
-        .or_else(|| pick(&|n| n.contains("batch") && n.ends_with("_total") && !n.contains("fail")))
+/// The count of durable commits in `samples`, and the series it was read
+/// from. By preference: an fsync counter, else the count of a batch
+/// histogram, else a batch counter. Label sets of one name are summed, except
+/// those about failures; a peak or a size gauge never matches. Every
+/// group-commit batch is one transaction and one fsync of the store's log
+/// (contract §5), which is why the batch count stands for the fsync count
+/// when there is no fsync counter.
+pub fn commit_count(samples: &Samples) -> Option<(String, f64)> {
+    let name_of = |s: &str| s.split('{').next().unwrap_or(s).to_string();
+    let rules: [&dyn Fn(&str) -> bool; 3] = [
+        &|n| n.contains("fsync") && (n.ends_with("_total") || n.ends_with("_count")),
+        &|n| n.contains("batch") && n.ends_with("_count"),
+        &|n| n.contains("batch") && n.ends_with("_total"),
+    ];
+    let usable = |k: &&String| !k.contains("fail");
+    for rule in rules {
+        let Some(name) = samples.keys().filter(usable).map(|k| name_of(k)).find(|n| rule(n)) else { continue };
+        let series: Vec<(&String, &f64)> = samples.iter().filter(|(k, _)| usable(k) && name_of(k) == name).collect();
+        let total = series.iter().map(|(_, v)| **v).sum();
+        let label = if series.len() > 1 { format!("{name} (sum of {} series)", series.len()) } else { name };
+        return Some((label, total));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -96,13 +106,16 @@ broken_line_without_value
 
     #[test]
     fn picks_the_commit_counter() {
-        let s = parse(TEXT, COMMIT_WORDS);
-        assert_eq!(commit_series(&s), Some("seckill_order_batches_total"));
-        let with_hist = parse(&format!("{TEXT}seckill_group_commit_batch_seconds_count 11\n"), COMMIT_WORDS);
-        assert_eq!(commit_series(&with_hist), Some("seckill_group_commit_batch_seconds_count"));
-        let with_fsync = parse(&format!("{TEXT}seckill_store_fsyncs_total 30\n"), COMMIT_WORDS);
-        assert_eq!(commit_series(&with_fsync), Some("seckill_store_fsyncs_total"));
-        assert_eq!(commit_series(&parse("seckill_orders_total 5\n", COMMIT_WORDS)), None);
+        let pick = |text: &str| commit_count(&parse(text, COMMIT_WORDS));
+        assert_eq!(pick(TEXT), Some(("seckill_order_batches_total".to_string(), 12.0)));
+        let with_hist = format!("{TEXT}seckill_group_commit_batch_seconds_count 11\n");
+        assert_eq!(pick(&with_hist), Some(("seckill_group_commit_batch_seconds_count".to_string(), 11.0)));
+        let with_fsync = format!("{TEXT}seckill_store_fsyncs_total 30\n");
+        assert_eq!(pick(&with_fsync), Some(("seckill_store_fsyncs_total".to_string(), 30.0)));
+        let labelled =
+            "b_batches_total{result=\"ok\"} 5\nb_batches_total{result=\"failed\"} 9\nb_batches_total{x=\"y\"} 2\n";
+        assert_eq!(pick(labelled), Some(("b_batches_total (sum of 2 series)".to_string(), 7.0)));
+        assert_eq!(pick("seckill_orders_total 5\nseckill_order_batches_failed_total 3\n"), None);
     }
 
     #[test]
