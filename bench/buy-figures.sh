@@ -15,6 +15,10 @@
 # Environment:
 #   USERS=10000 CONNECTIONS=64 PAIRS=3 DURATION=5 WARMUP=1 THREADS=2
 #   SCENARIOS="soldout limit success"
+#   STRACE=auto        1/auto: one more success run on a second server started
+#                      under `strace -f --seccomp-bpf -e trace=fsync,fdatasync`,
+#                      counting the fsyncs the kernel saw per 1,000 orders
+#                      (only those calls stop the server); 0: skip it
 #   SECKILL_SET="..."  extra `--set K=V` for the server, space separated
 #   KEEP=1             keep the temporary directory (server logs, JSON)
 #
@@ -34,6 +38,7 @@ WARMUP=${WARMUP:-1}
 THREADS=${THREADS:-2}
 SCENARIOS=${SCENARIOS:-"soldout limit success"}
 SECKILL_SET=${SECKILL_SET:-}
+STRACE=${STRACE:-auto}
 KEEP=${KEEP:-0}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,12 +47,15 @@ BENCH="$TARGET_DIR/release/seckill-bench"
 SECKILL="$TARGET_DIR/release/seckill"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/seckill-buy.XXXXXX")
 PIDS=()
+TRACEES=()
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'buy-figures: %s\n' "$*" >&2; exit 1; }
 
 cleanup() {
     local pid
+    # A server under strace is stopped itself (strace then exits with it).
+    for pid in "${TRACEES[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     if [[ $KEEP == 1 ]]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
@@ -69,27 +77,30 @@ SERVER_ARGS=(
 )
 for kv in $SECKILL_SET; do SERVER_ARGS+=(--set "$kv"); done
 
-start_seckill() { # sets SECKILL_PID, ADDR, TOKEN
-    local out="$WORK/seckill.out" err="$WORK/seckill.err" i
-    mkdir -p "$WORK/data"
-    (cd "$WORK" && exec "$SECKILL" --listen 127.0.0.1:0 --set server.data_dir="$WORK/data" \
-        "${SERVER_ARGS[@]}" >"$out" 2>"$err") &
+start_seckill() { # NAME [WRAPPER...]: sets SECKILL_PID, ADDR, DATA
+    local name=$1 dir="$WORK/$1" i
+    shift
+    DATA="$dir/data"
+    mkdir -p "$DATA"
+    (cd "$dir" && exec "$@" "$SECKILL" --listen 127.0.0.1:0 --set server.data_dir="$DATA" \
+        "${SERVER_ARGS[@]}" >"$dir/seckill.out" 2>"$dir/seckill.err") &
     SECKILL_PID=$!
     PIDS+=("$SECKILL_PID")
-    ADDR="" TOKEN=""
+    ADDR=""
     for i in $(seq 300); do
-        ADDR=$(sed -n 's|^listening on http://\([^/ ]*\).*|\1|p' "$out" | head -n1)
-        TOKEN=$(sed -n 's/^admin token: //p' "$err" | head -n1)
-        [[ -n $ADDR && -n $TOKEN ]] && break
-        kill -0 "$SECKILL_PID" 2>/dev/null || { cat "$err" >&2; die "seckill exited"; }
+        ADDR=$(sed -n 's|^listening on http://\([^/ ]*\).*|\1|p' "$dir/seckill.out" | head -n1)
+        [[ -n $ADDR ]] && grep -q '^admin token: ' "$dir/seckill.err" && break
+        kill -0 "$SECKILL_PID" 2>/dev/null || { cat "$dir/seckill.err" >&2; die "seckill ($name) exited"; }
         sleep 0.1
     done
-    [[ -n $ADDR && -n $TOKEN ]] || die "seckill printed no 'listening on' / 'admin token:' line in 30 s"
+    grep -q '^admin token: ' "$dir/seckill.err" && [[ -n $ADDR ]] ||
+        die "seckill ($name) printed no 'listening on' / 'admin token:' line in 30 s"
+    sed -n 's/^admin token: //p' "$dir/seckill.err" | head -n1 >"$dir/admin_token"
 }
 
-start_seckill
+start_seckill main
 echo "server: $SECKILL --listen 127.0.0.1:0 --set server.data_dir=DIR ${SERVER_ARGS[*]}"
-echo "store:  $(grep -o '"setting":"[a-z_]*","value":"[A-Za-z]*"' "$WORK/seckill.err" |
+echo "store:  $(grep -o '"setting":"[a-z_]*","value":"[A-Za-z]*"' "$WORK/main/seckill.err" |
     sed 's/"setting":"\([a-z_]*\)","value":"\([A-Za-z]*\)"/\1=\2/' | paste -sd' ' -)"
 echo "cores:  $(nproc); load: $USERS users, $CONNECTIONS connections, $THREADS threads, $PAIRS pairs of ${DURATION}s (+${WARMUP}s warm-up) buy / healthz runs"
 echo
@@ -122,7 +133,7 @@ scenario_target() {
 ROWS=()
 for s in $SCENARIOS; do
     read -r item stock limit prebuy <<<"$(scenario_args "$s")"
-    cmd=("$BENCH" buy --target "http://$ADDR" --admin-token-file "$WORK/data/admin_token"
+    cmd=("$BENCH" buy --target "http://$ADDR" --admin-token-file "$WORK/main/admin_token"
         --item "$item" --stock "$stock" --per-user-limit "$limit" --prebuy "$prebuy"
         --users "$USERS" -c "$CONNECTIONS" -t "$THREADS" -d "${DURATION}s" --warmup "${WARMUP}s"
         --alternate-healthz "$PAIRS" --json "$WORK/$s.json")
@@ -157,3 +168,43 @@ echo "|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 echo
 echo "req/s and p99: medians over $PAIRS pairs; 200s/orders: 200 answers received / orders the store gained (warm-ups included; a 200 is sent only once its order is durable)."
+
+# --- fsyncs seen by the kernel -------------------------------------------------
+
+use_strace=0
+case $STRACE in
+    1) use_strace=1 ;;
+    auto) command -v strace >/dev/null && use_strace=1 ;;
+esac
+if [[ $use_strace == 1 ]]; then
+    command -v strace >/dev/null || die "STRACE=1 but strace is not installed"
+    trace="$WORK/strace/fsync.trace"
+    mkdir -p "$WORK/strace"
+    start_seckill strace strace -f -qq --seccomp-bpf -ttt -e trace=fsync,fdatasync -o "$trace"
+    read -r -a children <"/proc/$SECKILL_PID/task/$SECKILL_PID/children" || true
+    TRACEES+=("${children[@]}")
+    cmd=("$BENCH" buy --target "http://$ADDR" --admin-token-file "$WORK/strace/admin_token"
+        --item 13 --stock 10000000 --per-user-limit 1000000 --users "$USERS"
+        -c "$CONNECTIONS" -t "$THREADS" -d "${DURATION}s" --warmup "${WARMUP}s" --json "$WORK/strace.json")
+    log "success under strace: ${cmd[*]/#$WORK/\$WORK}"
+    "${cmd[@]}" >"$WORK/strace.log" 2>&1 || { cat "$WORK/strace.log" >&2; die "seckill-bench buy failed (strace)"; }
+    python3 - "$WORK/strace.json" "$trace" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+c = j["commits"]
+lo, hi = c["window_start_ms"] / 1000, c["window_end_ms"] / 1000
+calls = 0
+for line in open(sys.argv[2]):
+    parts = line.split(None, 2)  # PID TIME CALL...
+    if len(parts) < 3 or "resumed>" in parts[2]:
+        continue
+    if parts[2].startswith(("fsync(", "fdatasync(")) and lo <= float(parts[1]) <= hi:
+        calls += 1
+orders = c["orders"]
+per = f"{1000 * calls / orders:.2f}" if orders else "n/a"
+by_metrics = "n/a" if c["commits_per_1000_orders"] is None else f"{c['commits_per_1000_orders']:.2f}"
+rps = j["buy"][0]["requests_per_s"]
+print(f"fsyncs under strace (success path, {rps:,.0f} buy req/s): {calls} fsync/fdatasync calls for {orders} orders "
+      f"({per} per 1,000 orders; /metrics says {by_metrics})")
+EOF
+fi

@@ -150,6 +150,11 @@ pub struct Commits {
     pub metrics_delta: Samples,
     pub stats_before: ItemStats,
     pub stats_after: ItemStats,
+    /// Unix milliseconds just before the first read of the stats and
+    /// `/metrics` and just after the last: the window these figures cover,
+    /// so that outside counts (an strace of the server) can be matched.
+    pub window_start_ms: u64,
+    pub window_end_ms: u64,
 }
 
 /// Everything `seckill-bench buy` measured; its `--json` document.
@@ -230,6 +235,7 @@ pub fn run_buy(config: &BuyConfig) -> Result<BuyReport, BuyError> {
     let healthz_config = healthz_run_config(&config.run);
     let tally = Arc::new(StatusTally::default());
     let mut scraper = Client::new(target).map_err(|error| SetupError::Client { what: "/metrics".into(), error })?;
+    let window_start_ms = setup::now_ms();
     // /metrics is optional to the bench: without it the commit figures are absent.
     let metrics_before = metrics::scrape(&mut scraper, metrics::COMMIT_WORDS).ok();
     let stats_before = admin.stats(sale.item.id)?;
@@ -251,11 +257,12 @@ pub fn run_buy(config: &BuyConfig) -> Result<BuyReport, BuyError> {
 
     let stats_after = admin.stats(sale.item.id)?;
     let metrics_after = metrics::scrape(&mut scraper, metrics::COMMIT_WORDS).ok();
+    let window_ms = (window_start_ms, setup::now_ms());
     let metrics_delta = match (metrics_before, metrics_after) {
         (Some(before), Some(after)) => metrics::delta(&before, &after),
         _ => Samples::new(),
     };
-    let commits = commits(config, &tally, stats_before, stats_after, metrics_delta);
+    let commits = commits(config, &tally, (stats_before, stats_after), metrics_delta, window_ms);
     let pairs: Vec<Pair> = buy.iter().zip(&healthz).map(|(b, h)| pair(b, h)).collect();
     Ok(BuyReport {
         argv: Vec::new(),
@@ -301,9 +308,9 @@ fn healthz_run_config(run: &RunConfig) -> RunConfig {
 fn commits(
     config: &BuyConfig,
     tally: &StatusTally,
-    stats_before: ItemStats,
-    stats_after: ItemStats,
+    (stats_before, stats_after): (ItemStats, ItemStats),
     metrics_delta: Samples,
+    (window_start_ms, window_end_ms): (u64, u64),
 ) -> Commits {
     let quantity = u64::from(config.quantity.unwrap_or(1));
     let orders = stats_after.ordered().saturating_sub(stats_before.ordered()) / quantity;
@@ -319,6 +326,8 @@ fn commits(
         metrics_delta,
         stats_before,
         stats_after,
+        window_start_ms,
+        window_end_ms,
     }
 }
 
