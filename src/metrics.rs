@@ -158,6 +158,19 @@ fn render_buy(w: &mut Exposition<'_>, app: &crate::app::App) {
     for (event, counter) in events {
         w.sample("seckill_orders_total", &[("event", event)], counter.load(Relaxed) as f64);
     }
+    w.help("seckill_order_units", "gauge", "Units per item by order status, as the store counted them (every 5 s).");
+    for stats in sale.store_stats.lock().iter() {
+        let id = stats.item_id.to_string();
+        let by_status = [
+            ("pending_payment", stats.pending_payment),
+            ("paid", stats.paid),
+            ("cancelled", stats.cancelled),
+            ("expired", stats.expired),
+        ];
+        for (status, units) in by_status {
+            w.sample("seckill_order_units", &[("item", &id), ("status", status)], units as f64);
+        }
+    }
     w.help("seckill_orders_pending", "gauge", "Orders admitted and not yet paid, cancelled, expired or refused.");
     w.sample("seckill_orders_pending", &[], sale.pending() as f64);
     w.help("seckill_order_queue_depth", "gauge", "Orders waiting for the group-commit writer.");

@@ -114,6 +114,8 @@ const TOUCHES_MAX: usize = 65_536;
 const WRITER_IDLE_CHECK: Duration = Duration::from_millis(100);
 /// How often the keeper writes back session expiries and prunes.
 const KEEPER_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the keeper counts each item's orders by status for `/metrics`.
+const STORE_STATS_INTERVAL: Duration = Duration::from_secs(5);
 /// How often expired sessions are deleted from the store.
 const STORE_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -320,11 +322,13 @@ struct Writer {
     thread: std::thread::JoinHandle<()>,
 }
 
-/// The keeper: writes back session expiries in batches and prunes what
-/// expired, at its own pace rather than per request.
+/// The keeper: writes back session expiries in batches, prunes what
+/// expired, and counts orders by status for `/metrics`, at its own pace
+/// rather than per request.
 fn start_keeper(app: Arc<App>) -> std::io::Result<()> {
     std::thread::Builder::new().name("keeper".into()).spawn(move || {
         let mut last_store_prune = Instant::now();
+        let mut last_stats = Instant::now() - STORE_STATS_INTERVAL;
         loop {
             std::thread::sleep(KEEPER_INTERVAL);
             let touches = app.touches.take(TOUCHES_MAX);
@@ -336,6 +340,12 @@ fn start_keeper(app: Arc<App>) -> std::io::Result<()> {
             }
             let now_ms = crate::clock::now_ms();
             app.cache.prune(now_ms);
+            if last_stats.elapsed() >= STORE_STATS_INTERVAL {
+                last_stats = Instant::now();
+                let stats: Vec<_> =
+                    app.catalogue.all().iter().filter_map(|item| app.store.item_stats(item.spec.id).ok()).collect();
+                *app.sale.store_stats.lock() = stats;
+            }
             if last_store_prune.elapsed() >= STORE_PRUNE_INTERVAL {
                 last_store_prune = Instant::now();
                 if let Err(e) = app.store.delete_expired_sessions(now_ms) {

@@ -79,6 +79,12 @@ fn a_buy_is_durable_then_listed_paid_and_shown_in_stats() {
         assert!(metrics.contains(series), "{series} in\n{metrics}");
     }
     assert!(metrics.contains("seckill_writer_commit_seconds_bucket"), "{metrics}");
+    // Orders by status, as the keeper counts them in the store every few seconds.
+    let counted = poll_until(Duration::from_secs(8), || {
+        let m = shop.call("GET", "/metrics", None, &Value::Null).text();
+        m.contains("seckill_order_units{item=\"1\",status=\"paid\"} 1").then_some(())
+    });
+    assert!(counted.is_some(), "{}", shop.call("GET", "/metrics", None, &Value::Null).text());
 }
 
 #[test]

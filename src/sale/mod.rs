@@ -46,7 +46,7 @@ use seckill_reactor::ParkToken;
 
 use crate::orders::writer::{Queued, WriterStats};
 use crate::stock::{EmbeddedSource, OrderIds, Outcome, Slot, Stock, StockError};
-use crate::store::{ItemId, NewOrder, UserId};
+use crate::store::{ItemId, ItemStats, NewOrder, UserId};
 pub use holdings::Holdings;
 pub use requests::{Known, RequestIndex};
 
@@ -180,6 +180,9 @@ pub struct Sale {
     pub writer_stats: WriterStats,
     pub commit_latency_us: Buckets<12>,
     pub batch_sizes: Buckets<8>,
+    /// Each item's units by order status as the store last counted them
+    /// (the keeper refreshes it every few seconds), for `/metrics`.
+    pub store_stats: Mutex<Vec<ItemStats>>,
 }
 
 impl Sale {
@@ -212,6 +215,7 @@ impl Sale {
             writer_stats: WriterStats::default(),
             commit_latency_us: Buckets::new(&COMMIT_BOUNDS_US),
             batch_sizes: Buckets::new(&BATCH_BOUNDS),
+            store_stats: Mutex::new(Vec::new()),
         }
     }
 
