@@ -37,24 +37,45 @@ pub enum ApiError {
     NoCaptcha,
     ItemHasOrders,
     StockBelowSold,
+    /// The hidden path is not this user's for this item, or has expired.
+    BadPath,
+    LimitReached,
+    RequestIdReused,
+    SoldOut,
+    NoSuchOrder,
+    OrderExpired,
+    OrderCancelled,
+    OrderPaid,
     Internal,
 }
 
 impl ApiError {
     pub const fn status(self) -> Status {
         match self {
-            ApiError::NotFound | ApiError::NoSuchItem | ApiError::NoCaptcha => Status::NOT_FOUND,
+            ApiError::NotFound | ApiError::NoSuchItem | ApiError::NoCaptcha | ApiError::NoSuchOrder => {
+                Status::NOT_FOUND
+            }
             ApiError::MethodNotAllowed { .. } => Status::METHOD_NOT_ALLOWED,
             ApiError::NotReady | ApiError::Draining | ApiError::Overloaded | ApiError::Unavailable => {
                 Status::SERVICE_UNAVAILABLE
             }
             ApiError::InvalidInput(_) => Status::BAD_REQUEST,
-            ApiError::UsernameTaken | ApiError::ItemHasOrders | ApiError::StockBelowSold => Status::CONFLICT,
+            ApiError::UsernameTaken
+            | ApiError::ItemHasOrders
+            | ApiError::StockBelowSold
+            | ApiError::LimitReached
+            | ApiError::RequestIdReused
+            | ApiError::OrderExpired
+            | ApiError::OrderCancelled
+            | ApiError::OrderPaid => Status::CONFLICT,
+            ApiError::SoldOut => Status::GONE,
             ApiError::BadCredentials | ApiError::Unauthenticated => Status::UNAUTHORIZED,
             ApiError::RateLimited { .. } => Status::TOO_MANY_REQUESTS,
-            ApiError::NotStarted | ApiError::Ended | ApiError::CaptchaWrong | ApiError::CaptchaExpired => {
-                Status::FORBIDDEN
-            }
+            ApiError::NotStarted
+            | ApiError::Ended
+            | ApiError::CaptchaWrong
+            | ApiError::CaptchaExpired
+            | ApiError::BadPath => Status::FORBIDDEN,
             ApiError::Internal => Status::INTERNAL_SERVER_ERROR,
         }
     }
@@ -80,6 +101,14 @@ impl ApiError {
             ApiError::NoCaptcha => "no_captcha",
             ApiError::ItemHasOrders => "item_has_orders",
             ApiError::StockBelowSold => "stock_below_sold",
+            ApiError::BadPath => "bad_path",
+            ApiError::LimitReached => "limit_reached",
+            ApiError::RequestIdReused => "request_id_reused",
+            ApiError::SoldOut => "sold_out",
+            ApiError::NoSuchOrder => "no_such_order",
+            ApiError::OrderExpired => "order_expired",
+            ApiError::OrderCancelled => "order_cancelled",
+            ApiError::OrderPaid => "order_paid",
             ApiError::Internal => "internal",
         }
     }
@@ -106,6 +135,14 @@ impl ApiError {
             ApiError::NoCaptcha => "no captcha is outstanding for that user and item",
             ApiError::ItemHasOrders => "the item has orders: its stock can only change by a stock delta",
             ApiError::StockBelowSold => "stock cannot drop below the units sold",
+            ApiError::BadPath => "this sale path is not valid for you and this item, or has expired",
+            ApiError::LimitReached => "you would hold more units of this item than the limit allows",
+            ApiError::RequestIdReused => "this request id already made an order of another item or quantity",
+            ApiError::SoldOut => "sold out: fewer units are left than asked",
+            ApiError::NoSuchOrder => "no such order",
+            ApiError::OrderExpired => "the payment window of this order has closed",
+            ApiError::OrderCancelled => "the order was cancelled",
+            ApiError::OrderPaid => "the order is paid and cannot be cancelled",
             ApiError::Internal => "internal error",
         }
     }

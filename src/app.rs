@@ -16,6 +16,7 @@ use crate::cache::Cache;
 use crate::catalogue::Catalogue;
 use crate::limits::TokenBuckets;
 use crate::metrics::Metrics;
+use crate::sale::Sale;
 use crate::store::Store;
 use crate::workers::WorkerPool;
 
@@ -60,6 +61,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub cache: Arc<dyn Cache>,
     pub catalogue: Arc<Catalogue>,
+    /// The buy: stock, order ids, holdings, request ids, the writer's queue.
+    pub sale: Sale,
     pub revocations: RevocationLog,
     pub user_limits: TokenBuckets,
     pub ip_limits: TokenBuckets,

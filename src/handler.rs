@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use seckill_protocol::{DateHeader, Request, RequestInfo, Status};
+use seckill_protocol::{ContentType, DateHeader, Request, RequestInfo, ResponseWriter, Status};
 use seckill_reactor::{Exchange, Handler};
 
 use crate::api_error::ApiError;
@@ -24,11 +24,45 @@ use crate::router::{self, Matched, Miss, Route};
 /// Generous: a full queue of password hashes takes seconds to drain.
 const WORKER_ANSWER_DEADLINE: Duration = Duration::from_secs(30);
 
-/// The answer to a parked request, sent by a worker.
+/// The answer to a parked request, sent by a worker or the order writer.
 #[derive(Debug)]
 pub struct Completion {
     pub route: Route,
-    pub reply: Reply,
+    pub answer: Answer,
+}
+
+/// What a parked request is answered with.
+#[derive(Debug)]
+pub enum Answer {
+    /// Prepared by a worker.
+    Reply(Reply),
+    /// A durable order (the buy's 200), written by the loop without allocating.
+    Order {
+        order_id: u64,
+        pay_deadline_ms: u64,
+    },
+    Error(ApiError),
+}
+
+impl Answer {
+    fn status(&self) -> Status {
+        match self {
+            Answer::Reply(reply) => reply.status,
+            Answer::Order { .. } => Status::OK,
+            Answer::Error(error) => error.status(),
+        }
+    }
+
+    fn write(self, info: RequestInfo, date: &DateHeader, out: &mut Vec<u8>) {
+        match self {
+            Answer::Reply(reply) => reply.write(info, date, out),
+            Answer::Order { order_id, pay_deadline_ms } => {
+                ResponseWriter::new(out, date, info, Status::OK)
+                    .body_with(ContentType::Json, |out| crate::api::buy::write_success(out, order_id, pay_deadline_ms));
+            }
+            Answer::Error(error) => error.finish(ResponseWriter::new(out, date, info, error.status())),
+        }
+    }
 }
 
 /// Which worker pool runs a job.
@@ -97,6 +131,15 @@ impl LoopHandler {
             Route::AdminStats => self.admin_stats(call),
             Route::AdminBulkUsers => self.admin_bulk_users(call),
             Route::AdminCaptchaAnswer => self.admin_captcha_answer(call),
+            Route::Seckill => self.seckill(call),
+            Route::SaleResult => self.sale_result(call),
+            Route::Orders => self.orders(call),
+            Route::Order => self.order(call),
+            Route::OrderPay => self.pay(call),
+            Route::OrderCancel => self.cancel(call),
+            Route::AdminStock => self.admin_stock(call),
+            Route::AdminItemOrders => self.admin_item_orders(call),
+            Route::AdminReconcile => self.admin_reconcile(call),
         }
     }
 
@@ -169,7 +212,7 @@ impl LoopHandler {
         let route = call.matched.route;
         reservation.submit(Box::new(move |completer| {
             let reply = job(&app).unwrap_or_else(Reply::error);
-            completer.push(token, Completion { route, reply });
+            completer.push(token, Completion { route, answer: Answer::Reply(reply) });
         }));
         Ok(Answered::Later)
     }
@@ -212,8 +255,8 @@ impl Handler for LoopHandler {
         date: &DateHeader,
         out: &mut Vec<u8>,
     ) {
-        let status = completion.reply.status;
-        completion.reply.write(info, date, out);
+        let status = completion.answer.status();
+        completion.answer.write(info, date, out);
         self.app.metrics().shard(self.loop_id).record(Some(completion.route), status, parked_at.elapsed());
     }
 

@@ -18,10 +18,11 @@
 //! - [`store`]: the durable store (users, sessions, items, orders); SQLite by default.
 //! - [`limits`]: lock-free token buckets per user and per address.
 //! - [`clock`]: Unix milliseconds.
-//! - [`stock`]: the lock-free local stock counter, sold-out bits, stock sources, order ids (the buy builds on them).
-//! - [`expiry`]: the payment-window timer wheel (the buy builds on it).
+//! - [`stock`]: the lock-free local stock counter, sold-out bits, stock sources, order ids.
+//! - [`expiry`]: the payment-window timer wheel.
 //! - [`sync`]: std or loom atomics for the lock-free structures.
-//! - [`orders`]: the group-commit order writer (the buy builds on it).
+//! - [`orders`]: the group-commit order writer.
+//! - [`sale`]: the buy's shared state (holdings, request ids, queue) and the writer's sink.
 //! - [`app`]: state shared by the loops (readiness, draining, metrics).
 //! - [`metrics`]: per-loop counters and the Prometheus exposition.
 //! - [`log`]: structured JSON-lines logs on stderr.
@@ -45,6 +46,7 @@ pub mod metrics;
 pub mod orders;
 pub mod reply;
 pub mod router;
+pub mod sale;
 pub mod server;
 pub mod stock;
 pub mod store;

@@ -124,6 +124,85 @@ pub fn render_all(app: &crate::app::App, out: &mut Vec<u8>) {
     app.metrics().render(out, app.loop_stats());
     let mut w = Exposition { out };
     render_sale(&mut w, app);
+    render_buy(&mut w, app);
+}
+
+/// The buy: stock, orders, the writer's queue, batches and commit latency.
+fn render_buy(w: &mut Exposition<'_>, app: &crate::app::App) {
+    let sale = &app.sale;
+    w.help("seckill_stock_left", "gauge", "Units on sale on this instance, per item.");
+    for item in app.catalogue.all() {
+        let id = item.spec.id.to_string();
+        w.sample("seckill_stock_left", &[("item", &id)], sale.left(item.spec.id) as f64);
+    }
+    let c = &sale.counters;
+    w.help("seckill_buy_answers_total", "counter", "Buy requests by how the instance answered them.");
+    let answers = [
+        ("admitted", &c.admitted),
+        ("replayed", &c.replayed),
+        ("limit_reached", &c.refused_limit),
+        ("sold_out", &c.refused_sold_out),
+        ("busy", &c.refused_busy),
+        ("overloaded", &c.refused_overloaded),
+    ];
+    for (outcome, counter) in answers {
+        w.sample("seckill_buy_answers_total", &[("outcome", outcome)], counter.load(Relaxed) as f64);
+    }
+    w.help(
+        "seckill_orders_total",
+        "counter",
+        "Orders by event: placed (durable), refused by the store, cancelled, expired.",
+    );
+    let events =
+        [("placed", &c.placed), ("refused", &c.writer_refused), ("cancelled", &c.cancelled), ("expired", &c.expired)];
+    for (event, counter) in events {
+        w.sample("seckill_orders_total", &[("event", event)], counter.load(Relaxed) as f64);
+    }
+    w.help("seckill_order_units", "gauge", "Units per item by order status, as the store counted them (every 5 s).");
+    for stats in sale.store_stats.lock().iter() {
+        let id = stats.item_id.to_string();
+        let by_status = [
+            ("pending_payment", stats.pending_payment),
+            ("paid", stats.paid),
+            ("cancelled", stats.cancelled),
+            ("expired", stats.expired),
+        ];
+        for (status, units) in by_status {
+            w.sample("seckill_order_units", &[("item", &id), ("status", status)], units as f64);
+        }
+    }
+    w.help("seckill_orders_pending", "gauge", "Orders admitted and not yet paid, cancelled, expired or refused.");
+    w.sample("seckill_orders_pending", &[], sale.pending() as f64);
+    w.help("seckill_order_queue_depth", "gauge", "Orders waiting for the group-commit writer.");
+    w.sample("seckill_order_queue_depth", &[], sale.queue_depth() as f64);
+    w.help("seckill_request_ids", "gauge", "Request ids remembered in memory.");
+    w.sample("seckill_request_ids", &[], sale.requests.len() as f64);
+    let stats = &sale.writer_stats;
+    w.help("seckill_writer_batches_total", "counter", "Group-commit transactions (one fsync each).");
+    w.sample("seckill_writer_batches_total", &[], stats.batches.load(Relaxed) as f64);
+    w.help("seckill_writer_orders_total", "counter", "Orders written by the group-commit writer.");
+    w.sample("seckill_writer_orders_total", &[], stats.orders.load(Relaxed) as f64);
+    w.help(
+        "seckill_writer_failed_batches_total",
+        "counter",
+        "Group-commit transactions that failed (nothing written).",
+    );
+    w.sample("seckill_writer_failed_batches_total", &[], stats.failed_batches.load(Relaxed) as f64);
+    histogram(w, "seckill_writer_batch_orders", "Orders per group-commit batch.", &sale.batch_sizes, 1.0);
+    histogram(w, "seckill_writer_commit_seconds", "Group-commit transaction latency.", &sale.commit_latency_us, 1e-6);
+}
+
+fn histogram<const N: usize>(w: &mut Exposition<'_>, name: &str, help: &str, h: &crate::sale::Buckets<N>, scale: f64) {
+    w.help(name, "histogram", help);
+    let (buckets, sum) = h.cumulative();
+    let mut count = 0;
+    for (bound, cumulative) in buckets {
+        let le = bound.map_or_else(|| "+Inf".to_string(), |b| (b as f64 * scale).to_string());
+        w.sample(&format!("{name}_bucket"), &[("le", &le)], cumulative as f64);
+        count = cumulative;
+    }
+    w.sample(&format!("{name}_sum"), &[], sum as f64 * scale);
+    w.sample(&format!("{name}_count"), &[], count as f64);
 }
 
 fn render_sale(w: &mut Exposition<'_>, app: &crate::app::App) {

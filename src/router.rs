@@ -23,10 +23,19 @@ pub enum Route {
     AdminStats,
     AdminBulkUsers,
     AdminCaptchaAnswer,
+    Seckill,
+    SaleResult,
+    Orders,
+    Order,
+    OrderPay,
+    OrderCancel,
+    AdminStock,
+    AdminItemOrders,
+    AdminReconcile,
 }
 
 impl Route {
-    pub const ALL: [Route; 15] = [
+    pub const ALL: [Route; 24] = [
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -42,6 +51,15 @@ impl Route {
         Route::AdminStats,
         Route::AdminBulkUsers,
         Route::AdminCaptchaAnswer,
+        Route::Seckill,
+        Route::SaleResult,
+        Route::Orders,
+        Route::Order,
+        Route::OrderPay,
+        Route::OrderCancel,
+        Route::AdminStock,
+        Route::AdminItemOrders,
+        Route::AdminReconcile,
     ];
     pub const COUNT: usize = Route::ALL.len();
 
@@ -63,6 +81,15 @@ impl Route {
             Route::AdminStats => "/admin/items/{id}/stats",
             Route::AdminBulkUsers => "/admin/users/bulk",
             Route::AdminCaptchaAnswer => "/admin/items/{id}/captcha-answer",
+            Route::Seckill => "/api/seckill/{path}",
+            Route::SaleResult => "/api/items/{id}/result",
+            Route::Orders => "/api/orders",
+            Route::Order => "/api/orders/{id}",
+            Route::OrderPay => "/api/orders/{id}/pay",
+            Route::OrderCancel => "/api/orders/{id}/cancel",
+            Route::AdminStock => "/admin/items/{id}/stock",
+            Route::AdminItemOrders => "/admin/items/{id}/orders",
+            Route::AdminReconcile => "/admin/reconcile",
         }
     }
 
@@ -85,7 +112,9 @@ pub enum Miss {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Matched {
     pub route: Route,
-    /// The `{id}` of the path (an item id), 0 where the route has none.
+    /// The `{id}` of the path (an item or order id), 0 where the route has
+    /// none. The hidden path of [`Route::Seckill`] is read from the request
+    /// path by its handler.
     pub id: u64,
 }
 
@@ -152,6 +181,21 @@ pub fn route(method: Method, path: &str) -> Result<Matched, Miss> {
         [Some("admin"), Some("items"), Some(n), Some("captcha-answer")] => {
             (Route::AdminCaptchaAnswer, id(n).ok_or(Miss::NotFound)?, Get)
         }
+        [Some("api"), Some("seckill"), Some(p), None] if !p.is_empty() => (Route::Seckill, 0, Post),
+        [Some("api"), Some("items"), Some(n), Some("result")] => (Route::SaleResult, id(n).ok_or(Miss::NotFound)?, Get),
+        [Some("api"), Some("orders"), None, None] => (Route::Orders, 0, Get),
+        [Some("api"), Some("orders"), Some(n), None] => (Route::Order, id(n).ok_or(Miss::NotFound)?, Get),
+        [Some("api"), Some("orders"), Some(n), Some("pay")] => (Route::OrderPay, id(n).ok_or(Miss::NotFound)?, Post),
+        [Some("api"), Some("orders"), Some(n), Some("cancel")] => {
+            (Route::OrderCancel, id(n).ok_or(Miss::NotFound)?, Post)
+        }
+        [Some("admin"), Some("items"), Some(n), Some("stock")] => {
+            (Route::AdminStock, id(n).ok_or(Miss::NotFound)?, Post)
+        }
+        [Some("admin"), Some("items"), Some(n), Some("orders")] => {
+            (Route::AdminItemOrders, id(n).ok_or(Miss::NotFound)?, Get)
+        }
+        [Some("admin"), Some("reconcile"), None, None] => (Route::AdminReconcile, 0, Post),
         _ => return Err(Miss::NotFound),
     };
     if allowed.admits(method) {
@@ -197,6 +241,17 @@ mod tests {
         check(Method::Get, "/api/items/99999999999999999999", Err(Miss::NotFound));
         check(Method::Get, "/api/items/1/captcha/x", Err(Miss::NotFound));
         check(Method::Get, "/api/items/", Err(Miss::NotFound));
+        check(Method::Post, "/api/seckill/abc-_9", Ok((Route::Seckill, 0)));
+        check(Method::Get, "/api/seckill/abc", Err(Miss::MethodNotAllowed { allow: "POST" }));
+        check(Method::Post, "/api/seckill/", Err(Miss::NotFound));
+        check(Method::Get, "/api/items/3/result", Ok((Route::SaleResult, 3)));
+        check(Method::Get, "/api/orders", Ok((Route::Orders, 0)));
+        check(Method::Get, "/api/orders/18446744073709551615", Ok((Route::Order, u64::MAX)));
+        check(Method::Post, "/api/orders/5/pay", Ok((Route::OrderPay, 5)));
+        check(Method::Post, "/api/orders/5/cancel", Ok((Route::OrderCancel, 5)));
+        check(Method::Post, "/admin/items/5/stock", Ok((Route::AdminStock, 5)));
+        check(Method::Get, "/admin/items/5/orders", Ok((Route::AdminItemOrders, 5)));
+        check(Method::Post, "/admin/reconcile", Ok((Route::AdminReconcile, 0)));
     }
 
     #[test]

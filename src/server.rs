@@ -5,11 +5,12 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use seckill_config::{CacheUrl, Config, ReactorMode, StoreUrl};
+use seckill_config::{CacheUrl, Config, ConfirmMode, ReactorMode, StoreUrl};
 use seckill_protocol::Limits;
-use seckill_reactor::{Design, Reactor, ReactorConfig};
+use seckill_reactor::{Completer, Design, Reactor, ReactorConfig};
 
 use crate::app::{App, Counters, Lifecycle, REVOCATIONS_KEPT, Settings, TouchQueue};
 use crate::auth::password::PasswordHasher;
@@ -19,10 +20,16 @@ use crate::auth::session::{RevocationLog, Session, TokenHash};
 use crate::cache::Cache;
 use crate::cache::memory::MemoryCache;
 use crate::catalogue::{Catalogue, Item};
+use crate::expiry::{Entry, ExpiryDriver, ExpiryWheel, WheelConfig};
 use crate::handler::{Completion, LoopHandler};
 use crate::limits::TokenBuckets;
 use crate::log;
 use crate::log::Level;
+use crate::orders;
+use crate::orders::writer::WriterSettings;
+use crate::sale::confirm::Confirmer;
+use crate::sale::{Sale, SaleSettings};
+use crate::stock::{EmbeddedSource, OrderIds, Stock};
 use crate::store::{SqliteStore, Store, StoreError};
 use crate::workers::WorkerPool;
 
@@ -98,18 +105,24 @@ pub struct Running {
     app: Arc<App>,
     reactor: Reactor<Completion>,
     settings: ServerSettings,
+    writer: Writer,
 }
 
 /// How many session write-backs may wait for the keeper.
 const TOUCHES_MAX: usize = 65_536;
+/// How often an idle order writer looks at its stop flag.
+const WRITER_IDLE_CHECK: Duration = Duration::from_millis(100);
 /// How often the keeper writes back session expiries and prunes.
 const KEEPER_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the keeper counts each item's orders by status for `/metrics`.
+const STORE_STATS_INTERVAL: Duration = Duration::from_secs(5);
 /// How often expired sessions are deleted from the store.
 const STORE_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Opens the store and the cache, loads the catalogue and the live
-/// sessions, and assembles the shared state.
-pub fn build_app(config: &Config) -> Result<App, StartError> {
+/// Opens the store and the cache, loads the catalogue, the live sessions
+/// and the sale's state, and assembles the shared state. Also returns the
+/// expiry wheel, rebuilt from the pending orders, for the writer thread.
+pub fn build_app(config: &Config) -> Result<(App, ExpiryDriver), StartError> {
     let data_dir = std::path::PathBuf::from(&config.server.data_dir);
     let store: Arc<dyn Store> = match &config.store.url {
         StoreUrl::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
@@ -136,12 +149,13 @@ pub fn build_app(config: &Config) -> Result<App, StartError> {
     let auth = &config.auth;
     let hasher = PasswordHasher::new(auth.argon2_memory_kib, auth.argon2_iterations, auth.argon2_parallelism)
         .map_err(|e| StartError::Unsupported(format!("auth.argon2_*: {}", e.0)))?;
+    let now_ms = crate::clock::now_ms();
+    let (sale, driver) = build_sale(config, &*store, now_ms)?;
     let catalogue = Arc::new(Catalogue::default());
     for record in store.items()? {
-        let stats = store.item_stats(record.id)?;
-        catalogue.put(Item::new(record, stats.stock_left));
+        let left = sale.left(record.id);
+        catalogue.put(Item::new(record, left));
     }
-    let now_ms = crate::clock::now_ms();
     let live: Vec<(TokenHash, Session)> = store
         .live_sessions(now_ms)?
         .into_iter()
@@ -159,11 +173,12 @@ pub fn build_app(config: &Config) -> Result<App, StartError> {
         trusted_proxies: config.server.trusted_proxies.clone(),
     };
     let hash_workers = auth.hash_worker_count();
-    Ok(App {
+    let app = App {
         settings,
         store,
         cache,
         catalogue,
+        sale,
         revocations: RevocationLog::new(REVOCATIONS_KEPT),
         user_limits: TokenBuckets::new(
             clamp_u32(limits.per_user_rps),
@@ -180,7 +195,62 @@ pub fn build_app(config: &Config) -> Result<App, StartError> {
         counters: Counters::default(),
         touches: TouchQueue::new(TOUCHES_MAX),
         lifecycle: Lifecycle::new(config.server.event_loops()),
-    })
+    };
+    Ok((app, driver))
+}
+
+/// The sale's state rebuilt from the store, so that a restart (clean or
+/// `kill -9`) loses no acknowledged order and never oversells afterwards:
+/// each item's units on sale are its stock less its pending and paid
+/// orders, holdings are the live orders' units, request ids are the
+/// orders' own, pending orders are back in the expiry wheel (those past
+/// their deadline expire at once), and a fresh instance id keeps new order
+/// ids apart from every earlier run's.
+fn build_sale(config: &Config, store: &dyn Store, now_ms: u64) -> Result<(Sale, ExpiryDriver), StartError> {
+    let s = &config.sale;
+    let source = Arc::new(EmbeddedSource::new(s.items_max));
+    let stock = Stock::new(s.items_max, source.clone());
+    let instance_id = store.allocate_instance_id(now_ms)?;
+    let order_ids =
+        OrderIds::new(instance_id, now_ms).map_err(|e| StartError::Unsupported(format!("order ids: {e:?}")))?;
+    let settings = SaleSettings {
+        confirm_async: s.confirm == ConfirmMode::Async,
+        confirm_timeout: Duration::from_millis(s.confirm_timeout_ms),
+        payment_window_ms: s.payment_window_ms,
+        pending_orders_max: u64::from(s.pending_orders_max),
+    };
+    let sale = Sale::new(settings, stock, source, order_ids, s.order_queue_max, s.request_ids_max);
+    for row in store.stock_snapshot()? {
+        sale.restock(row.item_id, row.stock_total.saturating_sub(row.sold_units))
+            .map_err(|e| StartError::Unsupported(format!("sale.items_max: {e}")))?;
+    }
+    for holding in store.holdings_snapshot()? {
+        sale.holdings.load(holding.user_id, holding.item_id, holding.units);
+    }
+    for order in store.orders_with_request_ids(s.request_ids_max)? {
+        if let Some(request_id) = &order.request_id {
+            sale.requests.done(order.user_id, request_id, &order);
+        }
+    }
+    let pending = store.pending_orders()?;
+    let entries = pending.iter().map(|p| Entry {
+        order_id: p.order_id,
+        item_id: p.item_id,
+        user_id: p.user_id,
+        quantity: p.quantity,
+        deadline_ms: p.pay_deadline_ms,
+    });
+    let wheel_config = WheelConfig { pending_max: s.pending_orders_max, slot_ms: WheelConfig::SLOT_MS_DEFAULT };
+    let wheel = ExpiryWheel::rebuild(wheel_config, entries, now_ms).map_err(|e| {
+        StartError::Unsupported(format!(
+            "sale.pending_orders_max ({}) is below the {} pending orders in the store: {e:?}",
+            s.pending_orders_max,
+            pending.len()
+        ))
+    })?;
+    sale.count_pending(pending.len() as u64);
+    log!(Level::Info, "sale loaded", instance_id = instance_id, pending_orders = pending.len());
+    Ok((sale, ExpiryDriver::new(wheel, s.batch_orders_max)))
 }
 
 fn clamp_u32(v: u64) -> u32 {
@@ -192,12 +262,15 @@ fn clamp_u32(v: u64) -> u32 {
 pub fn start(config: &Config) -> Result<Running, StartError> {
     let settings = ServerSettings::from_config(config);
     std::fs::create_dir_all(&config.server.data_dir).map_err(|e| StartError::Io("data directory", e))?;
-    let app = Arc::new(build_app(config)?);
+    let (app, driver) = build_app(config)?;
+    let app = Arc::new(app);
     let handler_app = app.clone();
     let reactor =
         Reactor::start(settings.reactor.clone(), move |loop_id| LoopHandler::new(loop_id, handler_app.clone()))
             .map_err(|e| StartError::Io("listen", e))?;
     app.attach_loop_stats(reactor.stats());
+    let writer = start_writer(app.clone(), reactor.completer(), driver, writer_settings(config))
+        .map_err(|e| StartError::Io("order writer thread", e))?;
     app.hash_pool.start(&reactor.completer()).map_err(|e| StartError::Io("hash threads", e))?;
     app.workers.start(&reactor.completer()).map_err(|e| StartError::Io("worker threads", e))?;
     start_keeper(app.clone()).map_err(|e| StartError::Io("keeper thread", e))?;
@@ -212,14 +285,50 @@ pub fn start(config: &Config) -> Result<Running, StartError> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on http://{addr}").map_err(|e| StartError::Io("stdout", e))?;
     stdout.flush().map_err(|e| StartError::Io("stdout", e))?;
-    Ok(Running { app, reactor, settings })
+    Ok(Running { app, reactor, settings, writer })
 }
 
-/// The keeper: writes back session expiries in batches and prunes what
-/// expired, at its own pace rather than per request.
+fn writer_settings(config: &Config) -> WriterSettings {
+    WriterSettings {
+        batch_orders_max: config.sale.batch_orders_max,
+        batch_wait: Duration::from_millis(config.sale.batch_wait_ms),
+        idle_check: WRITER_IDLE_CHECK,
+    }
+}
+
+/// The order writer: group commit of the queued orders, completions of the
+/// parked requests, and the payment window's expiries. Returns when told
+/// to stop and the queue is empty.
+fn start_writer(
+    app: Arc<App>,
+    completer: Completer<Completion>,
+    driver: ExpiryDriver,
+    settings: WriterSettings,
+) -> std::io::Result<Writer> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (queue, ops) = app.sale.take_receivers().ok_or_else(|| std::io::Error::other("the writer started twice"))?;
+    let thread_stop = stop.clone();
+    let thread = std::thread::Builder::new().name("order-writer".into()).spawn(move || {
+        let mut sink = Confirmer::new(app.clone(), completer, driver, ops);
+        orders::writer::run(&*app.store, &queue, settings, &mut sink, &app.sale.writer_stats, &thread_stop);
+    })?;
+    Ok(Writer { stop, thread })
+}
+
+/// The running order writer.
+#[derive(Debug)]
+struct Writer {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// The keeper: writes back session expiries in batches, prunes what
+/// expired, and counts orders by status for `/metrics`, at its own pace
+/// rather than per request.
 fn start_keeper(app: Arc<App>) -> std::io::Result<()> {
     std::thread::Builder::new().name("keeper".into()).spawn(move || {
         let mut last_store_prune = Instant::now();
+        let mut last_stats = Instant::now() - STORE_STATS_INTERVAL;
         loop {
             std::thread::sleep(KEEPER_INTERVAL);
             let touches = app.touches.take(TOUCHES_MAX);
@@ -231,6 +340,12 @@ fn start_keeper(app: Arc<App>) -> std::io::Result<()> {
             }
             let now_ms = crate::clock::now_ms();
             app.cache.prune(now_ms);
+            if last_stats.elapsed() >= STORE_STATS_INTERVAL {
+                last_stats = Instant::now();
+                let stats: Vec<_> =
+                    app.catalogue.all().iter().filter_map(|item| app.store.item_stats(item.spec.id).ok()).collect();
+                *app.sale.store_stats.lock() = stats;
+            }
             if last_store_prune.elapsed() >= STORE_PRUNE_INTERVAL {
                 last_store_prune = Instant::now();
                 if let Err(e) = app.store.delete_expired_sessions(now_ms) {
@@ -240,6 +355,17 @@ fn start_keeper(app: Arc<App>) -> std::io::Result<()> {
         }
     })?;
     Ok(())
+}
+
+/// Joins `thread` if it ends by `deadline`; false if it did not.
+fn join_until(thread: std::thread::JoinHandle<()>, deadline: Instant) -> bool {
+    while !thread.is_finished() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    thread.join().is_ok()
 }
 
 fn design_name(design: Design) -> &'static str {
@@ -275,7 +401,11 @@ impl Running {
         self.app.begin_drain();
         self.reactor.shutdown(self.settings.drain);
         let reactor = self.reactor;
-        let finished = reactor.join(deadline);
+        // The loops finish their parked requests, which the writer answers;
+        // then the writer writes whatever is still queued (async orders) and stops.
+        let mut finished = reactor.join(deadline);
+        self.writer.stop.store(true, Ordering::Relaxed);
+        finished &= join_until(self.writer.thread, deadline);
         if finished {
             log!(Level::Info, "shutdown complete");
         } else {

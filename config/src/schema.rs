@@ -358,6 +358,12 @@ schema! {
         lease_ms: u64 = "5000";
         /// Most units one refill leases to an instance.
         lease_chunk_max: u64 = "100";
+        /// Orders pending payment an instance tracks (about 80 bytes each, allocated at start-up); beyond: 503 overloaded.
+        pending_orders_max: u32 = "262144";
+        /// Request ids remembered in memory for instant retries; beyond, retries that would be refused ask the store.
+        request_ids_max: usize = "1000000";
+        /// Items the stock table holds (128 bytes each, allocated at start-up); beyond, creating an item is refused.
+        items_max: usize = "65536";
     }
 
     /// `[captcha]`

@@ -34,6 +34,9 @@ const AT_LEAST_ONE: &[&str] = &[
     "sale.batch_orders_max",
     "sale.lease_ms",
     "sale.lease_chunk_max",
+    "sale.pending_orders_max",
+    "sale.request_ids_max",
+    "sale.items_max",
     "captcha.ttl_ms",
     "captcha.outstanding_max",
     "limits.buckets_max",
@@ -139,7 +142,9 @@ fn check_sale(config: &Config, check: &Checker) -> Result<(), ConfigError> {
     // parked request of a batch before it is written.
     check.require("sale.batch_wait_ms", sale.batch_wait_ms < sale.confirm_timeout_ms, || {
         format!("must be less than sale.confirm_timeout_ms ({})", sale.confirm_timeout_ms)
-    })
+    })?;
+    check.require("sale.pending_orders_max", sale.pending_orders_max <= 1 << 31, || "must be at most 2^31".into())?;
+    check.require("sale.items_max", sale.items_max <= 1 << 24, || "must be at most 2^24".into())
 }
 
 fn check_limits(config: &Config, check: &Checker) -> Result<(), ConfigError> {

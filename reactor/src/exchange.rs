@@ -85,6 +85,16 @@ impl<'a> Exchange<'a> {
         ParkToken::new(self.loop_id, self.key, self.seq)
     }
 
+    /// The token [`park`](Self::park) will return, without parking yet. It
+    /// lets a handler hand the token to another thread first and park only
+    /// once that succeeded: the loop reads completions only between handler
+    /// calls, so a completion sent before `park` is called from this same
+    /// `handle` still finds the request parked. A handler that sends the
+    /// token must then park.
+    pub fn park_token(&self) -> ParkToken {
+        ParkToken::new(self.loop_id, self.key, self.seq)
+    }
+
     /// The client's address (the TCP peer; `X-Forwarded-For` is the handler's business).
     pub fn peer(&self) -> SocketAddr {
         self.peer

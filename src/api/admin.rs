@@ -5,6 +5,9 @@
 use seckill_protocol::Status;
 use serde::Deserialize;
 
+use std::sync::Arc;
+
+use super::orders::{ADMIN_PAGE_MAX, page_json, page_query};
 use super::{owned_json_body, query_param};
 use crate::api_error::ApiError;
 use crate::app::App;
@@ -52,9 +55,23 @@ pub(crate) fn stats_json(stats: &ItemStats) -> serde_json::Value {
     })
 }
 
-/// Puts `record` in the catalogue with its live stock from `stats`.
-pub(crate) fn publish_item(app: &App, record: ItemRecord, stats: &ItemStats) -> std::sync::Arc<Item> {
-    app.catalogue.put(Item::new(record, stats.stock_left))
+/// Puts `record` in the catalogue, its stock in the stock table when the
+/// item is new or its total changed (the store allows that only while it
+/// has no orders), and the live stock left in the item.
+pub(crate) fn publish_item(app: &App, record: ItemRecord, stats: &ItemStats) -> Result<Arc<Item>, ApiError> {
+    let item_id = record.id;
+    let before = app.catalogue.get(item_id).map(|item| item.spec.stock_total);
+    if before != Some(record.stock_total) || app.sale.stock.slot(item_id).is_none() {
+        app.sale.restock(item_id, stats.stock_left).map_err(|_| ApiError::Overloaded)?;
+    }
+    let item = app.catalogue.put(Item::new(record, app.sale.left(item_id)));
+    Ok(item)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StockDelta {
+    delta: i64,
 }
 
 impl LoopHandler {
@@ -95,7 +112,7 @@ impl LoopHandler {
         self.offload(call, Pool::General, move |app| {
             let stored = app.store.put_item(&record)?;
             let stats = app.store.item_stats(stored.id)?;
-            let item = publish_item(app, stored, &stats);
+            let item = publish_item(app, stored, &stats)?;
             let mut body = Vec::new();
             item.write_json(&mut body, now_ms);
             Ok(Reply::json(Status::OK, body))
@@ -156,6 +173,95 @@ impl LoopHandler {
             let answer = app.cache.peek_captcha(user_id, item_id, now_ms).map_err(|_| ApiError::Unavailable)?;
             let answer = answer.ok_or(ApiError::NoCaptcha)?;
             Ok(Reply::json_value(Status::OK, &serde_json::json!({ "answer": answer.to_string() })))
+        })
+    }
+}
+
+impl LoopHandler {
+    /// `POST /admin/items/{id}/stock`: more or fewer units. A decrease is
+    /// taken off sale here first, so no loop can sell a unit the store is
+    /// about to remove; if the store then refuses, the units go back.
+    pub(crate) fn admin_stock(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
+        self.require_admin(call)?;
+        let StockDelta { delta } = owned_json_body(call.request.body)?;
+        let item_id = call.matched.id;
+        self.offload(call, Pool::General, move |app| {
+            if app.catalogue.get(item_id).is_none() {
+                return Err(ApiError::NoSuchItem);
+            }
+            let units = delta.unsigned_abs();
+            if delta < 0 && !app.sale.withdraw_units(item_id, units) {
+                return Err(ApiError::StockBelowSold);
+            }
+            let stats = match app.store.adjust_stock(item_id, delta) {
+                Ok(stats) => stats,
+                Err(error) => {
+                    if delta < 0 {
+                        app.sale.add_units(item_id, units).map_err(|_| ApiError::Internal)?;
+                    }
+                    return Err(error.into());
+                }
+            };
+            if delta > 0 {
+                app.sale.add_units(item_id, units).map_err(|_| ApiError::Internal)?;
+            }
+            let record = app.store.item(item_id)?.ok_or(ApiError::NoSuchItem)?;
+            app.catalogue.put(Item::new(record, app.sale.left(item_id)));
+            Ok(Reply::json_value(Status::OK, &stats_json(&stats)))
+        })
+    }
+
+    /// `GET /admin/items/{id}/orders`: every order of the item, oldest first.
+    pub(crate) fn admin_item_orders(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
+        self.require_admin(call)?;
+        let (limit, after) = page_query(call.request.query, ADMIN_PAGE_MAX)?;
+        let item_id = call.matched.id;
+        self.offload(call, Pool::General, move |app| {
+            if app.catalogue.get(item_id).is_none() {
+                return Err(ApiError::NoSuchItem);
+            }
+            let orders = app.store.orders_of_item(item_id, limit, after)?;
+            Ok(Reply::json_value(Status::OK, &page_json(&orders, limit)))
+        })
+    }
+
+    /// `POST /admin/reconcile`: the store recomputes its counters from the
+    /// orders, then each item's stock here is compared with the store's
+    /// (less what is on its way to it) and corrected. Meant for a sale at
+    /// rest; under load the correction can be off by the orders admitted
+    /// meanwhile, which the store's own check at commit still refuses.
+    pub(crate) fn admin_reconcile(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
+        self.require_admin(call)?;
+        self.offload(call, Pool::General, move |app| {
+            let report = app.store.reconcile()?;
+            let in_flight = app.sale.holdings.in_flight_by_item();
+            let mut stock_fixed = Vec::new();
+            for row in app.store.stock_snapshot()? {
+                let store_left = row.stock_total.saturating_sub(row.sold_units);
+                let expected = store_left.saturating_sub(in_flight.get(&row.item_id).copied().unwrap_or(0));
+                let local = app.sale.left(row.item_id);
+                if local != expected {
+                    app.sale.restock(row.item_id, expected).map_err(|_| ApiError::Internal)?;
+                    stock_fixed.push(serde_json::json!({
+                        "item_id": row.item_id, "local_left": local, "store_left": expected
+                    }));
+                }
+                crate::sale::confirm::publish_left(app, row.item_id);
+            }
+            let sold_fixed: Vec<_> = report
+                .sold_fixed
+                .iter()
+                .map(|(item_id, recorded, actual)| {
+                    serde_json::json!({ "item_id": item_id, "recorded": recorded, "actual": actual })
+                })
+                .collect();
+            let body = serde_json::json!({
+                "items_checked": report.items_checked,
+                "sold_fixed": sold_fixed,
+                "holdings_fixed": report.holdings_fixed,
+                "stock_fixed": stock_fixed,
+            });
+            Ok(Reply::json_value(Status::OK, &body))
         })
     }
 }

@@ -7,11 +7,15 @@
 //! - [`users`]: registration, login, logout, /api/me.
 //! - [`items`]: the catalogue.
 //! - [`sale`]: captcha and hidden path.
-//! - [`admin`]: items, stats, bulk users, the captcha-answer hook.
+//! - [`buy`]: the buy (`/api/seckill/{path}`) and `/result`.
+//! - [`orders`]: the user's orders: list, get, pay, cancel.
+//! - [`admin`]: items, stock, stats, orders, reconcile, bulk users, the captcha-answer hook.
 
 pub mod admin;
+pub mod buy;
 pub mod items;
 pub mod ops;
+pub mod orders;
 pub mod sale;
 pub mod users;
 

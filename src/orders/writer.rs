@@ -74,8 +74,16 @@ impl Decision {
 /// (for the server: where to answer).
 pub trait Sink<T> {
     fn decided(&mut self, order: &NewOrder, ticket: T, decision: Decision);
-    /// Every order of the batch has been decided.
-    fn batch_done(&mut self);
+    /// Every order of the batch (`orders` of them, committed in `commit`)
+    /// has been decided.
+    fn batch_done(&mut self, orders: usize, commit: Duration);
+    /// Called before the writer waits for the next order (after every
+    /// batch, and whenever a wait ends empty): other work of the writer
+    /// thread, such as expiring orders. Returns how long the writer may wait
+    /// for an order before calling again.
+    fn between_batches(&mut self) -> Duration {
+        Duration::MAX
+    }
 }
 
 /// An order on its way to the writer.
@@ -119,7 +127,8 @@ pub fn run<T>(
     let mut orders: Vec<NewOrder> = Vec::with_capacity(batch_max);
     let mut tickets: Vec<T> = Vec::with_capacity(batch_max);
     loop {
-        let first = match queue.recv_timeout(settings.idle_check) {
+        let wait = sink.between_batches().min(settings.idle_check);
+        let first = match queue.recv_timeout(wait) {
             Ok(first) => first,
             Err(RecvTimeoutError::Timeout) if stop.load(Relaxed) => return,
             Err(RecvTimeoutError::Timeout) => continue,
@@ -153,7 +162,9 @@ fn commit<T>(
 ) {
     let started = Instant::now();
     let result = store.commit_orders(orders);
-    stats.commit_us_total.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+    let took = started.elapsed();
+    let batch = orders.len();
+    stats.commit_us_total.fetch_add(took.as_micros() as u64, Relaxed);
     stats.batches.fetch_add(1, Relaxed);
     stats.orders.fetch_add(orders.len() as u64, Relaxed);
     stats.batch_orders_peak.fetch_max(orders.len() as u64, Relaxed);
@@ -178,7 +189,7 @@ fn commit<T>(
     for (order, ticket) in orders.drain(..).zip(tickets.drain(..)) {
         sink.decided(&order, ticket, Decision::Unavailable);
     }
-    sink.batch_done();
+    sink.batch_done(batch, took);
 }
 
 #[cfg(test)]
@@ -199,7 +210,7 @@ mod tests {
             self.decisions.push((ticket, decision));
         }
 
-        fn batch_done(&mut self) {
+        fn batch_done(&mut self, _orders: usize, _commit: Duration) {
             self.batches += 1;
         }
     }

@@ -403,6 +403,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Expires those of `order_ids` still pending with `pay_deadline_ms <= now_ms`
     /// and returns their units; each order is reported by exactly one call ever.
     fn expire_orders(&self, order_ids: &[OrderId], now_ms: u64) -> Result<Vec<ReleasedUnits>, StoreError>;
+    /// The newest `limit` orders made with a request id, newest first, for
+    /// rebuilding the in-memory request-id index at start-up.
+    fn orders_with_request_ids(&self, limit: usize) -> Result<Vec<OrderRecord>, StoreError>;
     /// Every pending order, for rebuilding expiry timers at start-up.
     fn pending_orders(&self) -> Result<Vec<PendingOrder>, StoreError>;
     /// Every item's total and live units, for rebuilding stock counters at start-up.

@@ -827,6 +827,12 @@ impl Store for SqliteStore {
         })
     }
 
+    fn orders_with_request_ids(&self, limit: usize) -> Result<Vec<OrderRecord>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE request_id IS NOT NULL ORDER BY id DESC LIMIT ?1");
+        self.read(|conn| conn.prepare_cached(&sql)?.query_map([limit], order_from_row)?.collect())
+    }
+
     fn pending_orders(&self) -> Result<Vec<PendingOrder>, StoreError> {
         self.read(|conn| {
             conn.prepare_cached(

@@ -703,3 +703,22 @@ fn group_commit_throughput() {
     check_conserved(&store);
     println!("orders/s by batch size 1, 100, 1000: {rates:.0?}");
 }
+
+#[test]
+fn orders_with_request_ids_are_listed_newest_first() {
+    let (_dir, store) = temp_store();
+    let u = users(&store, 2);
+    store.put_item(&item(1, 10, 10)).unwrap();
+    store
+        .commit_orders(&[
+            new_order(1, 1, u[0], 1, Some("a")),
+            new_order(2, 1, u[0], 1, None),
+            new_order(3, 1, u[1], 1, Some("a")),
+            new_order(u64::MAX - 1, 1, u[1], 1, Some("b")),
+        ])
+        .unwrap();
+    let listed: Vec<(OrderId, Option<String>)> =
+        store.orders_with_request_ids(10).unwrap().into_iter().map(|o| (o.id, o.request_id)).collect();
+    assert_eq!(listed, vec![(u64::MAX - 1, Some("b".into())), (3, Some("a".into())), (1, Some("a".into()))]);
+    assert_eq!(store.orders_with_request_ids(1).unwrap().len(), 1);
+}

@@ -1,0 +1,238 @@
+//! The buy: `POST /api/seckill/{path}` and `GET /api/items/{id}/result`.
+//!
+//! The hot path runs on the event loop and, when it refuses, allocates
+//! nothing and blocks on nothing (a counting-allocator test holds it to
+//! that). Checks in the contract's order (§3): session (401), rate limits
+//! (429), body (400), path (403 `bad_path`), item (404), window (403), then
+//! a request id already seen (its order again, or 409), per-user limit
+//! (409), stock (410). An admitted order goes to the group-commit writer;
+//! with sync confirmation the request is parked until its batch is durable
+//! (or `sale.confirm_timeout_ms` passes: 503, outcome unknown), with async
+//! it is answered 202 at once.
+
+use std::borrow::Cow;
+use std::num::NonZeroU32;
+
+use seckill_protocol::Status;
+use serde::Deserialize;
+
+use super::{json_body, json_now, push_u64};
+use crate::api_error::ApiError;
+use crate::app::{App, Counters};
+use crate::catalogue::SaleState;
+use crate::handler::{Answered, Call, LoopHandler, Outcome, Pool};
+use crate::reply::Reply;
+use crate::sale::{Known, Refusal, Ticket};
+use crate::store::{NewOrder, OrderRecord};
+
+/// The longest request id (contract §3).
+const REQUEST_ID_BYTES_MAX: usize = 64;
+
+#[derive(Deserialize)]
+struct BuyRequest<'a> {
+    item_id: u64,
+    #[serde(default = "one")]
+    quantity: i64,
+    #[serde(borrow, default)]
+    request_id: Option<Cow<'a, str>>,
+}
+
+fn one() -> i64 {
+    1
+}
+
+/// `{"status":"success","order_id":"…","pay_deadline_ms":…}`.
+pub fn write_success(out: &mut Vec<u8>, order_id: u64, pay_deadline_ms: u64) {
+    out.extend_from_slice(b"{\"status\":\"success\",\"order_id\":\"");
+    push_u64(out, order_id);
+    out.extend_from_slice(b"\",\"pay_deadline_ms\":");
+    push_u64(out, pay_deadline_ms);
+    out.push(b'}');
+}
+
+fn request_id_ok(id: &str) -> bool {
+    (1..=REQUEST_ID_BYTES_MAX).contains(&id.len()) && id.bytes().all(|b| (b' '..=b'~').contains(&b))
+}
+
+impl LoopHandler {
+    pub(crate) fn seckill(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
+        let (_, session) = self.session(call)?;
+        self.limit_ip(call)?;
+        self.limit_user(session.user_id, call)?;
+        let user = session.user_id;
+        let body: BuyRequest<'_> = json_body(call.request.body)?;
+        let quantity = u32::try_from(body.quantity)
+            .ok()
+            .and_then(NonZeroU32::new)
+            .ok_or(ApiError::InvalidInput("quantity: an integer of at least 1"))?;
+        if let Some(id) = &body.request_id
+            && !request_id_ok(id)
+        {
+            return Err(ApiError::InvalidInput("request_id: 1 to 64 printable ASCII characters"));
+        }
+        let item_id = body.item_id;
+        let now_ms = call.now_ms;
+        let path = call.request.path.strip_prefix("/api/seckill/").unwrap_or_default();
+        self.path_signer.verify(path.as_bytes(), user, item_id, now_ms).map_err(|_| ApiError::BadPath)?;
+        let item = self.catalogue.get(item_id).ok_or(ApiError::NoSuchItem)?;
+        match item.state(now_ms) {
+            SaleState::Upcoming => return Err(ApiError::NotStarted),
+            SaleState::Ended => return Err(ApiError::Ended),
+            SaleState::Active | SaleState::SoldOut => {}
+        }
+        let limit = item.spec.per_user_limit;
+        let sale = &self.app.sale;
+        let request_id = body.request_id.as_deref();
+        if let Some(request_id) = request_id {
+            match sale.requests.get(user, request_id) {
+                Some(known) if !known.matches(item_id, quantity.get()) => return Err(ApiError::RequestIdReused),
+                Some(Known::Done { order_id, pay_deadline_ms, .. }) => {
+                    Counters::bump(&sale.counters.replayed);
+                    return json_now(call, Status::OK, |out| write_success(out, order_id, pay_deadline_ms));
+                }
+                // Its first attempt is still on its way to the store.
+                Some(Known::InFlight { .. }) => return Err(ApiError::Unavailable),
+                None => {}
+            }
+        }
+        let slot = sale.stock.slot(item_id).ok_or(ApiError::Unavailable)?;
+        if let Err(refusal) = sale.take(user, item_id, slot, quantity.get(), limit) {
+            let error = refusal_error(refusal, &sale.counters);
+            // A retry of an order the index has forgotten must still get its order.
+            if let Some(request_id) = request_id
+                && !sale.requests.is_complete()
+                && matches!(refusal, Refusal::LimitReached | Refusal::SoldOut)
+            {
+                return self.replay_from_store(call, user, request_id.to_owned(), item_id, quantity.get(), error);
+            }
+            return Err(error);
+        }
+        let Ok(order_id) = sale.order_ids.next(now_ms) else {
+            sale.undo_take(user, item_id, quantity.get(), false);
+            return Err(ApiError::Unavailable);
+        };
+        if let Some(request_id) = request_id {
+            sale.requests.begin(user, request_id, item_id, quantity.get());
+        }
+        let order = NewOrder {
+            id: order_id,
+            item_id,
+            user_id: user,
+            quantity,
+            created_ms: now_ms,
+            pay_deadline_ms: now_ms + sale.settings.payment_window_ms,
+            request_id: request_id.map(str::to_owned),
+        };
+        let ticket =
+            if sale.settings.confirm_async { Ticket::Async } else { Ticket::Parked(call.exchange.park_token()) };
+        sale.queue(order, ticket).map_err(|refusal| refusal_error(refusal, &sale.counters))?;
+        Counters::bump(&sale.counters.admitted);
+        match ticket {
+            Ticket::Parked(_) => {
+                call.exchange.park(call.exchange.now() + sale.settings.confirm_timeout);
+                Ok(Answered::Later)
+            }
+            Ticket::Async => json_now(call, Status::ACCEPTED, |out| out.extend_from_slice(b"{\"status\":\"queued\"}")),
+        }
+    }
+
+    /// A request id the in-memory index may have forgotten, on a request
+    /// the loop would refuse: the store says whether it made an order.
+    fn replay_from_store(
+        &self,
+        call: &mut Call<'_, '_, '_>,
+        user: u64,
+        request_id: String,
+        item_id: u64,
+        quantity: u32,
+        refusal: ApiError,
+    ) -> Outcome {
+        self.offload(call, Pool::General, move |app| match app.store.order_by_request(user, &request_id)? {
+            Some(order) if order.item_id == item_id && order.quantity == quantity => {
+                app.sale.requests.done(user, &request_id, &order);
+                let mut body = Vec::new();
+                write_success(&mut body, order.id, order.pay_deadline_ms);
+                Ok(Reply::json(Status::OK, body))
+            }
+            Some(_) => Err(ApiError::RequestIdReused),
+            None => Err(refusal),
+        })
+    }
+
+    /// `GET /api/items/{id}/result`: what became of the user's buy, the same
+    /// on every instance (§3). Answered on the loop, except `success`, whose
+    /// order id comes from the store.
+    pub(crate) fn sale_result(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
+        let (_, session) = self.session(call)?;
+        let item_id = call.matched.id;
+        if self.catalogue.get(item_id).is_none() {
+            return Err(ApiError::NoSuchItem);
+        }
+        let sale = &self.app.sale;
+        let held = sale.holdings.get(session.user_id, item_id);
+        let status: &[u8] = if held.live > 0 {
+            let user = session.user_id;
+            return self.offload(call, Pool::General, move |app| live_order_reply(app, user, item_id));
+        } else if held.in_flight > 0 {
+            b"pending"
+        } else if sale.stock.slot(item_id).is_none_or(|slot| sale.stock.is_sold_out(slot)) {
+            b"sold_out"
+        } else {
+            b"none"
+        };
+        json_now(call, Status::OK, |out| {
+            out.extend_from_slice(b"{\"status\":\"");
+            out.extend_from_slice(status);
+            out.extend_from_slice(b"\"}");
+        })
+    }
+}
+
+/// The newest live order of the user for the item, as `/result` shows it.
+fn live_order_reply(app: &App, user: u64, item_id: u64) -> Result<Reply, ApiError> {
+    let mut before = None;
+    loop {
+        let page = app.store.orders_of_user(user, 200, before)?;
+        let live = page.iter().find(|o: &&OrderRecord| o.item_id == item_id && o.status.is_live());
+        if let Some(order) = live {
+            let body = serde_json::json!({ "status": "success", "order_id": order.id.to_string() });
+            return Ok(Reply::json_value(Status::OK, &body));
+        }
+        match page.last() {
+            Some(last) if page.len() == 200 => before = Some(last.id),
+            // Expired or cancelled between the check and now.
+            _ => return Ok(Reply::json_value(Status::OK, &serde_json::json!({ "status": "none" }))),
+        }
+    }
+}
+
+fn refusal_error(refusal: Refusal, counters: &crate::sale::SaleCounters) -> ApiError {
+    let (counter, error) = match refusal {
+        Refusal::LimitReached => (&counters.refused_limit, ApiError::LimitReached),
+        Refusal::SoldOut => (&counters.refused_sold_out, ApiError::SoldOut),
+        Refusal::Busy => (&counters.refused_busy, ApiError::Unavailable),
+        Refusal::Overloaded => (&counters.refused_overloaded, ApiError::Overloaded),
+    };
+    Counters::bump(counter);
+    error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_body_is_json_with_a_string_id() {
+        let mut out = Vec::new();
+        write_success(&mut out, u64::MAX, 5);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["order_id"], "18446744073709551615");
+        assert_eq!((v["status"].as_str(), v["pay_deadline_ms"].as_u64()), (Some("success"), Some(5)));
+    }
+
+    #[test]
+    fn request_ids_are_short_printable_ascii() {
+        assert!(request_id_ok("a") && request_id_ok(&"x".repeat(64)) && request_id_ok("r-1 2"));
+        assert!(!request_id_ok("") && !request_id_ok(&"x".repeat(65)) && !request_id_ok("é") && !request_id_ok("\t"));
+    }
+}

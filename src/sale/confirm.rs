@@ -1,0 +1,198 @@
+//! The order writer's sink: what happens once a batch is durable (or not).
+//!
+//! Runs on the writer thread, which also owns the payment window's timer
+//! wheel, so neither needs a lock. Per order it settles the user's holding
+//! and request id, gives refused units back to the stock, puts placed orders
+//! into the wheel and queues the answer for the parked request; per batch it
+//! wakes each loop once and publishes the items' stock in the catalogue.
+//! Between batches it applies wheel changes made by workers (payments and
+//! cancellations) and expires what is due, one bounded batch per round.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use seckill_reactor::Completer;
+
+use super::{Ticket, WheelOp};
+use crate::api_error::ApiError;
+use crate::app::{App, Counters};
+use crate::expiry::{Entry, Expirer, ExpiryDriver, Progress};
+use crate::handler::{Answer, Completion};
+use crate::log;
+use crate::log::Level;
+use crate::orders::writer::{Decision, Sink};
+use crate::router::Route;
+use crate::store::{ItemId, NewOrder, StoreError};
+
+/// How long the writer sleeps when nothing is queued and nothing is due.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+/// Expiry batches per round at most, so expiring a whole sale's unpaid
+/// orders never keeps new orders waiting for long.
+const EXPIRY_ROUNDS_MAX: usize = 4;
+
+pub struct Confirmer {
+    app: Arc<App>,
+    completer: Completer<Completion>,
+    driver: ExpiryDriver,
+    ops: crossbeam_channel::Receiver<WheelOp>,
+    /// Items whose stock changed since the catalogue was last told.
+    touched: Vec<ItemId>,
+}
+
+impl std::fmt::Debug for Confirmer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Confirmer").field("driver", &self.driver).finish_non_exhaustive()
+    }
+}
+
+impl Confirmer {
+    pub fn new(
+        app: Arc<App>,
+        completer: Completer<Completion>,
+        driver: ExpiryDriver,
+        ops: crossbeam_channel::Receiver<WheelOp>,
+    ) -> Self {
+        Confirmer { app, completer, driver, ops, touched: Vec::new() }
+    }
+
+    /// Payments and cancellations made on workers leave the wheel.
+    fn apply_wheel_ops(&mut self) {
+        for WheelOp::Forget(order_id) in self.ops.try_iter() {
+            if self.driver.wheel_mut().cancel(order_id).is_some() {
+                self.app.sale.places_freed(1);
+            }
+        }
+    }
+
+    fn track(&mut self, entry: Entry) {
+        // The pending count admitted this order only below the wheel's
+        // capacity, and wheel ops are applied before inserts, so this cannot
+        // be full; if it were, the order would stay pending until a restart
+        // rebuilds the wheel: say so loudly.
+        if let Err(error) = self.driver.wheel_mut().insert(entry) {
+            log!(Level::Error, "order not tracked for expiry", order_id = entry.order_id, error = format!("{error:?}"));
+        }
+    }
+
+    /// Tells the catalogue the stock of every touched item.
+    fn publish(&mut self) {
+        self.touched.sort_unstable();
+        self.touched.dedup();
+        for &item_id in &self.touched {
+            publish_left(&self.app, item_id);
+        }
+        self.touched.clear();
+    }
+}
+
+/// The catalogue's `stock_left` of `item_id` from the stock table.
+pub fn publish_left(app: &App, item_id: ItemId) {
+    if let Some(item) = app.catalogue.get(item_id) {
+        item.set_stock_left(app.sale.left(item_id));
+    }
+}
+
+impl Sink<Ticket> for Confirmer {
+    fn decided(&mut self, order: &NewOrder, ticket: Ticket, decision: Decision) {
+        let app = self.app.clone();
+        let sale = &app.sale;
+        let (user, item, quantity) = (order.user_id, order.item_id, order.quantity.get());
+        let request_id = order.request_id.as_deref();
+        let refused = |error: ApiError, keep_out: bool| {
+            sale.undo_take(user, item, quantity, keep_out);
+            if let Some(request_id) = request_id {
+                sale.requests.forget(user, request_id);
+            }
+            Counters::bump(&sale.counters.writer_refused);
+            Answer::Error(error)
+        };
+        let answer = match decision {
+            Decision::Placed(record) => {
+                sale.holdings.settle(user, item, u64::from(quantity), true);
+                if let Some(request_id) = request_id {
+                    sale.requests.done(user, request_id, &record);
+                }
+                self.apply_wheel_ops();
+                let deadline_ms = record.pay_deadline_ms;
+                self.track(Entry { order_id: record.id, item_id: item, user_id: user, quantity, deadline_ms });
+                Counters::bump(&sale.counters.placed);
+                Answer::Order { order_id: record.id, pay_deadline_ms: deadline_ms }
+            }
+            Decision::Existing(record) => {
+                // The request id's first attempt holds the units already.
+                sale.undo_take(user, item, quantity, false);
+                if let Some(request_id) = request_id {
+                    sale.requests.done(user, request_id, &record);
+                }
+                Counters::bump(&sale.counters.replayed);
+                Answer::Order { order_id: record.id, pay_deadline_ms: record.pay_deadline_ms }
+            }
+            Decision::RequestIdReused => refused(ApiError::RequestIdReused, false),
+            Decision::LimitReached => refused(ApiError::LimitReached, false),
+            // The store has fewer units than the counter thought: keeping
+            // them out corrects the counter.
+            Decision::SoldOut => refused(ApiError::SoldOut, true),
+            Decision::Gone => refused(ApiError::NoSuchItem, false),
+            Decision::Unavailable => refused(ApiError::Unavailable, false),
+        };
+        self.touched.push(item);
+        if let Ticket::Parked(token) = ticket {
+            self.completer.push(token, Completion { route: Route::Seckill, answer });
+        }
+    }
+
+    fn batch_done(&mut self, orders: usize, commit: Duration) {
+        // One wake per loop for the whole batch.
+        self.completer.flush();
+        let sale = &self.app.sale;
+        sale.batch_sizes.record(orders as u64);
+        sale.commit_latency_us.record(u64::try_from(commit.as_micros()).unwrap_or(u64::MAX));
+        self.publish();
+    }
+
+    fn between_batches(&mut self) -> Duration {
+        self.apply_wheel_ops();
+        let now_ms = crate::clock::now_ms();
+        for _ in 0..EXPIRY_ROUNDS_MAX {
+            let mut expirer = StoreExpirer { app: &self.app, touched: &mut self.touched };
+            match self.driver.tick(now_ms, &mut expirer) {
+                Ok(tick) if tick.progress == Progress::More => continue,
+                Ok(_) => break,
+                Err(error) => {
+                    log!(Level::Warn, "expiry failed, retrying", error = error);
+                    return Duration::from_millis(50);
+                }
+            }
+        }
+        self.publish();
+        match self.driver.wheel().next_due_ms() {
+            Some(due) => Duration::from_millis(due.saturating_sub(now_ms).clamp(1, IDLE_WAIT.as_millis() as u64)),
+            None => IDLE_WAIT,
+        }
+    }
+}
+
+/// Expires due orders in the store, then returns the units of exactly
+/// those the store expired.
+struct StoreExpirer<'a> {
+    app: &'a App,
+    touched: &'a mut Vec<ItemId>,
+}
+
+impl Expirer for StoreExpirer<'_> {
+    type Error = StoreError;
+
+    fn expire(&mut self, due: &[Entry], now_ms: u64) -> Result<(), StoreError> {
+        let ids: Vec<u64> = due.iter().map(|e| e.order_id).collect();
+        let released = self.app.store.expire_orders(&ids, now_ms)?;
+        let sale = &self.app.sale;
+        for units in released {
+            sale.release(units.user_id, units.item_id, units.quantity);
+            Counters::bump(&sale.counters.expired);
+            self.touched.push(units.item_id);
+        }
+        // Every due order left the wheel, expired now or paid or cancelled before.
+        sale.places_freed(due.len() as u64);
+        Ok(())
+    }
+}

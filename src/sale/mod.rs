@@ -1,0 +1,349 @@
+//! The buy: everything between a checked `POST /api/seckill/{path}` and a
+//! durable order, and what happens to the order afterwards.
+//!
+//! ```text
+//!  event loop (hot path, never blocks)          writer thread (group commit)
+//!  ──────────────────────────────────           ─────────────────────────────
+//!  request index ─ retry? answer from memory
+//!  holdings lock ─ per-user limit (409)
+//!     └ stock.take ─ sold-out bit, CAS (410)
+//!  order id (CAS)
+//!  queue.try_send ───── bounded channel ──────▶ gather a batch, one transaction,
+//!  park (sync) or 202 (async)                   one fsync; per order a Decision
+//!                                                 ├ holdings, request index
+//!          ◀─── one wake per loop per batch ──────┼ completions (200/409/410/503)
+//!                                                 ├ refused units back to stock
+//!                                                 └ placed orders into the expiry wheel
+//!                                               between batches: expire what is due
+//! ```
+//!
+//! - [`Sale`]: the shared state (stock table, order ids, holdings, request
+//!   index, the queue), built at start-up from the store.
+//! - `holdings`: per (user, item) live and in-flight units, for the limit.
+//! - `requests`: request ids seen, for instant idempotent retries.
+//! - `confirm`: the writer's sink (completions, stock, expiry).
+//!
+//! Units move between exactly three places, and each move has one owner:
+//! the allotment (sellable), an in-flight order (taken by a loop, not yet
+//! decided), and a store order (pending or paid). The loop moves allotment →
+//! in flight; the writer moves in flight → store or back to the allotment;
+//! pay/cancel/expiry move store → allotment, once, because the store's status
+//! change is made once. A store refusal of `sold_out` is the one move that
+//! does not give back: the local counter was ahead of the store, and keeping
+//! the units out corrects it.
+
+pub mod confirm;
+pub mod holdings;
+pub mod requests;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use parking_lot::Mutex;
+use seckill_reactor::ParkToken;
+
+use crate::orders::writer::{Queued, WriterStats};
+use crate::stock::{EmbeddedSource, OrderIds, Outcome, Slot, Stock, StockError};
+use crate::store::{ItemId, ItemStats, NewOrder, UserId};
+pub use holdings::Holdings;
+pub use requests::{Known, RequestIndex};
+
+/// Where the writer's decision about an order goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Ticket {
+    /// A parked request (sync confirmation): completed through the reactor.
+    Parked(ParkToken),
+    /// Answered 202 already (async confirmation): the client polls /result.
+    Async,
+}
+
+/// Why the loop refused to take stock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// 409 `limit_reached`.
+    LimitReached,
+    /// 410 `sold_out`.
+    SoldOut,
+    /// 503 `unavailable`, short Retry-After: another instance may still hold units.
+    Busy,
+    /// 503 `overloaded`: too many orders pending or queued.
+    Overloaded,
+}
+
+/// A wheel change requested off the writer thread (a payment or a
+/// cancellation on a worker): applied by the writer before its next inserts.
+#[derive(Clone, Copy, Debug)]
+pub enum WheelOp {
+    /// The order left `pending_payment`: stop tracking its deadline.
+    Forget(u64),
+}
+
+/// Counters of the buy, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct SaleCounters {
+    pub admitted: AtomicU64,
+    pub replayed: AtomicU64,
+    pub refused_limit: AtomicU64,
+    pub refused_sold_out: AtomicU64,
+    pub refused_busy: AtomicU64,
+    pub refused_overloaded: AtomicU64,
+    pub placed: AtomicU64,
+    pub writer_refused: AtomicU64,
+    /// Orders whose units came back: cancelled, or expired (by the wheel or
+    /// by a late payment). Counted once per order, by the call that did it.
+    pub cancelled: AtomicU64,
+    pub expired: AtomicU64,
+}
+
+/// Group-commit latency, in fixed buckets (microseconds).
+pub const COMMIT_BOUNDS_US: [u64; 12] =
+    [250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 1_000_000];
+/// Batch sizes, in fixed buckets (orders).
+pub const BATCH_BOUNDS: [u64; 8] = [1, 4, 16, 64, 256, 1024, 4096, 16384];
+
+/// A fixed-bucket histogram written by one thread, read by `/metrics`.
+#[derive(Debug)]
+pub struct Buckets<const N: usize> {
+    bounds: &'static [u64; N],
+    counts: [AtomicU64; N],
+    overflow: AtomicU64,
+    sum: AtomicU64,
+}
+
+impl<const N: usize> Buckets<N> {
+    pub const fn new(bounds: &'static [u64; N]) -> Self {
+        Buckets {
+            bounds,
+            counts: [const { AtomicU64::new(0) }; N],
+            overflow: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+        }
+    }
+
+    pub fn record(&self, value: u64) {
+        match self.bounds.iter().position(|&b| value <= b) {
+            Some(i) => self.counts[i].fetch_add(1, Relaxed),
+            None => self.overflow.fetch_add(1, Relaxed),
+        };
+        self.sum.fetch_add(value, Relaxed);
+    }
+
+    /// `(upper bound, cumulative count)` per bucket, then `(None, total)`, and the sum.
+    pub fn cumulative(&self) -> (Vec<(Option<u64>, u64)>, u64) {
+        let mut total = 0;
+        let mut out: Vec<(Option<u64>, u64)> = self
+            .bounds
+            .iter()
+            .zip(&self.counts)
+            .map(|(&bound, count)| {
+                total += count.load(Relaxed);
+                (Some(bound), total)
+            })
+            .collect();
+        out.push((None, total + self.overflow.load(Relaxed)));
+        (out, self.sum.load(Relaxed))
+    }
+}
+
+/// How the sale is configured.
+#[derive(Clone, Copy, Debug)]
+pub struct SaleSettings {
+    pub confirm_async: bool,
+    pub confirm_timeout: Duration,
+    pub payment_window_ms: u64,
+    pub pending_orders_max: u64,
+}
+
+/// The shared state of the buy. One per instance, in [`crate::app::App`].
+#[derive(Debug)]
+pub struct Sale {
+    pub settings: SaleSettings,
+    pub stock: Stock,
+    /// The embedded stock source behind `stock`: admin changes go through it.
+    pub source: Arc<EmbeddedSource>,
+    pub order_ids: OrderIds,
+    pub holdings: Holdings,
+    pub requests: RequestIndex,
+    queue: Sender<Queued<Ticket>>,
+    /// Taken once by the writer thread.
+    queue_rx: Mutex<Option<Receiver<Queued<Ticket>>>>,
+    wheel_ops: Sender<WheelOp>,
+    wheel_ops_rx: Mutex<Option<Receiver<WheelOp>>>,
+    /// Orders admitted and not yet refused or out of the expiry wheel: at
+    /// most `pending_orders_max`, the wheel's capacity.
+    pending: AtomicU64,
+    /// One stock change at a time (admin puts and deltas, reconcile).
+    pub restock_lock: Mutex<()>,
+    pub counters: SaleCounters,
+    pub writer_stats: WriterStats,
+    pub commit_latency_us: Buckets<12>,
+    pub batch_sizes: Buckets<8>,
+    /// Each item's units by order status as the store last counted them
+    /// (the keeper refreshes it every few seconds), for `/metrics`.
+    pub store_stats: Mutex<Vec<ItemStats>>,
+}
+
+impl Sale {
+    pub fn new(
+        settings: SaleSettings,
+        stock: Stock,
+        source: Arc<EmbeddedSource>,
+        order_ids: OrderIds,
+        queue_max: usize,
+        request_ids_max: usize,
+    ) -> Self {
+        let (queue, queue_rx) = crossbeam_channel::bounded(queue_max);
+        // Unbounded in type only: each pending order yields at most one op,
+        // and pending orders are bounded by `pending_orders_max`.
+        let (wheel_ops, wheel_ops_rx) = crossbeam_channel::unbounded();
+        Sale {
+            settings,
+            stock,
+            source,
+            order_ids,
+            holdings: Holdings::new(),
+            requests: RequestIndex::new(request_ids_max),
+            queue,
+            queue_rx: Mutex::new(Some(queue_rx)),
+            wheel_ops,
+            wheel_ops_rx: Mutex::new(Some(wheel_ops_rx)),
+            pending: AtomicU64::new(0),
+            restock_lock: Mutex::new(()),
+            counters: SaleCounters::default(),
+            writer_stats: WriterStats::default(),
+            commit_latency_us: Buckets::new(&COMMIT_BOUNDS_US),
+            batch_sizes: Buckets::new(&BATCH_BOUNDS),
+            store_stats: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The hot path's decision, under the (user, item) holdings lock so that
+    /// concurrent requests of one user cannot both pass the limit: 409 if
+    /// the user would hold more than `limit`, else take the units from the
+    /// stock (410 / 503 when it cannot) and count them in flight. On `Ok`
+    /// the caller must queue the order or [`undo_take`](Self::undo_take).
+    #[inline]
+    pub fn take(&self, user: UserId, item: ItemId, slot: Slot, quantity: u32, limit: u32) -> Result<(), Refusal> {
+        let mut held = self.holdings.lock(user, item);
+        if held.held().total() + u64::from(quantity) > u64::from(limit) {
+            return Err(Refusal::LimitReached);
+        }
+        match self.stock.take(slot, u64::from(quantity)) {
+            Outcome::Taken { .. } => {}
+            Outcome::SoldOut => return Err(Refusal::SoldOut),
+            Outcome::Busy { .. } => return Err(Refusal::Busy),
+        }
+        // The order will need a place in the expiry wheel. Counted after the
+        // take, so that a refusal touches no shared counter.
+        if self.pending.fetch_add(1, Relaxed) >= self.settings.pending_orders_max {
+            self.pending.fetch_sub(1, Relaxed);
+            self.stock.give_back(slot, u64::from(quantity));
+            return Err(Refusal::Overloaded);
+        }
+        held.reserve(u64::from(quantity));
+        Ok(())
+    }
+
+    /// Undoes a [`take`](Self::take) whose order was not queued, or was
+    /// refused by the writer: units back to the stock (unless `keep_out`,
+    /// when the store found them not to exist), out of the user's in-flight
+    /// units, and the pending place freed.
+    pub fn undo_take(&self, user: UserId, item: ItemId, quantity: u32, keep_out: bool) {
+        if !keep_out && let Some(slot) = self.stock.slot(item) {
+            self.stock.give_back(slot, u64::from(quantity));
+        }
+        self.holdings.settle(user, item, u64::from(quantity), false);
+        self.pending.fetch_sub(1, Relaxed);
+    }
+
+    /// Queues an admitted order for the writer without blocking. A full
+    /// queue gives the order back (undo) and answers 503 `overloaded`.
+    pub fn queue(&self, order: NewOrder, ticket: Ticket) -> Result<(), Refusal> {
+        match self.queue.try_send(Queued { order, ticket }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(q) | TrySendError::Disconnected(q)) => {
+                self.undo_take(q.order.user_id, q.order.item_id, q.order.quantity.get(), false);
+                if let Some(request_id) = &q.order.request_id {
+                    self.requests.forget(q.order.user_id, request_id);
+                }
+                Err(Refusal::Overloaded)
+            }
+        }
+    }
+
+    /// A live order left the live states (cancelled, expired, or expired by
+    /// a late payment): its units are sellable again and no longer held.
+    /// Call once per order: the store's status change is the "once".
+    pub fn release(&self, user: UserId, item: ItemId, quantity: u32) {
+        if let Some(slot) = self.stock.slot(item) {
+            self.stock.give_back(slot, u64::from(quantity));
+        }
+        self.holdings.release(user, item, u64::from(quantity));
+    }
+
+    /// A pending order was paid, cancelled or expired off the writer
+    /// thread: the writer takes it out of the wheel, which frees its place
+    /// ([`places_freed`](Self::places_freed)) — once, however many calls
+    /// report the same order.
+    pub fn forget_deadline(&self, order_id: u64) {
+        let _ = self.wheel_ops.send(WheelOp::Forget(order_id));
+    }
+
+    /// The writer took `orders` out of the wheel (due, or forgotten).
+    pub fn places_freed(&self, orders: u64) {
+        self.pending.fetch_sub(orders, Relaxed);
+    }
+
+    /// Start-up: pending orders found in the store hold places.
+    pub fn count_pending(&self, orders: u64) {
+        self.pending.fetch_add(orders, Relaxed);
+    }
+
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Relaxed)
+    }
+
+    pub fn queue_depth(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The writer's ends of the queues; `None` after the first call.
+    pub fn take_receivers(&self) -> Option<(Receiver<Queued<Ticket>>, Receiver<WheelOp>)> {
+        Some((self.queue_rx.lock().take()?, self.wheel_ops_rx.lock().take()?))
+    }
+
+    /// Sets the units of `item` on sale here to `units` (start-up, a new
+    /// item, a changed stock total, reconcile): whatever the allotment held
+    /// is replaced. Holds the restock lock; never on a loop.
+    pub fn restock(&self, item: ItemId, units: u64) -> Result<Slot, StockError> {
+        let _one_at_a_time = self.restock_lock.lock();
+        let slot = self.stock.add(item)?;
+        self.stock.item(slot).allotment().drain();
+        self.source.set(item, units);
+        self.stock.refill(slot);
+        Ok(slot)
+    }
+
+    /// `units` more of `item` (an admin stock increase).
+    pub fn add_units(&self, item: ItemId, units: u64) -> Result<(), StockError> {
+        let _one_at_a_time = self.restock_lock.lock();
+        let slot = self.stock.add(item)?;
+        self.source.add(item, units);
+        self.stock.refill(slot);
+        Ok(())
+    }
+
+    /// Takes `units` of `item` off sale for good (an admin decrease); false
+    /// if fewer are left here.
+    pub fn withdraw_units(&self, item: ItemId, units: u64) -> bool {
+        let _one_at_a_time = self.restock_lock.lock();
+        self.stock.slot(item).is_some_and(|slot| self.stock.withdraw(slot, units))
+    }
+
+    /// Units of `item` on sale here now.
+    pub fn left(&self, item: ItemId) -> u64 {
+        self.stock.slot(item).map_or(0, |slot| self.stock.item(slot).allotment().left())
+    }
+}
