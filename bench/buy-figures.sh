@@ -155,6 +155,8 @@ total = sum(status.values()) or 1
 top = ", ".join(f"{k} {100 * v / total:.2f}%" for k, v in sorted(status.items(), key=lambda kv: -kv[1]))
 c = j["commits"]
 fs = "n/a" if c["commits_per_1000_orders"] is None else f"{c['commits_per_1000_orders']:.2f}"
+if c.get("commit_latency_ms_mean") is not None:
+    fs += f" ({c['commit_latency_ms_mean']:.1f} ms/commit)"
 durable = f"{c['acknowledged']}/{c['orders']}"
 print(f"| {name} | {buy:,.0f} | {hz:,.0f} | {j['ratio_median']:.3f} | {j['buy_p99_median_us'] / 1000:.2f} ms "
       f"| {j['healthz_p99_median_us'] / 1000:.2f} ms | {top} | {durable} | {fs} | {target} |")

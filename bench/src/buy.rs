@@ -146,6 +146,10 @@ pub struct Commits {
     pub series: Option<String>,
     pub commits: Option<f64>,
     pub commits_per_1000_orders: Option<f64>,
+    /// Mean group-commit latency over the runs (from a `*commit*_seconds`
+    /// histogram in `/metrics`). With `c` closed-loop connections a batch
+    /// holds at most `c` orders, so the buy rate is bounded by `c` over it.
+    pub commit_latency_ms_mean: Option<f64>,
     /// Change of every `/metrics` series about batches, commits and orders.
     pub metrics_delta: Samples,
     pub stats_before: ItemStats,
@@ -323,6 +327,7 @@ fn commits(
         series,
         commits,
         commits_per_1000_orders: per_1000,
+        commit_latency_ms_mean: metrics::commit_latency_ms_mean(&metrics_delta).map(round3),
         metrics_delta,
         stats_before,
         stats_after,
@@ -443,6 +448,9 @@ impl BuyReport {
             _ => "n/a: /metrics has no fsync or batch counter".to_string(),
         };
         let _ = writeln!(out, "  fsyncs        {per_1000}");
+        if let Some(ms) = c.commit_latency_ms_mean {
+            let _ = writeln!(out, "  commit        {ms:.2} ms mean per group commit");
+        }
         out
     }
 }

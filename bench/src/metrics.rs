@@ -56,8 +56,8 @@ pub fn delta(before: &Samples, after: &Samples) -> Samples {
 }
 
 /// The count of durable commits in `samples`, and the series it was read
-/// from. By preference: an fsync counter, else the count of a batch
-/// histogram, else a batch counter. Label sets of one name are summed, except
+/// from. By preference: an fsync counter, else a batch counter, else the
+/// count of a batch histogram. Label sets of one name are summed, except
 /// those about failures; a peak or a size gauge never matches. Every
 /// group-commit batch is one transaction and one fsync of the store's log
 /// (contract §5), which is why the batch count stands for the fsync count
@@ -66,8 +66,8 @@ pub fn commit_count(samples: &Samples) -> Option<(String, f64)> {
     let name_of = |s: &str| s.split('{').next().unwrap_or(s).to_string();
     let rules: [&dyn Fn(&str) -> bool; 3] = [
         &|n| n.contains("fsync") && (n.ends_with("_total") || n.ends_with("_count")),
-        &|n| n.contains("batch") && n.ends_with("_count"),
         &|n| n.contains("batch") && n.ends_with("_total"),
+        &|n| n.contains("batch") && n.ends_with("_count"),
     ];
     let usable = |k: &&String| !k.contains("fail");
     for rule in rules {
@@ -78,6 +78,14 @@ pub fn commit_count(samples: &Samples) -> Option<(String, f64)> {
         return Some((label, total));
     }
     None
+}
+
+/// The mean of a latency histogram in milliseconds over `samples` (deltas):
+/// the first `*commit*_seconds` histogram's `_sum / _count`, if it counted any.
+pub fn commit_latency_ms_mean(samples: &Samples) -> Option<f64> {
+    let (sum_key, sum) = samples.iter().find(|(k, _)| k.contains("commit") && k.ends_with("_seconds_sum"))?;
+    let count = samples.get(&format!("{}_count", sum_key.trim_end_matches("_sum")))?;
+    (*count > 0.0).then(|| sum / count * 1e3)
 }
 
 #[cfg(test)]
@@ -108,14 +116,22 @@ broken_line_without_value
     fn picks_the_commit_counter() {
         let pick = |text: &str| commit_count(&parse(text, COMMIT_WORDS));
         assert_eq!(pick(TEXT), Some(("seckill_order_batches_total".to_string(), 12.0)));
-        let with_hist = format!("{TEXT}seckill_group_commit_batch_seconds_count 11\n");
-        assert_eq!(pick(&with_hist), Some(("seckill_group_commit_batch_seconds_count".to_string(), 11.0)));
+        let hist_only = "seckill_writer_batch_orders_count 11\nseckill_writer_batch_orders_sum 700\n";
+        assert_eq!(pick(hist_only), Some(("seckill_writer_batch_orders_count".to_string(), 11.0)));
         let with_fsync = format!("{TEXT}seckill_store_fsyncs_total 30\n");
         assert_eq!(pick(&with_fsync), Some(("seckill_store_fsyncs_total".to_string(), 30.0)));
         let labelled =
             "b_batches_total{result=\"ok\"} 5\nb_batches_total{result=\"failed\"} 9\nb_batches_total{x=\"y\"} 2\n";
         assert_eq!(pick(labelled), Some(("b_batches_total (sum of 2 series)".to_string(), 7.0)));
         assert_eq!(pick("seckill_orders_total 5\nseckill_order_batches_failed_total 3\n"), None);
+    }
+
+    #[test]
+    fn commit_latency() {
+        let s = parse("seckill_writer_commit_seconds_sum 0.5\nseckill_writer_commit_seconds_count 100\n", COMMIT_WORDS);
+        assert_eq!(commit_latency_ms_mean(&s), Some(5.0));
+        let none = parse("seckill_writer_commit_seconds_sum 0\nseckill_writer_commit_seconds_count 0\n", COMMIT_WORDS);
+        assert_eq!(commit_latency_ms_mean(&none), None);
     }
 
     #[test]

@@ -144,12 +144,15 @@ fn buy_alternates_with_healthz_and_counts_statuses() {
     config.run.warmup = Duration::from_millis(100);
     let report = run_buy(&config).unwrap();
     assert_eq!((report.buy.len(), report.healthz.len(), report.pairs.len()), (2, 2, 2));
-    assert_eq!(report.prebuy.values().sum::<u64>(), 2);
+    // The first pre-buy takes the only unit; the second finds it sold out.
+    let prebuy: Vec<(&str, u64)> = report.prebuy.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    assert_eq!(prebuy, vec![("200", 1), ("410", 1)]);
     for run in &report.buy {
         assert!(run.requests > 0, "{}", run.table());
         assert_eq!(run.status.values().sum::<u64>(), run.requests, "every answer counted by status");
         assert_eq!(run.errors.total(), 0, "{}", run.table());
-        assert!(!run.status.contains_key("429"), "the limits are not binding: {:?}", run.status);
+        // Sold out: 410, and 409 for the user who holds the unit.
+        assert!(run.status.keys().all(|s| s == "410" || s == "409"), "{:?}", run.status);
         assert_eq!(run.params.method, "POST");
     }
     for run in &report.healthz {
@@ -160,7 +163,7 @@ fn buy_alternates_with_healthz_and_counts_statuses() {
     assert!(report.ratio_median.is_some_and(|r| r > 0.0));
     // Every 200 the bench saw is an order in the store.
     assert!(report.commits.acknowledged <= report.commits.orders);
-    assert!(report.commits.orders <= 1, "stock 1: at most one order");
+    assert_eq!(report.commits.orders, 0, "the unit was sold before the runs");
     let table = report.table();
     for needle in ["buy / healthz req/s: median", "/healthz", "fsyncs", "pre-buys"] {
         assert!(table.contains(needle), "{needle:?} in\n{table}");
@@ -168,4 +171,29 @@ fn buy_alternates_with_healthz_and_counts_statuses() {
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     assert_eq!(json["buy"][0]["params"]["url"], format!("http://{}/api/seckill/{{path}}", server.target.authority));
     assert!(json["commits"]["status_all"].is_object());
+}
+
+#[test]
+fn buy_success_path_counts_orders_and_commits() {
+    let server = Server::start();
+    let mut config = BuyConfig::new(server.target.clone(), server.admin_token.clone());
+    config.users = 200;
+    config.stock = 1_000_000;
+    config.per_user_limit = 100_000;
+    config.setup_connections = 4;
+    config.run.connections = 8;
+    config.run.duration = Duration::from_millis(500);
+    config.run.warmup = Duration::from_millis(100);
+    let report = run_buy(&config).unwrap();
+    let run = &report.buy[0];
+    assert_eq!(run.status.get("200"), Some(&run.requests), "{}", report.table());
+    let c = &report.commits;
+    assert!(c.acknowledged >= run.requests && c.acknowledged > 0);
+    assert!(c.acknowledged <= c.orders, "every 200 is an order in the store: {c:?}");
+    // In flight at the end of the last run: written, never answered to us.
+    assert!(c.orders - c.acknowledged <= config.run.connections as u64, "{c:?}");
+    assert!(c.series.is_some(), "/metrics has a batch counter: {:?}", c.metrics_delta);
+    let per_1000 = c.commits_per_1000_orders.expect("orders were written");
+    assert!(per_1000 > 0.0 && per_1000 <= 1000.0, "one commit holds one order or more: {per_1000}");
+    assert!(report.healthz.is_empty() && report.ratio_median.is_none(), "no /healthz runs unless asked");
 }
