@@ -14,6 +14,9 @@
 #
 # Environment:
 #   USERS=10000 CONNECTIONS=64 PAIRS=3 DURATION=5 WARMUP=1 THREADS=2
+#   PIPELINE=1         requests outstanding per connection (buys and /healthz);
+#                      with sync confirmation a group commit can hold at most
+#                      CONNECTIONS x PIPELINE orders
 #   SCENARIOS="soldout limit success"
 #   STRACE=auto        1/auto: one more success run on a second server started
 #                      under `strace -f --seccomp-bpf -e trace=fsync,fdatasync`,
@@ -36,6 +39,7 @@ PAIRS=${PAIRS:-3}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 THREADS=${THREADS:-2}
+PIPELINE=${PIPELINE:-1}
 SCENARIOS=${SCENARIOS:-"soldout limit success"}
 SECKILL_SET=${SECKILL_SET:-}
 STRACE=${STRACE:-auto}
@@ -102,7 +106,7 @@ start_seckill main
 echo "server: $SECKILL --listen 127.0.0.1:0 --set server.data_dir=DIR ${SERVER_ARGS[*]}"
 echo "store:  $(grep -o '"setting":"[a-z_]*","value":"[A-Za-z]*"' "$WORK/main/seckill.err" |
     sed 's/"setting":"\([a-z_]*\)","value":"\([A-Za-z]*\)"/\1=\2/' | paste -sd' ' -)"
-echo "cores:  $(nproc); load: $USERS users, $CONNECTIONS connections, $THREADS threads, $PAIRS pairs of ${DURATION}s (+${WARMUP}s warm-up) buy / healthz runs"
+echo "cores:  $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg); load: $USERS users, $CONNECTIONS connections, pipeline $PIPELINE, $THREADS threads, $PAIRS pairs of ${DURATION}s (+${WARMUP}s warm-up) buy / healthz runs"
 echo
 
 # --- scenarios ---------------------------------------------------------------
@@ -135,8 +139,8 @@ for s in $SCENARIOS; do
     read -r item stock limit prebuy <<<"$(scenario_args "$s")"
     cmd=("$BENCH" buy --target "http://$ADDR" --admin-token-file "$WORK/main/admin_token"
         --item "$item" --stock "$stock" --per-user-limit "$limit" --prebuy "$prebuy"
-        --users "$USERS" -c "$CONNECTIONS" -t "$THREADS" -d "${DURATION}s" --warmup "${WARMUP}s"
-        --alternate-healthz "$PAIRS" --json "$WORK/$s.json")
+        --users "$USERS" -c "$CONNECTIONS" -t "$THREADS" --pipeline "$PIPELINE"
+        -d "${DURATION}s" --warmup "${WARMUP}s" --alternate-healthz "$PAIRS" --json "$WORK/$s.json")
     log "$(scenario_name "$s"): ${cmd[*]/#$WORK/\$WORK}"
     "${cmd[@]}" >"$WORK/$s.log" 2>&1 || { cat "$WORK/$s.log" >&2; die "seckill-bench buy failed ($s)"; }
     sed 's/^/    /' "$WORK/$s.log" | grep -v '^    seckill-bench buy:' >&2
@@ -187,7 +191,8 @@ if [[ $use_strace == 1 ]]; then
     TRACEES+=("${children[@]}")
     cmd=("$BENCH" buy --target "http://$ADDR" --admin-token-file "$WORK/strace/admin_token"
         --item 13 --stock 10000000 --per-user-limit 1000000 --users "$USERS"
-        -c "$CONNECTIONS" -t "$THREADS" -d "${DURATION}s" --warmup "${WARMUP}s" --json "$WORK/strace.json")
+        -c "$CONNECTIONS" -t "$THREADS" --pipeline "$PIPELINE" -d "${DURATION}s" --warmup "${WARMUP}s"
+        --json "$WORK/strace.json")
     log "success under strace: ${cmd[*]/#$WORK/\$WORK}"
     "${cmd[@]}" >"$WORK/strace.log" 2>&1 || { cat "$WORK/strace.log" >&2; die "seckill-bench buy failed (strace)"; }
     python3 - "$WORK/strace.json" "$trace" <<'EOF'
