@@ -442,6 +442,9 @@ impl BuyReport {
             group(c.orders as f64),
             group(c.acknowledged as f64)
         );
+        if c.acknowledged > c.orders {
+            let _ = writeln!(out, "  WARNING: more 200s than orders in the store: an acknowledged order is missing");
+        }
         let per_1000 = match (&c.series, c.commits, c.commits_per_1000_orders) {
             (Some(series), Some(n), Some(per)) => format!("{per:.2} per 1,000 orders ({n} by {series})"),
             (Some(series), Some(n), None) => format!("n/a: no order written ({n} by {series})"),
