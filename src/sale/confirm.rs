@@ -142,12 +142,14 @@ impl Sink<Ticket> for Confirmer {
     }
 
     fn batch_done(&mut self, orders: usize, commit: Duration) {
+        // The catalogue first, so that a client reading the item after its
+        // answer sees its own order counted.
+        self.publish();
         // One wake per loop for the whole batch.
         self.completer.flush();
         let sale = &self.app.sale;
         sale.batch_sizes.record(orders as u64);
         sale.commit_latency_us.record(u64::try_from(commit.as_micros()).unwrap_or(u64::MAX));
-        self.publish();
     }
 
     fn between_batches(&mut self) -> Duration {

@@ -76,7 +76,7 @@ impl Holdings {
 
     fn shard(&self, key: (UserId, ItemId)) -> MutexGuard<'_, Shard> {
         let index = self.hasher.hash_one(key) as usize % SHARDS;
-        self.shards[index].lock()
+        crate::sync::lock_spinning(&self.shards[index])
     }
 
     /// Locks the shard of (user, item) for a check-and-reserve.

@@ -82,7 +82,7 @@ impl RequestIndex {
 
     pub fn get(&self, user: UserId, request_id: &str) -> Option<Known> {
         let (key, shard) = self.key(user, request_id);
-        self.shards[shard].lock().get(&key).copied()
+        crate::sync::lock_spinning(&self.shards[shard]).get(&key).copied()
     }
 
     /// Whether every id seen is remembered: a miss then means a new id.
@@ -103,14 +103,14 @@ impl RequestIndex {
     /// The attempt was refused: the id is not remembered (contract §3).
     pub fn forget(&self, user: UserId, request_id: &str) {
         let (key, shard) = self.key(user, request_id);
-        if self.shards[shard].lock().remove(&key).is_some() {
+        if crate::sync::lock_spinning(&self.shards[shard]).remove(&key).is_some() {
             self.len.fetch_sub(1, Relaxed);
         }
     }
 
     fn put(&self, user: UserId, request_id: &str, known: Known) {
         let (key, shard) = self.key(user, request_id);
-        let mut shard = self.shards[shard].lock();
+        let mut shard = crate::sync::lock_spinning(&self.shards[shard]);
         if let Some(slot) = shard.get_mut(&key) {
             *slot = known;
             return;

@@ -115,30 +115,12 @@ impl<'s> Shop<'s> {
 
     /// `count` users `{prefix}0..` with sessions, in one admin call.
     pub fn users(&self, prefix: &str, count: usize) -> Vec<User> {
-        let body = json!({ "prefix": prefix, "count": count, "password": PASSWORD, "sessions": true });
-        let resp = self.admin_call("POST", "/admin/users/bulk", &body);
-        assert_eq!(resp.status, 200, "{}", resp.text());
-        let v = resp.json();
-        let ids = v["user_ids"].as_array().expect("user_ids");
-        let tokens = v["tokens"].as_array().expect("tokens");
-        ids.iter()
-            .zip(tokens)
-            .map(|(id, t)| User { id: id.as_u64().unwrap(), token: t.as_str().unwrap().to_string() })
-            .collect()
+        users_on(&mut self.server.connect(), &self.admin, prefix, count)
     }
 
     /// A captcha, its answer through the admin hook, and the hidden path.
     pub fn path_on(&self, conn: &mut Conn, user: &User, item: u64) -> String {
-        let captcha = send(conn, "GET", &format!("/api/items/{item}/captcha"), Some(&user.token), b"");
-        assert_eq!(captcha.status, 200, "{}", captcha.text());
-        let hook = format!("/admin/items/{item}/captcha-answer?user_id={}", user.id);
-        let answer = send(conn, "GET", &hook, Some(&self.admin), b"");
-        assert_eq!(answer.status, 200, "{}", answer.text());
-        let answer = answer.json()["answer"].as_str().unwrap().to_string();
-        let body = json!({ "captcha": answer }).to_string();
-        let path = send(conn, "POST", &format!("/api/items/{item}/path"), Some(&user.token), body.as_bytes());
-        assert_eq!(path.status, 200, "{}", path.text());
-        path.json()["path"].as_str().unwrap().to_string()
+        path_on(conn, &self.admin, user, item)
     }
 
     pub fn path(&self, user: &User, item: u64) -> String {
@@ -182,6 +164,35 @@ impl<'s> Shop<'s> {
         assert_eq!(resp.status, 200, "{}", resp.text());
         resp.json()
     }
+}
+
+/// `count` users `{prefix}0..` with sessions, in one admin call on `conn`
+/// (for tests without a [`Server`], such as an in-process one).
+pub fn users_on(conn: &mut Conn, admin: &str, prefix: &str, count: usize) -> Vec<User> {
+    let body = json!({ "prefix": prefix, "count": count, "password": PASSWORD, "sessions": true });
+    let resp = send(conn, "POST", "/admin/users/bulk", Some(admin), body.to_string().as_bytes());
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let v = resp.json();
+    let ids = v["user_ids"].as_array().expect("user_ids");
+    let tokens = v["tokens"].as_array().expect("tokens");
+    ids.iter()
+        .zip(tokens)
+        .map(|(id, t)| User { id: id.as_u64().unwrap(), token: t.as_str().unwrap().to_string() })
+        .collect()
+}
+
+/// A captcha, its answer through the admin hook, and the hidden path, on `conn`.
+pub fn path_on(conn: &mut Conn, admin: &str, user: &User, item: u64) -> String {
+    let captcha = send(conn, "GET", &format!("/api/items/{item}/captcha"), Some(&user.token), b"");
+    assert_eq!(captcha.status, 200, "{}", captcha.text());
+    let hook = format!("/admin/items/{item}/captcha-answer?user_id={}", user.id);
+    let answer = send(conn, "GET", &hook, Some(admin), b"");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let answer = answer.json()["answer"].as_str().unwrap().to_string();
+    let body = json!({ "captcha": answer }).to_string();
+    let path = send(conn, "POST", &format!("/api/items/{item}/path"), Some(&user.token), body.as_bytes());
+    assert_eq!(path.status, 200, "{}", path.text());
+    path.json()["path"].as_str().unwrap().to_string()
 }
 
 /// Asserts promise 3 at rest: `stock_total == stock_left + pending_payment + paid`.
