@@ -375,7 +375,7 @@ fn batch_item<'a>(
 /// transaction, so nothing of a refused order is ever committed.
 fn commit_one(tx: &Transaction<'_>, items: &mut Vec<BatchItem>, order: &NewOrder) -> rusqlite::Result<OrderOutcome> {
     let Some(item) = batch_item(tx, items, order.item_id)? else {
-        return Ok(duplicate_or(tx, order, OrderOutcome::NoSuchItem)?);
+        return duplicate_or(tx, order, OrderOutcome::NoSuchItem);
     };
     let inserted = tx
         .prepare_cached(
