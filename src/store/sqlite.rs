@@ -365,32 +365,22 @@ fn batch_item<'a>(
 }
 
 /// Applies one entry of a group commit inside the batch's transaction.
-/// Checks run in the contract's order: idempotency, item, per-user limit, stock.
+/// Outcomes follow the contract's order: idempotency, item, per-user limit,
+/// stock.
+///
+/// The common case (a new order that fits) costs two statements: the order's
+/// INSERT, whose unique (user, request id) index is the idempotency check,
+/// and a conditional upsert of the holding, which is the limit check. The
+/// rare refusals after the INSERT delete the row again, inside the same
+/// transaction, so nothing of a refused order is ever committed.
 fn commit_one(tx: &Transaction<'_>, items: &mut Vec<BatchItem>, order: &NewOrder) -> rusqlite::Result<OrderOutcome> {
-    if let Some(request_id) = &order.request_id
-        && let Some(existing) = select_order_by_request(tx, order.user_id, request_id)?
-    {
-        return Ok(OrderOutcome::Duplicate(existing));
-    }
     let Some(item) = batch_item(tx, items, order.item_id)? else {
-        return Ok(OrderOutcome::NoSuchItem);
+        return duplicate_or(tx, order, OrderOutcome::NoSuchItem);
     };
-    let quantity = u64::from(order.quantity.get());
-    let held: u64 = tx
-        .prepare_cached("SELECT units FROM holdings WHERE user_id = ?1 AND item_id = ?2")?
-        .query_row([order.user_id, order.item_id], |row| row.get(0))
-        .optional()?
-        .unwrap_or(0);
-    if held + quantity > item.per_user_limit {
-        return Ok(OrderOutcome::LimitReached);
-    }
-    if item.sold_units + quantity > item.stock_total {
-        return Ok(OrderOutcome::SoldOut);
-    }
     let inserted = tx
         .prepare_cached(
             "INSERT INTO orders (id, item_id, user_id, quantity, status, created_ms, pay_deadline_ms, request_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
         )?
         .execute(rusqlite::params![
             order_id_to_sql(order.id),
@@ -408,13 +398,29 @@ fn commit_one(tx: &Transaction<'_>, items: &mut Vec<BatchItem>, order: &NewOrder
         other => other?,
     };
     if inserted == 0 {
-        return Ok(OrderOutcome::IdTaken);
+        // The request id made an order already, or (a bug) the id is taken.
+        return duplicate_or(tx, order, OrderOutcome::IdTaken);
     }
-    tx.prepare_cached(
-        "INSERT INTO holdings (user_id, item_id, units) VALUES (?1, ?2, ?3)
-         ON CONFLICT (user_id, item_id) DO UPDATE SET units = units + excluded.units",
-    )?
-    .execute(rusqlite::params![order.user_id, order.item_id, quantity])?;
+    let quantity = u64::from(order.quantity.get());
+    let held = quantity <= item.per_user_limit
+        && tx
+            .prepare_cached(
+                "INSERT INTO holdings (user_id, item_id, units) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user_id, item_id) DO UPDATE SET units = units + excluded.units
+                 WHERE units + excluded.units <= ?4",
+            )?
+            .execute(rusqlite::params![order.user_id, order.item_id, quantity, item.per_user_limit])?
+            == 1;
+    if !held {
+        delete_order(tx, order.id)?;
+        return Ok(OrderOutcome::LimitReached);
+    }
+    if item.sold_units + quantity > item.stock_total {
+        delete_order(tx, order.id)?;
+        tx.prepare_cached("UPDATE holdings SET units = units - ?3 WHERE user_id = ?1 AND item_id = ?2")?
+            .execute(rusqlite::params![order.user_id, order.item_id, quantity])?;
+        return Ok(OrderOutcome::SoldOut);
+    }
     item.sold_units += quantity;
     Ok(OrderOutcome::Committed(OrderRecord {
         id: order.id,
@@ -427,6 +433,21 @@ fn commit_one(tx: &Transaction<'_>, items: &mut Vec<BatchItem>, order: &NewOrder
         paid_ms: None,
         request_id: order.request_id.clone(),
     }))
+}
+
+/// The order the entry's request id already made, else `otherwise`.
+fn duplicate_or(tx: &Transaction<'_>, order: &NewOrder, otherwise: OrderOutcome) -> rusqlite::Result<OrderOutcome> {
+    if let Some(request_id) = &order.request_id
+        && let Some(existing) = select_order_by_request(tx, order.user_id, request_id)?
+    {
+        return Ok(OrderOutcome::Duplicate(existing));
+    }
+    Ok(otherwise)
+}
+
+fn delete_order(tx: &Transaction<'_>, order_id: OrderId) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM orders WHERE id = ?1")?.execute([order_id_to_sql(order_id)])?;
+    Ok(())
 }
 
 /// What a pay transaction decided; an expiry commits and is then reported as an error.
