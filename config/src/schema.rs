@@ -350,8 +350,8 @@ schema! {
         order_queue_max: usize = "65536";
         /// Most orders written in one group-commit transaction.
         batch_orders_max: usize = "1024";
-        /// Milliseconds the writer waits to gather more orders into a batch (0 = write what is there).
-        batch_wait_ms: u64 = "1";
+        /// Milliseconds the writer waits to gather more orders into a batch (0 = write what is there; orders arriving during a commit form the next batch anyway).
+        batch_wait_ms: u64 = "0";
         /// How instances share stock through the cache: "lease" (leased allotments) or "evalsha" (one script per request).
         stock_strategy: StockStrategy = "lease";
         /// A stock lease not renewed within this many milliseconds expires and its units return.
