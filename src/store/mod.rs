@@ -329,6 +329,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// database, printed at start-up and by benchmarks (contract §5).
     fn durability_settings(&self) -> Result<Vec<(String, String)>, StoreError>;
 
+    /// Housekeeping the store wants off the commit path (SQLite: a WAL
+    /// checkpoint); the keeper calls it twice a second.
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// A new instance id, never handed out before, even across restarts.
     fn allocate_instance_id(&self, now_ms: u64) -> Result<u32, StoreError>;
 

@@ -34,9 +34,12 @@ const READERS: usize = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The writer's page cache, negative = KiB (SQLite's convention): 64 MiB.
 const WRITER_CACHE_KIB: i64 = -65_536;
-/// WAL pages before the writer checkpoints (SQLite's default is 1,000): at
-/// most ~40 MiB of WAL, read back by readers and replayed after a crash.
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
+/// WAL pages before the writer checkpoints by itself (SQLite's default is
+/// 1,000). Checkpoints normally run off the commit path ([`Store::checkpoint`],
+/// called by the keeper twice a second), because a checkpoint inside a
+/// commit stalls every parked buy of that batch; this is the bound on the
+/// WAL (~400 MiB) should the keeper fall behind.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 100_000;
 /// Distinct SQL texts in this file fit in it, so no statement is ever re-prepared.
 const STATEMENT_CACHE_CAPACITY: usize = 64;
 /// A bulk creation larger than this is refused: the ids are returned in one Vec.
@@ -53,6 +56,8 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Box<[Mutex<Connection>]>,
+    /// Runs the checkpoints, beside the writer.
+    checkpointer: Mutex<Connection>,
     next_reader: AtomicUsize,
     /// Write transactions committed with changes, i.e. WAL fsyncs (checkpoints
     /// aside). Benchmarks divide it by the orders written.
@@ -102,10 +107,12 @@ impl SqliteStore {
                 Ok(Mutex::new(conn))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let checkpointer = Mutex::new(open_connection(path, OpenFlags::empty())?);
         Ok(SqliteStore {
             path: path.to_owned(),
             writer: Mutex::new(writer),
             readers: readers.into_boxed_slice(),
+            checkpointer,
             next_reader: AtomicUsize::new(0),
             commits: AtomicU64::new(0),
         })
@@ -473,6 +480,15 @@ impl Store for SqliteStore {
             ("journal_mode".to_owned(), journal_mode),
             ("synchronous".to_owned(), synchronous.to_owned()),
         ])
+    }
+
+    /// A PASSIVE checkpoint on its own connection: copies committed WAL
+    /// frames into the database file without taking the write lock, so the
+    /// writer's commits go on meanwhile; once it has caught up, the next
+    /// commit starts the WAL from its beginning again.
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        let conn = self.checkpointer.lock();
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(map_err)
     }
 
     fn allocate_instance_id(&self, now_ms: u64) -> Result<u32, StoreError> {

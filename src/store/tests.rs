@@ -722,3 +722,18 @@ fn orders_with_request_ids_are_listed_newest_first() {
     assert_eq!(listed, vec![(u64::MAX - 1, Some("b".into())), (3, Some("a".into())), (1, Some("a".into()))]);
     assert_eq!(store.orders_with_request_ids(1).unwrap().len(), 1);
 }
+
+#[test]
+fn checkpoints_run_beside_the_writer_and_catch_up() {
+    let (dir, store) = temp_store();
+    let u = users(&store, 1);
+    store.put_item(&item(1, 100, 100)).unwrap();
+    store.commit_orders(&(1..=50).map(|id| new_order(id, 1, u[0], 1, None)).collect::<Vec<_>>()).unwrap();
+    store.checkpoint().unwrap();
+    // Every frame of the WAL is in the database file now.
+    let conn = rusqlite::Connection::open(db_path(&dir)).unwrap();
+    let (busy, log, done): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+    assert_eq!((busy, log), (0, done), "frames in the WAL: {log}, checkpointed: {done}");
+    assert_eq!(store.item_stats(1).unwrap().pending_payment, 50);
+}
