@@ -160,17 +160,25 @@ impl LoopHandler {
     }
 
     /// `GET /api/items/{id}/result`: what became of the user's buy, the same
-    /// on every instance (§3). Answered on the loop, except `success`, whose
-    /// order id comes from the store.
+    /// on every instance (§3). Answered on the loop from memory; only a
+    /// `success` whose newest order ended while older ones live on reads the
+    /// order id from the store. Polled, so under the per-address limit.
     pub(crate) fn sale_result(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
         let (_, session) = self.session(call)?;
+        self.limit_ip(call)?;
         let item_id = call.matched.id;
         if self.catalogue.get(item_id).is_none() {
             return Err(ApiError::NoSuchItem);
         }
         let sale = &self.app.sale;
         let held = sale.holdings.get(session.user_id, item_id);
-        let status: &[u8] = if held.live > 0 {
+        let status: &[u8] = if held.live > 0 && held.order_id != 0 {
+            return json_now(call, Status::OK, |out| {
+                out.extend_from_slice(b"{\"status\":\"success\",\"order_id\":\"");
+                push_u64(out, held.order_id);
+                out.extend_from_slice(b"\"}");
+            });
+        } else if held.live > 0 {
             let user = session.user_id;
             return self.offload(call, Pool::General, move |app| live_order_reply(app, user, item_id));
         } else if held.in_flight > 0 {

@@ -127,7 +127,7 @@ impl LoopHandler {
 /// This call took `order` out of the live states: its units go back on
 /// sale, once, and its deadline is no longer tracked.
 fn returned(app: &App, order: &OrderRecord) {
-    app.sale.release(order.user_id, order.item_id, order.quantity);
+    app.sale.release(order.user_id, order.item_id, order.quantity, order.id);
     app.sale.forget_deadline(order.id);
     publish_left(app, order.item_id);
 }

@@ -108,7 +108,7 @@ impl Sink<Ticket> for Confirmer {
         };
         let answer = match decision {
             Decision::Placed(record) => {
-                sale.holdings.settle(user, item, u64::from(quantity), true);
+                sale.holdings.settle(user, item, u64::from(quantity), Some(record.id));
                 if let Some(request_id) = request_id {
                     sale.requests.done(user, request_id, &record);
                 }
@@ -189,7 +189,7 @@ impl Expirer for StoreExpirer<'_> {
         let released = self.app.store.expire_orders(&ids, now_ms)?;
         let sale = &self.app.sale;
         for units in released {
-            sale.release(units.user_id, units.item_id, units.quantity);
+            sale.release(units.user_id, units.item_id, units.quantity, units.order_id);
             Counters::bump(&sale.counters.expired);
             self.touched.push(units.item_id);
         }

@@ -26,6 +26,9 @@ pub struct Held {
     pub live: u64,
     /// Units of orders admitted here and not yet decided by the writer.
     pub in_flight: u64,
+    /// The newest live order of these units, for `/result`; 0 when unknown
+    /// (that order ended while older ones live on, or after a restart).
+    pub order_id: u64,
 }
 
 impl Held {
@@ -90,18 +93,24 @@ impl Holdings {
 
     /// The writer decided an in-flight order: its units leave `in_flight`
     /// and, when `placed`, become live.
-    pub fn settle(&self, user: UserId, item: ItemId, units: u64, placed: bool) {
+    pub fn settle(&self, user: UserId, item: ItemId, units: u64, placed: Option<u64>) {
         self.update(user, item, |held| {
             held.in_flight = held.in_flight.saturating_sub(units);
-            if placed {
+            if let Some(order_id) = placed {
                 held.live += units;
+                held.order_id = order_id;
             }
         });
     }
 
     /// A live order was cancelled or expired: its units are no longer held.
-    pub fn release(&self, user: UserId, item: ItemId, units: u64) {
-        self.update(user, item, |held| held.live = held.live.saturating_sub(units));
+    pub fn release(&self, user: UserId, item: ItemId, units: u64, order_id: u64) {
+        self.update(user, item, |held| {
+            held.live = held.live.saturating_sub(units);
+            if held.order_id == order_id {
+                held.order_id = 0;
+            }
+        });
     }
 
     /// Start-up: the live units of every (user, item) as the store counts them.
@@ -155,10 +164,10 @@ mod tests {
             locked.reserve(2);
             assert_eq!(locked.held().total(), 2);
         }
-        holdings.settle(1, 7, 1, true);
-        holdings.settle(1, 7, 1, false);
-        assert_eq!(holdings.get(1, 7), Held { live: 1, in_flight: 0 });
-        holdings.release(1, 7, 1);
+        holdings.settle(1, 7, 1, Some(9));
+        holdings.settle(1, 7, 1, None);
+        assert_eq!(holdings.get(1, 7), Held { live: 1, in_flight: 0, order_id: 9 });
+        holdings.release(1, 7, 1, 9);
         assert_eq!(holdings.get(1, 7), Held::default());
         assert!(holdings.is_empty(), "an empty holding is forgotten");
         holdings.load(2, 7, 3);

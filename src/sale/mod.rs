@@ -254,7 +254,7 @@ impl Sale {
         if !keep_out && let Some(slot) = self.stock.slot(item) {
             self.stock.give_back(slot, u64::from(quantity));
         }
-        self.holdings.settle(user, item, u64::from(quantity), false);
+        self.holdings.settle(user, item, u64::from(quantity), None);
         self.pending.fetch_sub(1, Relaxed);
     }
 
@@ -276,11 +276,11 @@ impl Sale {
     /// A live order left the live states (cancelled, expired, or expired by
     /// a late payment): its units are sellable again and no longer held.
     /// Call once per order: the store's status change is the "once".
-    pub fn release(&self, user: UserId, item: ItemId, quantity: u32) {
+    pub fn release(&self, user: UserId, item: ItemId, quantity: u32, order_id: u64) {
         if let Some(slot) = self.stock.slot(item) {
             self.stock.give_back(slot, u64::from(quantity));
         }
-        self.holdings.release(user, item, u64::from(quantity));
+        self.holdings.release(user, item, u64::from(quantity), order_id);
     }
 
     /// A pending order was paid, cancelled or expired off the writer
