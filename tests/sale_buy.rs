@@ -365,6 +365,9 @@ fn a_restart_keeps_orders_request_ids_limits_and_the_stock() {
     let path = shop.path(&users[0], 1);
     let again = shop.buy(&users[0], &path, &json!({ "item_id": 1, "request_id": "keep" }));
     assert_eq!(again.json(), first, "the request id survived");
+    let result = shop.result(&users[0], 1);
+    assert_eq!(result["status"], "success", "{result}");
+    assert!(result["order_id"].as_str().is_some(), "{result}");
     assert_error(&shop.buy(&users[0], &path, &one()), 409, "limit_reached");
     let other = shop.path(&users[1], 1);
     assert_eq!(shop.buy(&users[1], &other, &one()).status, 200);
