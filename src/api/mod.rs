@@ -10,10 +10,12 @@
 //! - [`buy`]: the buy (`/api/seckill/{path}`) and `/result`.
 //! - [`orders`]: the user's orders: list, get, pay, cancel.
 //! - [`admin`]: items, stock, stats, orders, reconcile, bulk users, the captcha-answer hook.
+//! - [`openapi`]: /openapi.json, the OpenAPI 3.1 document of all of them.
 
 pub mod admin;
 pub mod buy;
 pub mod items;
+pub mod openapi;
 pub mod ops;
 pub mod orders;
 pub mod sale;
