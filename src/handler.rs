@@ -140,6 +140,7 @@ impl LoopHandler {
             Route::AdminStock => self.admin_stock(call),
             Route::AdminItemOrders => self.admin_item_orders(call),
             Route::AdminReconcile => self.admin_reconcile(call),
+            Route::OpenApi => self.openapi(call),
         }
     }
 

@@ -32,10 +32,11 @@ pub enum Route {
     AdminStock,
     AdminItemOrders,
     AdminReconcile,
+    OpenApi,
 }
 
 impl Route {
-    pub const ALL: [Route; 24] = [
+    pub const ALL: [Route; 25] = [
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -60,6 +61,7 @@ impl Route {
         Route::AdminStock,
         Route::AdminItemOrders,
         Route::AdminReconcile,
+        Route::OpenApi,
     ];
     pub const COUNT: usize = Route::ALL.len();
 
@@ -90,6 +92,40 @@ impl Route {
             Route::AdminStock => "/admin/items/{id}/stock",
             Route::AdminItemOrders => "/admin/items/{id}/orders",
             Route::AdminReconcile => "/admin/reconcile",
+            Route::OpenApi => "/openapi.json",
+        }
+    }
+
+    /// The method the route answers (`HEAD` too where it is `GET`). The
+    /// table in [`route`] decides; a test holds the two together, and
+    /// `tests/openapi.rs` holds `/openapi.json` to both.
+    pub const fn method(self) -> Method {
+        match self {
+            Route::Healthz
+            | Route::Readyz
+            | Route::Metrics
+            | Route::Me
+            | Route::Items
+            | Route::Item
+            | Route::Captcha
+            | Route::AdminStats
+            | Route::AdminCaptchaAnswer
+            | Route::SaleResult
+            | Route::Orders
+            | Route::Order
+            | Route::AdminItemOrders
+            | Route::OpenApi => Method::Get,
+            Route::Register
+            | Route::Login
+            | Route::Logout
+            | Route::SalePath
+            | Route::AdminBulkUsers
+            | Route::Seckill
+            | Route::OrderPay
+            | Route::OrderCancel
+            | Route::AdminStock
+            | Route::AdminReconcile => Method::Post,
+            Route::AdminItem => Method::Put,
         }
     }
 
@@ -196,6 +232,7 @@ pub fn route(method: Method, path: &str) -> Result<Matched, Miss> {
             (Route::AdminItemOrders, id(n).ok_or(Miss::NotFound)?, Get)
         }
         [Some("admin"), Some("reconcile"), None, None] => (Route::AdminReconcile, 0, Post),
+        [Some("openapi.json"), None, None, None] => (Route::OpenApi, 0, Get),
         _ => return Err(Miss::NotFound),
     };
     if allowed.admits(method) {
@@ -252,6 +289,26 @@ mod tests {
         check(Method::Post, "/admin/items/5/stock", Ok((Route::AdminStock, 5)));
         check(Method::Get, "/admin/items/5/orders", Ok((Route::AdminItemOrders, 5)));
         check(Method::Post, "/admin/reconcile", Ok((Route::AdminReconcile, 0)));
+        check(Method::Get, "/openapi.json", Ok((Route::OpenApi, 0)));
+        check(Method::Head, "/openapi.json", Ok((Route::OpenApi, 0)));
+        check(Method::Post, "/openapi.json", Err(Miss::MethodNotAllowed { allow: "GET, HEAD" }));
+    }
+
+    /// `Route::method` agrees with the table: each route's label, its
+    /// parameters filled in, routes to it with its method and to 405 with
+    /// every other.
+    #[test]
+    fn methods_agree_with_the_table() {
+        let others = [Method::Get, Method::Head, Method::Post, Method::Put, Method::Delete, Method::Other];
+        for r in Route::ALL {
+            let path = r.label().replace("{id}", "7").replace("{path}", "p");
+            let id = if r.label().contains("{id}") { 7 } else { 0 };
+            check(r.method(), &path, Ok((r, id)));
+            for m in others {
+                let admitted = m == r.method() || (m == Method::Head && r.method() == Method::Get);
+                assert_eq!(route(m, &path).is_ok(), admitted, "{m:?} {path}");
+            }
+        }
     }
 
     #[test]

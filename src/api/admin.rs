@@ -74,6 +74,21 @@ struct StockDelta {
     delta: i64,
 }
 
+/// The bodies of `PUT /admin/items/{id}`, `POST /admin/users/bulk` and
+/// `POST /admin/items/{id}/stock`, parsed as those endpoints parse them
+/// (for [`super::parse_body`]).
+pub(super) fn parse_put_item(body: &[u8]) -> Result<(), ApiError> {
+    owned_json_body::<PutItem>(body).map(drop)
+}
+
+pub(super) fn parse_bulk_users(body: &[u8]) -> Result<(), ApiError> {
+    owned_json_body::<BulkUsers>(body).map(drop)
+}
+
+pub(super) fn parse_stock_delta(body: &[u8]) -> Result<(), ApiError> {
+    owned_json_body::<StockDelta>(body).map(drop)
+}
+
 impl LoopHandler {
     fn require_admin(&self, call: &Call<'_, '_, '_>) -> Result<(), ApiError> {
         let presented = call.request.headers.authorization.and_then(bearer);

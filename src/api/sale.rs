@@ -33,6 +33,12 @@ impl PathRequest {
     }
 }
 
+/// The body of `POST /api/items/{id}/path`, parsed and read as the
+/// endpoint does before it looks at the captcha (for [`super::parse_body`]).
+pub(super) fn parse_path_request(body: &[u8]) -> Result<(), ApiError> {
+    json_body::<PathRequest>(body)?.answer().map(drop)
+}
+
 impl LoopHandler {
     pub(crate) fn captcha(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
         let (_, session) = self.session(call)?;

@@ -21,6 +21,12 @@ struct Credentials {
     password: String,
 }
 
+/// The body of `POST /api/users` and `POST /api/login`, parsed as they
+/// parse it (for [`super::parse_body`]).
+pub(super) fn parse_credentials(body: &[u8]) -> Result<(), ApiError> {
+    owned_json_body::<Credentials>(body).map(drop)
+}
+
 /// Creates and records a session for `user_id`: its token and expiry.
 pub(crate) fn open_session(app: &App, user_id: u64, now_ms: u64) -> Result<(String, u64), ApiError> {
     let sessions = open_sessions(app, &[user_id], now_ms)?;
