@@ -338,9 +338,6 @@ fn start_keeper(app: Arc<App>) -> std::io::Result<()> {
                     log!(Level::Warn, "session write-back failed", error = e);
                 }
             }
-            if let Err(e) = app.store.checkpoint() {
-                log!(Level::Warn, "store checkpoint failed", error = e);
-            }
             let now_ms = crate::clock::now_ms();
             app.cache.prune(now_ms);
             if last_stats.elapsed() >= STORE_STATS_INTERVAL {

@@ -9,7 +9,7 @@
 //! cancellations) and expires what is due, one bounded batch per round.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use seckill_reactor::Completer;
 
@@ -29,6 +29,9 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 /// Expiry batches per round at most, so expiring a whole sale's unpaid
 /// orders never keeps new orders waiting for long.
 const EXPIRY_ROUNDS_MAX: usize = 4;
+/// How often, while batches are being written, the store checkpoints
+/// between two of them.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
 
 pub struct Confirmer {
     app: Arc<App>,
@@ -37,6 +40,9 @@ pub struct Confirmer {
     ops: crossbeam_channel::Receiver<WheelOp>,
     /// Items whose stock changed since the catalogue was last told.
     touched: Vec<ItemId>,
+    /// Batches were written since the last checkpoint, which was then.
+    unchecked: bool,
+    last_checkpoint: Instant,
 }
 
 impl std::fmt::Debug for Confirmer {
@@ -52,7 +58,15 @@ impl Confirmer {
         driver: ExpiryDriver,
         ops: crossbeam_channel::Receiver<WheelOp>,
     ) -> Self {
-        Confirmer { app, completer, driver, ops, touched: Vec::new() }
+        Confirmer {
+            app,
+            completer,
+            driver,
+            ops,
+            touched: Vec::new(),
+            unchecked: false,
+            last_checkpoint: Instant::now(),
+        }
     }
 
     /// Payments and cancellations made on workers leave the wheel.
@@ -150,9 +164,19 @@ impl Sink<Ticket> for Confirmer {
         let sale = &self.app.sale;
         sale.batch_sizes.record(orders as u64);
         sale.commit_latency_us.record(u64::try_from(commit.as_micros()).unwrap_or(u64::MAX));
+        self.unchecked = true;
     }
 
     fn between_batches(&mut self) -> Duration {
+        // Between batches, after their answers left: no buy waits inside a
+        // commit for the checkpoint (those queued meanwhile wait a little).
+        if self.unchecked && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
+            if let Err(error) = self.app.store.checkpoint() {
+                log!(Level::Warn, "store checkpoint failed", error = error);
+            }
+            self.unchecked = false;
+            self.last_checkpoint = Instant::now();
+        }
         self.apply_wheel_ops();
         let now_ms = crate::clock::now_ms();
         for _ in 0..EXPIRY_ROUNDS_MAX {

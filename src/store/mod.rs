@@ -329,8 +329,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// database, printed at start-up and by benchmarks (contract §5).
     fn durability_settings(&self) -> Result<Vec<(String, String)>, StoreError>;
 
-    /// Housekeeping the store wants off the commit path (SQLite: a WAL
-    /// checkpoint); the keeper calls it twice a second.
+    /// Housekeeping the store wants between commits rather than inside one
+    /// (SQLite: a WAL checkpoint). The order writer calls it between batches,
+    /// about every [`CHECKPOINT_INTERVAL`](crate::sale::confirm::CHECKPOINT_INTERVAL)
+    /// while it writes, so no parked buy waits for it inside its commit.
     fn checkpoint(&self) -> Result<(), StoreError> {
         Ok(())
     }

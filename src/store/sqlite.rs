@@ -34,12 +34,15 @@ const READERS: usize = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The writer's page cache, negative = KiB (SQLite's convention): 64 MiB.
 const WRITER_CACHE_KIB: i64 = -65_536;
-/// WAL pages before the writer checkpoints by itself (SQLite's default is
-/// 1,000). Checkpoints normally run off the commit path ([`Store::checkpoint`],
-/// called by the keeper twice a second), because a checkpoint inside a
-/// commit stalls every parked buy of that batch; this is the bound on the
-/// WAL (~400 MiB) should the keeper fall behind.
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 100_000;
+/// WAL pages before the writer checkpoints inside a commit (SQLite's default
+/// is 1,000). Under a sale the order writer checkpoints between batches
+/// ([`Store::checkpoint`]) long before this; it bounds the WAL (~40 MiB) when
+/// only other writes come.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
+/// The WAL file is cut back to this size when it restarts, and otherwise
+/// kept: frames written over an existing part of the file sync several times
+/// faster than frames that grow it (measured here: 0.3–0.7 ms against 2.2 ms).
+const WAL_SIZE_LIMIT_BYTES: i64 = 64 << 20;
 /// Distinct SQL texts in this file fit in it, so no statement is ever re-prepared.
 const STATEMENT_CACHE_CAPACITY: usize = 64;
 /// A bulk creation larger than this is refused: the ids are returned in one Vec.
@@ -56,8 +59,6 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Box<[Mutex<Connection>]>,
-    /// Runs the checkpoints, beside the writer.
-    checkpointer: Mutex<Connection>,
     next_reader: AtomicUsize,
     /// Write transactions committed with changes, i.e. WAL fsyncs (checkpoints
     /// aside). Benchmarks divide it by the orders written.
@@ -99,6 +100,7 @@ impl SqliteStore {
         // The same hot pages are rewritten by every batch; checkpointing less
         // often writes each of them back to the main file once per many batches.
         writer.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES).map_err(map_err)?;
+        writer.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES).map_err(map_err)?;
         let readers = (0..READERS)
             .map(|_| {
                 let conn = open_connection(path, OpenFlags::empty())?;
@@ -107,12 +109,10 @@ impl SqliteStore {
                 Ok(Mutex::new(conn))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let checkpointer = Mutex::new(open_connection(path, OpenFlags::empty())?);
         Ok(SqliteStore {
             path: path.to_owned(),
             writer: Mutex::new(writer),
             readers: readers.into_boxed_slice(),
-            checkpointer,
             next_reader: AtomicUsize::new(0),
             commits: AtomicU64::new(0),
         })
@@ -482,13 +482,14 @@ impl Store for SqliteStore {
         ])
     }
 
-    /// A PASSIVE checkpoint on its own connection: copies committed WAL
-    /// frames into the database file without taking the write lock, so the
-    /// writer's commits go on meanwhile; once it has caught up, the next
-    /// commit starts the WAL from its beginning again.
+    /// A RESTART checkpoint on the writer: copies the WAL into the database
+    /// file, then makes the next commit write the WAL from its beginning
+    /// again, over the file's existing bytes. Without it a busy writer's WAL
+    /// only grows (a concurrent checkpoint never catches up with it), and
+    /// every commit's fsync pays for growing the file.
     fn checkpoint(&self) -> Result<(), StoreError> {
-        let conn = self.checkpointer.lock();
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(map_err)
+        let conn = self.writer.lock();
+        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())).map_err(map_err)
     }
 
     fn allocate_instance_id(&self, now_ms: u64) -> Result<u32, StoreError> {

@@ -724,7 +724,7 @@ fn orders_with_request_ids_are_listed_newest_first() {
 }
 
 #[test]
-fn checkpoints_run_beside_the_writer_and_catch_up() {
+fn checkpoints_catch_up_with_the_writer() {
     let (dir, store) = temp_store();
     let u = users(&store, 1);
     store.put_item(&item(1, 100, 100)).unwrap();
