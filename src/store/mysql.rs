@@ -55,6 +55,8 @@ const JOBS_QUEUED_MAX: usize = 1024;
 const STATEMENT_CACHE_SIZE: usize = 128;
 /// How long closing the pool may take when the store is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an idle connection above the first is kept open.
+const IDLE_CONNECTION_TTL: Duration = Duration::from_secs(60);
 /// The caller waits this much longer than the job's own timeout, so the job
 /// normally reports its timeout itself.
 const REPLY_MARGIN: Duration = Duration::from_millis(250);
@@ -112,24 +114,23 @@ impl MysqlStore {
 
     /// Opens and migrates only up to `version`: for tests of the migrations.
     pub(super) fn open_at_version(options: &MysqlOptions, version: usize) -> Result<Self, StoreError> {
-        let opts = Opts::from_url(&options.url)
-            .map_err(|e| StoreError::Internal(format!("store.url: {e}")))?;
+        let opts = Opts::from_url(&options.url).map_err(|e| StoreError::Internal(format!("store.url: {e}")))?;
         let database = opts.db_name().unwrap_or_default().to_owned();
         if database.is_empty() {
             return Err(StoreError::Internal("store.url names no database (mysql://USER:PASS@HOST:PORT/DB)".into()));
         }
-        let url_shown = format!(
-            "mysql://{}@{}:{}/{}",
-            opts.user().unwrap_or(""),
-            opts.ip_or_hostname(),
-            opts.tcp_port(),
-            database
-        );
+        let url_shown =
+            format!("mysql://{}@{}:{}/{}", opts.user().unwrap_or(""), opts.ip_or_hostname(), opts.tcp_port(), database);
+        let pool_max = options.pool_max.max(1);
         let pool_opts = PoolOpts::default()
             .with_constraints(
-                PoolConstraints::new(0, options.pool_max.max(1))
-                    .ok_or_else(|| StoreError::Internal("store.pool_max".into()))?,
+                PoolConstraints::new(1, pool_max).ok_or_else(|| StoreError::Internal("store.pool_max".into()))?,
             )
+            // Idle connections are kept (up to pool_max) this long, then closed
+            // down to one. mysql_async's default (0) closes every connection
+            // above the minimum as soon as it is returned: one connect, two
+            // setup round trips and fresh prepares per transaction.
+            .with_inactive_connection_ttl(IDLE_CONNECTION_TTL)
             // No COM_RESET_CONNECTION when a connection returns to the pool: it
             // would drop the prepared statements and the scratch tables. Every
             // transaction here ends in COMMIT or ROLLBACK, and the pool rolls
@@ -179,9 +180,7 @@ impl MysqlStore {
         self.call(|pool| async move {
             let mut conn = pool.get_conn().await.map_err(map_err)?;
             let rows: Vec<(String, String)> = conn
-                .query(
-                    "SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_os_log_fsyncs', 'Innodb_data_fsyncs')",
-                )
+                .query("SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_os_log_fsyncs', 'Innodb_data_fsyncs')")
                 .await
                 .map_err(map_err)?;
             let get = |name: &str| {
@@ -238,11 +237,10 @@ impl MysqlStore {
         })?;
         match answer.recv_timeout(timeout + REPLY_MARGIN) {
             Ok(result) => result,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(StoreError::Unavailable(format!(
-                "no answer within {} ms (outcome unknown)",
-                timeout.as_millis()
-            ))
-            .into()),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                Err(StoreError::Unavailable(format!("no answer within {} ms (outcome unknown)", timeout.as_millis()))
+                    .into())
+            }
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 Err(StoreError::Internal("a store job ended without an answer".into()).into())
             }

@@ -7,8 +7,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Pool, Value};
 
 use super::mysql_sql::{
-    ER_DUP_ENTRY, ER_NO_REFERENCED_ROW, Fail, execute, in_lists, insert_rows, int, read, refuse, select,
-    select_one, server_code, write,
+    ER_DUP_ENTRY, ER_NO_REFERENCED_ROW, Fail, execute, in_lists, insert_rows, int, read, refuse, select, select_one,
+    server_code, write,
 };
 use super::{EXPIRED_SESSIONS_PER_CALL_MAX, SessionRecord, StoreError, TokenHash, UserId, UserRecord};
 

@@ -15,8 +15,8 @@ use mysql_async::{Pool, Transaction, Value};
 
 use super::mysql_batch::{Found, ItemRow, Plan, plan};
 use super::mysql_sql::{
-    ER_DUP_ENTRY, Fail, execute, in_lists, insert_rows, int, order_id_from_sql, order_id_to_sql, read, refuse,
-    select, select_one, server_code, write,
+    ER_DUP_ENTRY, Fail, execute, in_lists, insert_rows, int, order_id_from_sql, order_id_to_sql, read, refuse, select,
+    select_one, server_code, write,
 };
 use super::{
     CancelError, CancelOutcome, Holding, ItemId, ItemRecord, ItemStats, NewOrder, OrderId, OrderOutcome, OrderRecord,
@@ -107,11 +107,9 @@ impl Lock {
 }
 
 /// Units per status of one item's orders; `None` if the item does not exist.
-async fn stats_on<E: From<StoreError>>(
-    conn: &mut impl Queryable,
-    item_id: i64,
-) -> Result<Option<ItemStats>, Fail<E>> {
-    let total: Option<u64> = select_one(conn, "SELECT stock_total FROM items WHERE id = ?", vec![item_id.into()]).await?;
+async fn stats_on<E: From<StoreError>>(conn: &mut impl Queryable, item_id: i64) -> Result<Option<ItemStats>, Fail<E>> {
+    let total: Option<u64> =
+        select_one(conn, "SELECT stock_total FROM items WHERE id = ?", vec![item_id.into()]).await?;
     let Some(stock_total) = total else {
         return Ok(None);
     };
@@ -272,7 +270,9 @@ async fn read_batch(tx: &mut Transaction<'static>, orders: &[NewOrder]) -> Resul
         let sql = format!(
             "SELECT id, stock_total, per_user_limit, sold_units FROM items WHERE id IN ({list}) ORDER BY id FOR UPDATE"
         );
-        for (id, stock_total, per_user_limit, sold_units) in select::<(ItemId, u64, u64, u64), _>(tx, &sql, params).await? {
+        for (id, stock_total, per_user_limit, sold_units) in
+            select::<(ItemId, u64, u64, u64), _>(tx, &sql, params).await?
+        {
             found.items.insert(id, ItemRow { stock_total, per_user_limit, sold_units });
         }
     }
@@ -282,7 +282,8 @@ async fn read_batch(tx: &mut Transaction<'static>, orders: &[NewOrder]) -> Resul
     pairs.dedup();
     let keys: Vec<Vec<Value>> = pairs.iter().map(|&(u, i)| vec![u.into(), i.into()]).collect();
     for (list, params) in in_lists(&keys, 2) {
-        let sql = format!("SELECT user_id, item_id, units FROM holdings WHERE (user_id, item_id) IN ({list}) FOR UPDATE");
+        let sql =
+            format!("SELECT user_id, item_id, units FROM holdings WHERE (user_id, item_id) IN ({list}) FOR UPDATE");
         for (user_id, item_id, units) in select::<(UserId, ItemId, u64), _>(tx, &sql, params).await? {
             found.holdings.insert((user_id, item_id), units);
         }
@@ -291,10 +292,8 @@ async fn read_batch(tx: &mut Transaction<'static>, orders: &[NewOrder]) -> Resul
     // Not locked: a concurrent insert of the same request id (another
     // instance) fails this batch's INSERT on the unique key, and the batch is
     // then run again and finds it here.
-    let keys: Vec<Vec<Value>> = orders
-        .iter()
-        .filter_map(|o| Some(vec![o.user_id.into(), o.request_id.as_deref()?.into()]))
-        .collect();
+    let keys: Vec<Vec<Value>> =
+        orders.iter().filter_map(|o| Some(vec![o.user_id.into(), o.request_id.as_deref()?.into()])).collect();
     for (list, params) in in_lists(&keys, 2) {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE (user_id, request_id) IN ({list})");
         for order in select_orders(tx, &sql, params).await? {
@@ -439,8 +438,7 @@ pub(super) async fn orders_of_item(
         None => (i64::MIN, ">="),
     };
     read(pool, async |conn| {
-        let sql =
-            format!("SELECT {ORDER_COLUMNS} FROM orders WHERE item_id = ? AND id {op} ? ORDER BY id ASC LIMIT ?");
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE item_id = ? AND id {op} ? ORDER BY id ASC LIMIT ?");
         select_orders(conn, &sql, vec![item_id.into(), bound.into(), limit.min(PAGE_ROWS_MAX).into()]).await
     })
     .await
@@ -650,7 +648,10 @@ pub(super) async fn stock_snapshot(pool: &Pool) -> Result<Vec<StockRow>, StoreEr
             .await
     })
     .await?;
-    Ok(rows.into_iter().map(|(item_id, stock_total, sold_units)| StockRow { item_id, stock_total, sold_units }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(item_id, stock_total, sold_units)| StockRow { item_id, stock_total, sold_units })
+        .collect())
 }
 
 pub(super) async fn holdings_snapshot(pool: &Pool) -> Result<Vec<Holding>, StoreError> {

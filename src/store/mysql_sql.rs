@@ -299,7 +299,6 @@ pub(super) fn quote_ident(name: &str) -> String {
     quoted
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

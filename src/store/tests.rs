@@ -629,7 +629,7 @@ impl SplitMix {
 fn stock_is_conserved_under_a_random_mix<D: TestDb>() {
     for seed in 1..=3 {
         let db = D::new();
-    let store = db.store();
+        let store = db.store();
         let u = users(store, 12);
         for id in 1..=3 {
             store.put_item(&item(id, 20 + id * 5, 3)).unwrap();

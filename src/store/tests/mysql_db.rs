@@ -145,9 +145,8 @@ fn a_batch_larger_than_one_chunk_commits_whole() {
     let u = users(store, 700);
     store.put_item(&item(1, 1500, 2)).unwrap();
     // 1,400 orders: two per user, then a third per user refused by the limit.
-    let batch: Vec<NewOrder> = (0..2100u64)
-        .map(|i| new_order(i + 1, 1, u[(i % 700) as usize], 1, Some(&format!("r{}", i / 700))))
-        .collect();
+    let batch: Vec<NewOrder> =
+        (0..2100u64).map(|i| new_order(i + 1, 1, u[(i % 700) as usize], 1, Some(&format!("r{}", i / 700)))).collect();
     let outcomes = store.commit_orders(&batch).unwrap();
     let committed = outcomes.iter().filter(|o| matches!(o, OrderOutcome::Committed(_))).count();
     let limited = outcomes.iter().filter(|o| matches!(o, OrderOutcome::LimitReached)).count();
