@@ -118,7 +118,12 @@ pub(super) async fn write<T, E: From<StoreError>>(
     let mut attempt = 1;
     loop {
         let result = async {
-            let mut tx = pool.start_transaction(TxOpts::default()).await?;
+            let mut tx = match pool.start_transaction(TxOpts::default()).await {
+                // A pooled connection that died while idle (the database
+                // restarted): nothing was done yet, so another one is safe.
+                Err(e) if is_broken(&e) => pool.start_transaction(TxOpts::default()).await?,
+                other => other?,
+            };
             match body(&mut tx).await {
                 Ok(value) => {
                     tx.commit().await?;
@@ -140,12 +145,33 @@ pub(super) async fn write<T, E: From<StoreError>>(
 }
 
 /// Runs `body` on one pooled connection, outside any explicit transaction.
+/// Reads change nothing, so one that fails on a connection broken while it
+/// was idle in the pool is run once more, on a new connection.
 pub(super) async fn read<T>(
     pool: &Pool,
-    body: impl AsyncFnOnce(&mut Conn) -> Result<T, Fail<StoreError>>,
+    mut body: impl AsyncFnMut(&mut Conn) -> Result<T, Fail<StoreError>>,
 ) -> Result<T, StoreError> {
     let mut conn = pool.get_conn().await.map_err(map_err)?;
-    body(&mut conn).await.map_err(Fail::into_error)
+    match body(&mut conn).await {
+        Err(Fail::Db(e)) if is_broken(&e) => {
+            drop(conn);
+            let mut conn = pool.get_conn().await.map_err(map_err)?;
+            body(&mut conn).await.map_err(Fail::into_error)
+        }
+        other => other.map_err(Fail::into_error),
+    }
+}
+
+/// The connection itself failed (as opposed to the statement): the server
+/// went away, restarted or killed it.
+fn is_broken(e: &mysql_async::Error) -> bool {
+    use mysql_async::{DriverError, Error};
+    match e {
+        Error::Io(_) | Error::Driver(DriverError::ConnectionClosed) => true,
+        // Server shutdown in progress, connection killed.
+        Error::Server(s) => matches!(s.code, 1053 | 1927),
+        _ => false,
+    }
 }
 
 /// Runs a query and converts its rows without panicking (a mismatch between

@@ -206,3 +206,145 @@ fn group_commit_throughput() {
     }
     check_conserved(store);
 }
+
+/// A TCP relay between a store and the server that a test can cut and
+/// restore on the same port: a database that goes away and comes back,
+/// without stopping the server other tests share.
+struct Relay {
+    port: u16,
+    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    streams: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    acceptor: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Listens on `port` (0: any free port) and relays each connection to the test server.
+    fn start(port: u16) -> Relay {
+        use std::net::{TcpListener, TcpStream};
+        let server = mysql_async::Opts::from_url(&server_url()).unwrap();
+        let target = format!("{}:{}", server.ip_or_hostname(), server.tcp_port());
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let streams = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stop, open) = (stopping.clone(), streams.clone());
+        let acceptor = std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let (Ok(client), Ok(upstream)) = (client, TcpStream::connect(&target)) else { continue };
+                let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                };
+                pipe(client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                pipe(upstream.try_clone().unwrap(), client.try_clone().unwrap());
+                open.lock().unwrap().extend([client, upstream]);
+            }
+        });
+        Relay { port, stopping, streams, acceptor: Some(acceptor) }
+    }
+
+    /// Stops listening and breaks every relayed connection.
+    fn cut(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Wakes the acceptor, which then sees the flag and drops the listener.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(acceptor) = self.acceptor.take() {
+            acceptor.join().unwrap();
+        }
+        for stream in self.streams.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+#[test]
+fn a_database_that_goes_away_is_unavailable_and_used_again_when_back() {
+    let db = MysqlDb::new();
+    let mut relay = Relay::start(0);
+    let server = mysql_async::Opts::from_url(&server_url()).unwrap();
+    let credentials = match server.pass() {
+        Some(pass) => format!("{}:{pass}", server.user().unwrap_or("root")),
+        None => server.user().unwrap_or("root").to_owned(),
+    };
+    // TCP through the relay (mysql_async would otherwise switch to the Unix
+    // socket on loopback); one connection, so no other stale one lingers.
+    let url = format!("mysql://{credentials}@127.0.0.1:{}/{}?prefer_socket=false", relay.port, db.database);
+    let options = MysqlOptions { url, pool_max: 1, command_timeout: std::time::Duration::from_secs(2) };
+    let store = MysqlStore::open(&options).unwrap();
+    store.create_user("before", "h", T0).unwrap();
+
+    relay.cut();
+    assert!(matches!(store.user_by_name("before"), Err(StoreError::Unavailable(_))));
+    assert!(matches!(store.create_user("during", "h", T0), Err(StoreError::Unavailable(_))));
+    assert!(matches!(store.commit_orders(&[new_order(1, 1, 1, 1, None)]), Err(StoreError::Unavailable(_))));
+
+    // Back on the same port: the next calls open a new connection by themselves.
+    let _relay = Relay::start(relay.port);
+    assert_eq!(store.user_by_name("before").unwrap().unwrap().username, "before");
+    store.create_user("after", "h", T0).unwrap();
+    assert_eq!(store.user_by_name("during").unwrap(), None);
+}
+
+#[test]
+fn a_server_that_does_not_answer_times_out() {
+    // Accepts connections (the kernel does, from the backlog) and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let url = format!("mysql://root@127.0.0.1:{port}/seckill_silent?prefer_socket=false");
+    let options = MysqlOptions { url, pool_max: 1, command_timeout: std::time::Duration::from_millis(300) };
+    let started = Instant::now();
+    let result = MysqlStore::open(&options);
+    assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "took {:?}", started.elapsed());
+}
+
+/// Two instances (two stores on one database) commit batches at once that
+/// share request ids but not items, so no item lock orders them: the loser's
+/// INSERT meets the winner's unique key, and its batch is decided again.
+/// Whatever the interleaving, each request id makes exactly one order.
+#[test]
+fn instances_racing_on_one_request_id_make_one_order() {
+    let db = MysqlDb::new();
+    let other = open(&db.database, None);
+    let u = users(db.store(), 20);
+    // Enough stock for every order on either item: only the request ids conflict.
+    db.store().put_item(&item(1, 200, 10)).unwrap();
+    db.store().put_item(&item(2, 200, 10)).unwrap();
+    for round in 0..10u64 {
+        let batch = |item_id: ItemId, first_id: OrderId| -> Vec<NewOrder> {
+            (0..20).map(|i| new_order(first_id + i, item_id, u[i as usize], 1, Some(&format!("r{round}")))).collect()
+        };
+        let (a, b) = (batch(1, 1000 * round + 100), batch(2, 1000 * round + 500));
+        let barrier = std::sync::Barrier::new(2);
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| {
+                barrier.wait();
+                db.store().commit_orders(&a).unwrap()
+            });
+            let b = s.spawn(|| {
+                barrier.wait();
+                other.commit_orders(&b).unwrap()
+            });
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        for (x, y) in a.iter().zip(&b) {
+            let pair = [x, y].map(|o| matches!(o, OrderOutcome::Committed(_)));
+            assert!(pair == [true, false] || pair == [false, true], "round {round}: {x:?} / {y:?}");
+            assert!([x, y].iter().any(|o| matches!(o, OrderOutcome::Duplicate(_))), "round {round}: {x:?} / {y:?}");
+        }
+    }
+    let sold: u64 = db.store().stock_snapshot().unwrap().iter().map(|r| r.sold_units).sum();
+    assert_eq!(sold, 10 * 20);
+    check_conserved(db.store());
+}
