@@ -78,8 +78,52 @@ fn main() {
             (data_after - data_before) as f64 * 1000.0 / written,
         );
     }
+    reference_insert_rate(&format!("{server}{database}"), scale);
     drop(store);
     drop_database(&server, &database);
+}
+
+/// The same machine's ceiling in the same run: batches of 1,000 plain rows
+/// (the order's columns, primary key only, no reads, no checks) in one
+/// transaction each, as 2 prepared 500-row INSERTs. The store's rate divided
+/// by this one is the figure to compare across noisy runs.
+fn reference_insert_rate(url: &str, scale: usize) {
+    const BATCH: usize = 1_000;
+    const CHUNK: usize = 500;
+    let batches = 200 / scale;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let result: mysql_async::Result<f64> = runtime.block_on(async {
+        let mut conn = mysql_async::Conn::from_url(url).await?;
+        conn.query_drop(
+            "CREATE TABLE reference_rows (id BIGINT NOT NULL PRIMARY KEY, item_id BIGINT NOT NULL,
+             user_id BIGINT NOT NULL, quantity INT NOT NULL, status TINYINT NOT NULL, created_ms BIGINT NOT NULL,
+             pay_deadline_ms BIGINT NOT NULL, request_id VARCHAR(64) NULL) ENGINE=InnoDB",
+        )
+        .await?;
+        let sql = format!("INSERT INTO reference_rows VALUES {}", vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; CHUNK].join(", "));
+        let started = Instant::now();
+        let mut id = 0i64;
+        for _ in 0..batches {
+            conn.query_drop("START TRANSACTION").await?;
+            for _ in 0..BATCH / CHUNK {
+                let mut params: Vec<mysql_async::Value> = Vec::with_capacity(CHUNK * 8);
+                for _ in 0..CHUNK {
+                    id += 1;
+                    params.extend([id.into(), 1i64.into(), (id % 10_000).into(), 1i64.into(), 0i64.into()]);
+                    params.extend([1i64.into(), 2i64.into(), format!("r{id}").into()]);
+                }
+                conn.exec_drop(sql.as_str(), params).await?;
+            }
+            conn.query_drop("COMMIT").await?;
+        }
+        let rate = (batches * BATCH) as f64 / started.elapsed().as_secs_f64();
+        conn.disconnect().await?;
+        Ok(rate)
+    });
+    match result {
+        Ok(rate) => println!("reference: plain 1,000-row transactions, primary key only: {rate:>7.0} rows/s"),
+        Err(e) => eprintln!("reference insert failed: {e}"),
+    }
 }
 
 fn drop_database(server: &str, database: &str) {
