@@ -108,7 +108,7 @@ pub(super) async fn create_users_bulk(
     write(pool, async |tx| {
         let rows: Vec<Vec<Value>> =
             names.iter().map(|name| vec![name.as_str().into(), password_hash.into(), created.into()]).collect();
-        match insert_rows(tx, "INSERT INTO users (username, password_hash, created_ms)", ("", &[]), 3, &rows).await {
+        match insert_rows(tx, "INSERT INTO users (username, password_hash, created_ms)", "", 3, &rows).await {
             // Returning Err rolls the whole transaction back: none of the batch is kept.
             Err(Fail::Db(e)) if server_code(&e) == Some(ER_DUP_ENTRY) => return refuse(StoreError::UsernameTaken),
             other => other?,
@@ -170,11 +170,8 @@ pub(super) async fn insert_sessions(pool: &Pool, sessions: &[SessionRecord]) -> 
         let inserted = insert_rows(
             tx,
             "INSERT INTO sessions (token_hash, user_id, created_ms, expires_ms)",
-            (
-                "ON DUPLICATE KEY UPDATE user_id = VALUES(user_id), created_ms = VALUES(created_ms),
-                 expires_ms = VALUES(expires_ms)",
-                &[],
-            ),
+            "ON DUPLICATE KEY UPDATE user_id = VALUES(user_id), created_ms = VALUES(created_ms),
+             expires_ms = VALUES(expires_ms)",
             4,
             &rows,
         )
@@ -212,7 +209,7 @@ pub(super) async fn touch_sessions(pool: &Pool, touches: &[(TokenHash, u64)]) ->
         .collect::<Result<Vec<Vec<Value>>, StoreError>>()?;
     write(pool, async |tx| {
         tx.query_drop("DELETE FROM batch_touches").await?;
-        insert_rows(tx, "INSERT INTO batch_touches (token_hash, expires_ms)", ("", &[]), 2, &rows).await?;
+        insert_rows(tx, "INSERT INTO batch_touches (token_hash, expires_ms)", "", 2, &rows).await?;
         tx.query_drop(
             "UPDATE sessions s JOIN batch_touches t ON t.token_hash = s.token_hash
              SET s.expires_ms = GREATEST(s.expires_ms, t.expires_ms)",

@@ -57,8 +57,6 @@ pub(super) struct Plan {
     pub holdings: Vec<HoldingChange>,
     /// `(item, units added)` for every item that sold something.
     pub sold: Vec<(ItemId, u64)>,
-    /// Every found item's per-user limit, which the writes check again.
-    pub limits: HashMap<ItemId, u64>,
 }
 
 /// Decides every entry of `orders` in order, as if each were applied before the next.
@@ -98,7 +96,6 @@ pub(super) fn plan(orders: &[NewOrder], mut found: Found) -> Plan {
     added_sold.sort_unstable();
     out.holdings = holdings;
     out.sold = added_sold;
-    out.limits = found.items.iter().map(|(&id, item)| (id, item.per_user_limit)).collect();
     out
 }
 

@@ -13,10 +13,10 @@ use std::collections::{HashMap, HashSet};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Pool, Transaction, Value};
 
-use super::mysql_batch::{Found, HoldingChange, ItemRow, Plan, plan};
+use super::mysql_batch::{Found, ItemRow, Plan, plan};
 use super::mysql_sql::{
-    ER_BAD_NULL, ER_DUP_ENTRY, Fail, execute, in_lists, insert_rows, int, order_id_from_sql, order_id_to_sql, read,
-    refuse, select, select_one, server_code, write,
+    ER_DUP_ENTRY, Fail, execute, in_lists, insert_rows, int, order_id_from_sql, order_id_to_sql, read, refuse, select,
+    select_one, server_code, write,
 };
 use super::{
     CancelError, CancelOutcome, Holding, ItemId, ItemRecord, ItemStats, NewOrder, OrderId, OrderOutcome, OrderRecord,
@@ -331,7 +331,7 @@ async fn write_batch(tx: &mut Transaction<'static>, rows: &[Vec<Value>], plan: &
     let inserted = insert_rows(
         tx,
         "INSERT INTO orders (id, item_id, user_id, quantity, status, created_ms, pay_deadline_ms, request_id)",
-        ("", &[]),
+        "",
         8,
         &inserts,
     )
@@ -342,7 +342,41 @@ async fn write_batch(tx: &mut Transaction<'static>, rows: &[Vec<Value>], plan: &
         other => other?,
     };
 
-    write_holdings(tx, plan).await?;
+    tx.query_drop("DELETE FROM batch_holdings").await?;
+    let holdings: Vec<Vec<Value>> = plan
+        .holdings
+        .iter()
+        .map(|h| vec![h.user_id.into(), h.item_id.into(), h.units.into(), i64::from(h.existed).into()])
+        .collect();
+    insert_rows(tx, "INSERT INTO batch_holdings (user_id, item_id, units, existed)", "", 4, &holdings).await?;
+    let existed = plan.holdings.iter().filter(|h| h.existed).count() as u64;
+    let updated = execute(
+        tx,
+        "UPDATE holdings h
+           JOIN batch_holdings b ON b.user_id = h.user_id AND b.item_id = h.item_id AND b.existed = 1
+           JOIN items i ON i.id = h.item_id
+         SET h.units = h.units + b.units
+         WHERE h.units + b.units <= i.per_user_limit",
+        Vec::new(),
+    )
+    .await?;
+    let created = match execute(
+        tx,
+        "INSERT INTO holdings (user_id, item_id, units)
+         SELECT b.user_id, b.item_id, b.units FROM batch_holdings b JOIN items i ON i.id = b.item_id
+         WHERE b.existed = 0 AND b.units <= i.per_user_limit",
+        Vec::new(),
+    )
+    .await
+    {
+        Err(Fail::Db(e)) if server_code(&e) == Some(ER_DUP_ENTRY) => return Err(Fail::Retry("holdings row")),
+        other => other?,
+    };
+    if updated != existed || created != plan.holdings.len() as u64 - existed {
+        return refuse(StoreError::Internal(format!(
+            "batch would pass a per-user limit: {updated} of {existed} holdings updated, {created} created"
+        )));
+    }
 
     for &(item_id, units) in &plan.sold {
         let changed = execute(
@@ -353,51 +387,6 @@ async fn write_batch(tx: &mut Transaction<'static>, rows: &[Vec<Value>], plan: &
         .await?;
         if changed != 1 {
             return refuse(StoreError::Internal(format!("batch would oversell item {item_id} by its {units} units")));
-        }
-    }
-    Ok(())
-}
-
-/// One upsert per item (a sale has a handful in a batch), whose update
-/// branch cannot pass the limit read under the item's lock: it writes NULL
-/// into the NOT NULL column instead, which fails the statement (error 1048)
-/// and the batch. New rows are checked against the same limit here first.
-async fn write_holdings(tx: &mut Transaction<'static>, plan: &Plan) -> Result<(), Fail<StoreError>> {
-    let mut items: Vec<ItemId> = plan.holdings.iter().map(|h| h.item_id).collect();
-    items.sort_unstable();
-    items.dedup();
-    for item_id in items {
-        let Some(&limit) = plan.limits.get(&item_id) else {
-            return refuse(StoreError::Internal(format!("holdings planned for unread item {item_id}")));
-        };
-        let changes: Vec<&HoldingChange> = plan.holdings.iter().filter(|h| h.item_id == item_id).collect();
-        if changes.iter().any(|h| !h.existed && h.units > limit) {
-            return refuse(StoreError::Internal(format!("batch would pass the per-user limit of item {item_id}")));
-        }
-        let rows: Vec<Vec<Value>> =
-            changes.iter().map(|h| vec![h.user_id.into(), h.item_id.into(), h.units.into()]).collect();
-        let affected = match insert_rows(
-            tx,
-            "INSERT INTO holdings (user_id, item_id, units)",
-            (
-                "ON DUPLICATE KEY UPDATE units = IF(units + VALUES(units) <= ?, units + VALUES(units), NULL)",
-                &[limit.into()],
-            ),
-            3,
-            &rows,
-        )
-        .await
-        {
-            Err(Fail::Db(e)) if server_code(&e) == Some(ER_BAD_NULL) => {
-                return refuse(StoreError::Internal(format!("batch would pass the per-user limit of item {item_id}")));
-            }
-            other => other?,
-        };
-        // MySQL counts 1 per row inserted and 2 per row updated: anything else
-        // means a row appeared or vanished since it was read; decide again.
-        let existed = changes.iter().filter(|h| h.existed).count() as u64;
-        if affected != changes.len() as u64 + existed {
-            return Err(Fail::Retry("holdings changed since read"));
         }
     }
     Ok(())

@@ -94,12 +94,21 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[
 
 /// Per-connection scratch tables (run on every new connection): a batch's
 /// rows are loaded into them with multi-row INSERTs, then applied with one
-/// joined statement (session write-backs). MEMORY and TEMPORARY: private to
-/// the connection, never logged, emptied before each use.
-pub(super) const CONNECTION_SETUP: &[&str] = &["CREATE TEMPORARY TABLE IF NOT EXISTS batch_touches (
+/// joined, conditional statement. MEMORY and TEMPORARY: private to the
+/// connection, never logged, emptied before each use.
+pub(super) const CONNECTION_SETUP: &[&str] = &[
+    "CREATE TEMPORARY TABLE IF NOT EXISTS batch_holdings (
+        user_id BIGINT NOT NULL,
+        item_id BIGINT NOT NULL,
+        units BIGINT NOT NULL,
+        existed TINYINT NOT NULL,
+        PRIMARY KEY (user_id, item_id)
+    ) ENGINE=MEMORY",
+    "CREATE TEMPORARY TABLE IF NOT EXISTS batch_touches (
         token_hash BINARY(32) NOT NULL PRIMARY KEY,
         expires_ms BIGINT NOT NULL
-    ) ENGINE=MEMORY"];
+    ) ENGINE=MEMORY",
+];
 
 /// The named lock serialising migrations of one database (names are per server).
 const MIGRATION_LOCK_TIMEOUT_S: u32 = 60;

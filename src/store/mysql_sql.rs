@@ -29,7 +29,6 @@ const ATTEMPTS_MAX: u32 = 4;
 pub(super) const ER_DUP_ENTRY: u16 = 1062;
 pub(super) const ER_NO_REFERENCED_ROW: u16 = 1452;
 pub(super) const ER_BAD_DB: u16 = 1049;
-pub(super) const ER_BAD_NULL: u16 = 1048;
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 const ER_LOCK_DEADLOCK: u16 = 1213;
 const ER_WARN_DATA_OUT_OF_RANGE: u16 = 1264;
@@ -233,12 +232,11 @@ pub(super) fn chunk_sizes(mut rows: usize) -> impl Iterator<Item = usize> {
 }
 
 /// Runs `head VALUES (…), (…) tail` over `rows`, `columns` values per row, in
-/// chunks of fixed sizes; `tail_params` follow each chunk's values (for `?`
-/// in `tail`). Returns the total of affected rows.
+/// chunks of fixed sizes; returns the total of affected rows.
 pub(super) async fn insert_rows<E>(
     conn: &mut impl Db,
     head: &str,
-    (tail, tail_params): (&str, &[Value]),
+    tail: &str,
     columns: usize,
     rows: &[Vec<Value>],
 ) -> Result<u64, Fail<E>> {
@@ -248,7 +246,7 @@ pub(super) async fn insert_rows<E>(
         let (chunk, after) = rest.split_at(size);
         rest = after;
         let sql = values_sql(head, tail, columns, size);
-        let params: Vec<Value> = chunk.iter().flatten().chain(tail_params).cloned().collect();
+        let params: Vec<Value> = chunk.iter().flatten().cloned().collect();
         affected += execute(conn, &sql, params).await?;
     }
     Ok(affected)
