@@ -1,4 +1,5 @@
-//! The store's behaviour, on real SQLite files in a temporary directory.
+//! The store's behaviour, on real SQLite files in a temporary directory and
+//! on a real MariaDB (a database per test).
 //!
 //! Written against the [`Store`] trait through [`TestDb`], so every
 //! behaviour test runs on SQLite and on MySQL/MariaDB (`mysql_db`); the
