@@ -30,7 +30,7 @@ use crate::orders::writer::WriterSettings;
 use crate::sale::confirm::Confirmer;
 use crate::sale::{Sale, SaleSettings};
 use crate::stock::{EmbeddedSource, OrderIds, Stock};
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{MysqlOptions, MysqlStore, SqliteStore, Store, StoreError};
 use crate::workers::WorkerPool;
 
 /// The settings of the server shell, resolved from the configuration.
@@ -126,9 +126,7 @@ pub fn build_app(config: &Config) -> Result<(App, ExpiryDriver), StartError> {
     let data_dir = std::path::PathBuf::from(&config.server.data_dir);
     let store: Arc<dyn Store> = match &config.store.url {
         StoreUrl::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
-        StoreUrl::Mysql { .. } => {
-            return Err(StartError::Unsupported("store.url: mysql:// is not supported yet".into()));
-        }
+        StoreUrl::Mysql { url } => Arc::new(MysqlStore::open(&MysqlOptions::new(url, config.store.pool_max))?),
     };
     for (setting, value) in store.durability_settings()? {
         log!(Level::Info, "store durability", setting = setting, value = value);

@@ -22,8 +22,18 @@
 //! - this file: the [`Store`] trait, its records and its errors;
 //! - `schema`: the versioned SQLite schema and its migrations;
 //! - `sqlite`: [`SqliteStore`], the embedded implementation;
-//! - `tests`: the behaviour every implementation must show, on real files.
+//! - `mysql` (with `mysql_sql`, `mysql_schema`, `mysql_accounts`,
+//!   `mysql_orders`, `mysql_batch`): [`MysqlStore`], for many instances
+//!   sharing one MySQL or MariaDB database;
+//! - `tests`: the behaviour every implementation must show, on real files
+//!   and on a real MariaDB.
 
+mod mysql;
+mod mysql_accounts;
+mod mysql_batch;
+mod mysql_orders;
+mod mysql_schema;
+mod mysql_sql;
 mod schema;
 mod sqlite;
 #[cfg(test)]
@@ -32,6 +42,7 @@ mod tests;
 use std::fmt;
 use std::num::NonZeroU32;
 
+pub use mysql::{MysqlOptions, MysqlStore};
 pub use sqlite::SqliteStore;
 
 pub type UserId = u64;
@@ -322,7 +333,7 @@ pub const PAGE_ROWS_MAX: u32 = 1000;
 pub const EXPIRED_SESSIONS_PER_CALL_MAX: usize = 10_000;
 
 /// The persistence interface. Implemented by [`SqliteStore`] (embedded
-/// default) and later by the MySQL store; every method is synchronous, may
+/// default) and [`MysqlStore`]; every method is synchronous, may
 /// block on I/O, and is durable on `Ok` (see the module doc).
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// `(name, value)` of the durability settings as read back from the

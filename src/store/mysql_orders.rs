@@ -1,0 +1,728 @@
+//! Items, orders and stock on MySQL: the same semantics as `sqlite.rs`.
+//!
+//! **Lock order.** Every write that changes stock locks rows in one order:
+//! the order rows it changes, then item rows (ascending id), then holdings.
+//! A group commit locks its items first (it changes no existing order), so
+//! batches from several instances selling one item queue on that item's
+//! row — the arbitration of stock — and never deadlock with a payment or an
+//! expiry. Should a deadlock still happen, `mysql_sql::write` runs the
+//! transaction again.
+
+use std::collections::{HashMap, HashSet};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Pool, Transaction, Value};
+
+use super::mysql_batch::{Found, ItemRow, Plan, plan};
+use super::mysql_sql::{
+    ER_DUP_ENTRY, Fail, execute, in_lists, insert_rows, int, order_id_from_sql, order_id_to_sql, read, refuse, select,
+    select_one, server_code, write,
+};
+use super::{
+    CancelError, CancelOutcome, Holding, ItemId, ItemRecord, ItemStats, NewOrder, OrderId, OrderOutcome, OrderRecord,
+    OrderStatus, PAGE_ROWS_MAX, PayError, PendingOrder, ReconcileReport, ReleasedUnits, StockRow, StoreError, UserId,
+};
+
+const ORDER_COLUMNS: &str = "id, item_id, user_id, quantity, status, created_ms, pay_deadline_ms, paid_ms, request_id";
+const ITEM_COLUMNS: &str = "id, name, description, price_cents, stock_total, per_user_limit, start_ms, end_ms";
+const STATUS_PENDING: i64 = 0;
+const STATUS_PAID: i64 = 1;
+const STATUS_CANCELLED: i64 = 2;
+const STATUS_EXPIRED: i64 = 3;
+
+type OrderRow = (i64, ItemId, UserId, u32, i64, u64, u64, Option<u64>, Option<String>);
+type ItemRowRaw = (ItemId, String, String, u64, u64, u32, u64, u64);
+
+fn status_to_sql(status: OrderStatus) -> i64 {
+    match status {
+        OrderStatus::PendingPayment => STATUS_PENDING,
+        OrderStatus::Paid => STATUS_PAID,
+        OrderStatus::Cancelled => STATUS_CANCELLED,
+        OrderStatus::Expired => STATUS_EXPIRED,
+    }
+}
+
+fn status_from_sql(v: i64) -> Result<OrderStatus, StoreError> {
+    match v {
+        STATUS_PENDING => Ok(OrderStatus::PendingPayment),
+        STATUS_PAID => Ok(OrderStatus::Paid),
+        STATUS_CANCELLED => Ok(OrderStatus::Cancelled),
+        STATUS_EXPIRED => Ok(OrderStatus::Expired),
+        other => Err(StoreError::Internal(format!("unknown order status {other}"))),
+    }
+}
+
+fn order_from_row(row: OrderRow) -> Result<OrderRecord, StoreError> {
+    let (id, item_id, user_id, quantity, status, created_ms, pay_deadline_ms, paid_ms, request_id) = row;
+    Ok(OrderRecord {
+        id: order_id_from_sql(id),
+        item_id,
+        user_id,
+        quantity,
+        status: status_from_sql(status)?,
+        created_ms,
+        pay_deadline_ms,
+        paid_ms,
+        request_id,
+    })
+}
+
+fn item_from_row(row: ItemRowRaw) -> ItemRecord {
+    let (id, name, description, price_cents, stock_total, per_user_limit, start_ms, end_ms) = row;
+    ItemRecord { id, name, description, price_cents, stock_total, per_user_limit, start_ms, end_ms }
+}
+
+async fn select_orders<E: From<StoreError>>(
+    conn: &mut impl Queryable,
+    sql: &str,
+    params: Vec<Value>,
+) -> Result<Vec<OrderRecord>, Fail<E>> {
+    let rows: Vec<OrderRow> = select(conn, sql, params).await?;
+    rows.into_iter().map(|row| order_from_row(row).map_err(|e| Fail::Refused(e.into()))).collect()
+}
+
+/// One order, locked for the rest of the transaction when `lock` says so.
+async fn select_order<E: From<StoreError>>(
+    conn: &mut impl Queryable,
+    order_id: OrderId,
+    lock: Lock,
+) -> Result<Option<OrderRecord>, Fail<E>> {
+    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?{}", lock.sql());
+    Ok(select_orders(conn, &sql, vec![order_id_to_sql(order_id).into()]).await?.into_iter().next())
+}
+
+#[derive(Clone, Copy)]
+enum Lock {
+    None,
+    ForUpdate,
+}
+
+impl Lock {
+    fn sql(self) -> &'static str {
+        match self {
+            Lock::None => "",
+            Lock::ForUpdate => " FOR UPDATE",
+        }
+    }
+}
+
+/// Units per status of one item's orders; `None` if the item does not exist.
+async fn stats_on<E: From<StoreError>>(conn: &mut impl Queryable, item_id: i64) -> Result<Option<ItemStats>, Fail<E>> {
+    let total: Option<u64> =
+        select_one(conn, "SELECT stock_total FROM items WHERE id = ?", vec![item_id.into()]).await?;
+    let Some(stock_total) = total else {
+        return Ok(None);
+    };
+    let rows: Vec<(i64, u64)> = select(
+        conn,
+        "SELECT status, CAST(SUM(quantity) AS SIGNED) FROM orders WHERE item_id = ? GROUP BY status",
+        vec![item_id.into()],
+    )
+    .await?;
+    let mut units = [0u64; 4];
+    for (status, sum) in rows {
+        let status = status_from_sql(status).map_err(|e| Fail::Refused(e.into()))?;
+        units[status_to_sql(status) as usize] = sum;
+    }
+    let [pending_payment, paid, cancelled, expired] = units;
+    Ok(Some(ItemStats {
+        item_id: item_id as ItemId,
+        stock_total,
+        // Saturating: a stock cut below sold is refused, so this only guards corrupt data.
+        stock_left: stock_total.saturating_sub(pending_payment + paid),
+        pending_payment,
+        paid,
+        cancelled,
+        expired,
+    }))
+}
+
+pub(super) async fn put_item(pool: &Pool, item: &ItemRecord) -> Result<ItemRecord, StoreError> {
+    let params: Vec<Value> = vec![
+        int(item.id, "id")?.into(),
+        item.name.as_str().into(),
+        item.description.as_str().into(),
+        int(item.price_cents, "price_cents")?.into(),
+        int(item.stock_total, "stock_total")?.into(),
+        item.per_user_limit.into(),
+        int(item.start_ms, "start_ms")?.into(),
+        int(item.end_ms, "end_ms")?.into(),
+    ];
+    let id = int(item.id, "id")?;
+    write(pool, async |tx| {
+        let current: Option<u64> =
+            select_one(tx, "SELECT stock_total FROM items WHERE id = ? FOR UPDATE", vec![id.into()]).await?;
+        if current.is_some_and(|stock| stock != item.stock_total) {
+            let has_orders: Option<i64> =
+                select_one(tx, "SELECT 1 FROM orders WHERE item_id = ? LIMIT 1", vec![id.into()]).await?;
+            if has_orders.is_some() {
+                return refuse(StoreError::ItemHasOrders);
+            }
+        }
+        execute(
+            tx,
+            "INSERT INTO items (id, name, description, price_cents, stock_total, per_user_limit, start_ms, end_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON DUPLICATE KEY UPDATE name = VALUES(name), description = VALUES(description),
+               price_cents = VALUES(price_cents), stock_total = VALUES(stock_total),
+               per_user_limit = VALUES(per_user_limit), start_ms = VALUES(start_ms), end_ms = VALUES(end_ms)",
+            params.clone(),
+        )
+        .await?;
+        Ok(item.clone())
+    })
+    .await
+}
+
+pub(super) async fn item(pool: &Pool, item_id: ItemId) -> Result<Option<ItemRecord>, StoreError> {
+    let Ok(id) = int(item_id, "item_id") else {
+        return Ok(None);
+    };
+    read(pool, async |conn| {
+        let sql = format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = ?");
+        Ok(select_one::<ItemRowRaw, _>(conn, &sql, vec![id.into()]).await?.map(item_from_row))
+    })
+    .await
+}
+
+pub(super) async fn items(pool: &Pool) -> Result<Vec<ItemRecord>, StoreError> {
+    read(pool, async |conn| {
+        let sql = format!("SELECT {ITEM_COLUMNS} FROM items ORDER BY id");
+        Ok(select::<ItemRowRaw, _>(conn, &sql, Vec::new()).await?.into_iter().map(item_from_row).collect())
+    })
+    .await
+}
+
+pub(super) async fn adjust_stock(pool: &Pool, item_id: ItemId, delta: i64) -> Result<ItemStats, StoreError> {
+    let id = int(item_id, "item_id").map_err(|_| StoreError::NotFound)?;
+    write(pool, async |tx| {
+        let row: Option<(i64, i64)> =
+            select_one(tx, "SELECT stock_total, sold_units FROM items WHERE id = ? FOR UPDATE", vec![id.into()])
+                .await?;
+        let Some((stock_total, sold_units)) = row else {
+            return refuse(StoreError::NotFound);
+        };
+        let Some(new_total) = stock_total.checked_add(delta) else {
+            return refuse(StoreError::OutOfRange("delta"));
+        };
+        if new_total < sold_units {
+            return refuse(StoreError::StockBelowSold);
+        }
+        execute(tx, "UPDATE items SET stock_total = ? WHERE id = ?", vec![new_total.into(), id.into()]).await?;
+        // Inside the transaction: the stats include this change.
+        match stats_on(tx, id).await? {
+            Some(stats) => Ok(stats),
+            None => refuse(StoreError::NotFound),
+        }
+    })
+    .await
+}
+
+pub(super) async fn item_stats(pool: &Pool, item_id: ItemId) -> Result<ItemStats, StoreError> {
+    let id = int(item_id, "item_id").map_err(|_| StoreError::NotFound)?;
+    read(pool, async |conn| stats_on(conn, id).await).await?.ok_or(StoreError::NotFound)
+}
+
+/// One transaction for the whole batch: read what it depends on (items
+/// locked), decide every entry in Rust (`mysql_batch::plan`), then write with
+/// multi-row statements that are themselves conditional.
+pub(super) async fn commit_orders(pool: &Pool, orders: &[NewOrder]) -> Result<Vec<OrderOutcome>, StoreError> {
+    let rows = order_rows(orders)?;
+    write(pool, async |tx| {
+        let found = read_batch(tx, orders).await?;
+        let plan = plan(orders, found);
+        write_batch(tx, &rows, &plan).await?;
+        Ok(plan.outcomes)
+    })
+    .await
+}
+
+/// The INSERT parameters of every order, converted (and range-checked) once
+/// before the transaction: a value that does not fit fails the batch, as in SQLite.
+fn order_rows(orders: &[NewOrder]) -> Result<Vec<Vec<Value>>, StoreError> {
+    orders
+        .iter()
+        .map(|o| {
+            Ok(vec![
+                order_id_to_sql(o.id).into(),
+                int(o.item_id, "item_id")?.into(),
+                int(o.user_id, "user_id")?.into(),
+                o.quantity.get().into(),
+                STATUS_PENDING.into(),
+                int(o.created_ms, "created_ms")?.into(),
+                int(o.pay_deadline_ms, "pay_deadline_ms")?.into(),
+                o.request_id.as_deref().into(),
+            ])
+        })
+        .collect()
+}
+
+/// Everything the batch's decisions depend on, in five queries whatever its size.
+async fn read_batch(tx: &mut Transaction<'static>, orders: &[NewOrder]) -> Result<Found, Fail<StoreError>> {
+    let mut found = Found::default();
+    let mut item_ids: Vec<ItemId> = orders.iter().map(|o| o.item_id).collect();
+    item_ids.sort_unstable();
+    item_ids.dedup();
+    // Locked first and in id order (see the module doc). Ids above i64 cannot exist.
+    let keys: Vec<Vec<Value>> =
+        item_ids.iter().filter_map(|&id| i64::try_from(id).ok()).map(|id| vec![id.into()]).collect();
+    for (list, params) in in_lists(&keys, 1) {
+        let sql = format!(
+            "SELECT id, stock_total, per_user_limit, sold_units FROM items WHERE id IN ({list}) ORDER BY id FOR UPDATE"
+        );
+        for (id, stock_total, per_user_limit, sold_units) in
+            select::<(ItemId, u64, u64, u64), _>(tx, &sql, params).await?
+        {
+            found.items.insert(id, ItemRow { stock_total, per_user_limit, sold_units });
+        }
+    }
+
+    let mut pairs: Vec<(UserId, ItemId)> = orders.iter().map(|o| (o.user_id, o.item_id)).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let keys: Vec<Vec<Value>> = pairs.iter().map(|&(u, i)| vec![u.into(), i.into()]).collect();
+    for (list, params) in in_lists(&keys, 2) {
+        let sql =
+            format!("SELECT user_id, item_id, units FROM holdings WHERE (user_id, item_id) IN ({list}) FOR UPDATE");
+        for (user_id, item_id, units) in select::<(UserId, ItemId, u64), _>(tx, &sql, params).await? {
+            found.holdings.insert((user_id, item_id), units);
+        }
+    }
+
+    // Not locked: a concurrent insert of the same request id (another
+    // instance) fails this batch's INSERT on the unique key, and the batch is
+    // then run again and finds it here.
+    let keys: Vec<Vec<Value>> =
+        orders.iter().filter_map(|o| Some(vec![o.user_id.into(), o.request_id.as_deref()?.into()])).collect();
+    for (list, params) in in_lists(&keys, 2) {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE (user_id, request_id) IN ({list})");
+        for order in select_orders(tx, &sql, params).await? {
+            if let Some(request_id) = order.request_id.clone() {
+                found.requests.insert((order.user_id, request_id), order);
+            }
+        }
+    }
+
+    let keys: Vec<Vec<Value>> = orders.iter().map(|o| vec![order_id_to_sql(o.id).into()]).collect();
+    for (list, params) in in_lists(&keys, 1) {
+        let sql = format!("SELECT id FROM orders WHERE id IN ({list})");
+        found.ids_taken.extend(select::<i64, _>(tx, &sql, params).await?.into_iter().map(order_id_from_sql));
+    }
+
+    let mut user_ids: Vec<UserId> = orders.iter().map(|o| o.user_id).collect();
+    user_ids.sort_unstable();
+    user_ids.dedup();
+    let keys: Vec<Vec<Value>> = user_ids.iter().map(|&id| vec![id.into()]).collect();
+    for (list, params) in in_lists(&keys, 1) {
+        let sql = format!("SELECT id FROM users WHERE id IN ({list})");
+        found.users.extend(select::<UserId, _>(tx, &sql, params).await?);
+    }
+    Ok(found)
+}
+
+/// Writes a plan. Each write is conditional on the limits it relies on, and
+/// checks the rows it changed: a plan that would oversell or pass a per-user
+/// limit fails the whole batch (`Internal`) rather than being applied.
+async fn write_batch(tx: &mut Transaction<'static>, rows: &[Vec<Value>], plan: &Plan) -> Result<(), Fail<StoreError>> {
+    if plan.inserts.is_empty() {
+        return Ok(());
+    }
+    let inserts: Vec<Vec<Value>> = plan.inserts.iter().map(|&i| rows[i].clone()).collect();
+    let inserted = insert_rows(
+        tx,
+        "INSERT INTO orders (id, item_id, user_id, quantity, status, created_ms, pay_deadline_ms, request_id)",
+        "",
+        8,
+        &inserts,
+    )
+    .await;
+    match inserted {
+        // Another transaction inserted one of these ids or request ids since we read: decide again.
+        Err(Fail::Db(e)) if server_code(&e) == Some(ER_DUP_ENTRY) => return Err(Fail::Retry("order id or request id")),
+        other => other?,
+    };
+
+    tx.query_drop("DELETE FROM batch_holdings").await?;
+    let holdings: Vec<Vec<Value>> = plan
+        .holdings
+        .iter()
+        .map(|h| vec![h.user_id.into(), h.item_id.into(), h.units.into(), i64::from(h.existed).into()])
+        .collect();
+    insert_rows(tx, "INSERT INTO batch_holdings (user_id, item_id, units, existed)", "", 4, &holdings).await?;
+    let existed = plan.holdings.iter().filter(|h| h.existed).count() as u64;
+    let updated = execute(
+        tx,
+        "UPDATE holdings h
+           JOIN batch_holdings b ON b.user_id = h.user_id AND b.item_id = h.item_id AND b.existed = 1
+           JOIN items i ON i.id = h.item_id
+         SET h.units = h.units + b.units
+         WHERE h.units + b.units <= i.per_user_limit",
+        Vec::new(),
+    )
+    .await?;
+    let created = match execute(
+        tx,
+        "INSERT INTO holdings (user_id, item_id, units)
+         SELECT b.user_id, b.item_id, b.units FROM batch_holdings b JOIN items i ON i.id = b.item_id
+         WHERE b.existed = 0 AND b.units <= i.per_user_limit",
+        Vec::new(),
+    )
+    .await
+    {
+        Err(Fail::Db(e)) if server_code(&e) == Some(ER_DUP_ENTRY) => return Err(Fail::Retry("holdings row")),
+        other => other?,
+    };
+    if updated != existed || created != plan.holdings.len() as u64 - existed {
+        return refuse(StoreError::Internal(format!(
+            "batch would pass a per-user limit: {updated} of {existed} holdings updated, {created} created"
+        )));
+    }
+
+    for &(item_id, units) in &plan.sold {
+        let changed = execute(
+            tx,
+            "UPDATE items SET sold_units = sold_units + ? WHERE id = ? AND sold_units + ? <= stock_total",
+            vec![units.into(), item_id.into(), units.into()],
+        )
+        .await?;
+        if changed != 1 {
+            return refuse(StoreError::Internal(format!("batch would oversell item {item_id} by its {units} units")));
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn order(pool: &Pool, order_id: OrderId) -> Result<Option<OrderRecord>, StoreError> {
+    read(pool, async |conn| select_order(conn, order_id, Lock::None).await).await
+}
+
+pub(super) async fn order_by_request(
+    pool: &Pool,
+    user_id: UserId,
+    request_id: &str,
+) -> Result<Option<OrderRecord>, StoreError> {
+    read(pool, async |conn| {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = ? AND request_id = ?");
+        Ok(select_orders(conn, &sql, vec![user_id.into(), request_id.into()]).await?.into_iter().next())
+    })
+    .await
+}
+
+pub(super) async fn orders_of_user(
+    pool: &Pool,
+    user_id: UserId,
+    limit: u32,
+    before: Option<OrderId>,
+) -> Result<Vec<OrderRecord>, StoreError> {
+    // No cursor: start at the greatest id, u64::MAX included.
+    let (bound, op) = match before {
+        Some(id) => (order_id_to_sql(id), "<"),
+        None => (i64::MAX, "<="),
+    };
+    read(pool, async |conn| {
+        let sql =
+            format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = ? AND id {op} ? ORDER BY id DESC LIMIT ?");
+        select_orders(conn, &sql, vec![user_id.into(), bound.into(), limit.min(PAGE_ROWS_MAX).into()]).await
+    })
+    .await
+}
+
+pub(super) async fn orders_of_item(
+    pool: &Pool,
+    item_id: ItemId,
+    limit: u32,
+    after: Option<OrderId>,
+) -> Result<Vec<OrderRecord>, StoreError> {
+    let (bound, op) = match after {
+        Some(id) => (order_id_to_sql(id), ">"),
+        None => (i64::MIN, ">="),
+    };
+    read(pool, async |conn| {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE item_id = ? AND id {op} ? ORDER BY id ASC LIMIT ?");
+        select_orders(conn, &sql, vec![item_id.into(), bound.into(), limit.min(PAGE_ROWS_MAX).into()]).await
+    })
+    .await
+}
+
+pub(super) async fn orders_with_request_ids(pool: &Pool, limit: usize) -> Result<Vec<OrderRecord>, StoreError> {
+    let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+    read(pool, async |conn| {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE request_id IS NOT NULL ORDER BY id DESC LIMIT ?");
+        select_orders(conn, &sql, vec![limit.into()]).await
+    })
+    .await
+}
+
+/// Moves a pending order (locked by the caller) to `status` and gives its
+/// units back: item row first, then the holding (the lock order).
+async fn release<E: From<StoreError>>(
+    tx: &mut Transaction<'static>,
+    order: &OrderRecord,
+    status: OrderStatus,
+    now_ms: i64,
+) -> Result<(), Fail<E>> {
+    execute(
+        tx,
+        "UPDATE orders SET status = ?, closed_ms = ? WHERE id = ? AND status = ?",
+        vec![status_to_sql(status).into(), now_ms.into(), order_id_to_sql(order.id).into(), STATUS_PENDING.into()],
+    )
+    .await?;
+    give_back(tx, &[(order.item_id, order.user_id, u64::from(order.quantity))]).await
+}
+
+/// The counters are caches of the orders table, kept in the same transaction.
+/// GREATEST(…, 0): should they ever drift, an expiry must still go through;
+/// `reconcile` recomputes them and reports the drift.
+async fn give_back<E>(tx: &mut Transaction<'static>, units: &[(ItemId, UserId, u64)]) -> Result<(), Fail<E>> {
+    let mut per_item: Vec<(ItemId, u64)> = Vec::new();
+    for &(item_id, _, quantity) in units {
+        match per_item.iter_mut().find(|(id, _)| *id == item_id) {
+            Some((_, n)) => *n += quantity,
+            None => per_item.push((item_id, quantity)),
+        }
+    }
+    per_item.sort_unstable();
+    for (item_id, quantity) in per_item {
+        execute(
+            tx,
+            "UPDATE items SET sold_units = GREATEST(sold_units - ?, 0) WHERE id = ?",
+            vec![quantity.into(), item_id.into()],
+        )
+        .await?;
+    }
+    let mut per_holding: Vec<(UserId, ItemId, u64)> = units.iter().map(|&(i, u, q)| (u, i, q)).collect();
+    per_holding.sort_unstable();
+    for (user_id, item_id, quantity) in per_holding {
+        execute(
+            tx,
+            "UPDATE holdings SET units = GREATEST(units - ?, 0) WHERE user_id = ? AND item_id = ?",
+            vec![quantity.into(), user_id.into(), item_id.into()],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// What a pay transaction decided; an expiry commits and is then reported as an error.
+enum PayStep {
+    Paid(OrderRecord),
+    ExpiredNow(OrderRecord),
+}
+
+pub(super) async fn pay_order(
+    pool: &Pool,
+    order_id: OrderId,
+    user_id: UserId,
+    now_ms: u64,
+) -> Result<OrderRecord, PayError> {
+    let now = int(now_ms, "now_ms")?;
+    let step = write(pool, async |tx| {
+        let order = select_order(tx, order_id, Lock::ForUpdate).await?;
+        let Some(mut order) = order.filter(|o| o.user_id == user_id) else {
+            return Err(Fail::Refused(PayError::NotFound));
+        };
+        match order.status {
+            OrderStatus::Paid => Ok(PayStep::Paid(order)),
+            OrderStatus::Cancelled => Err(Fail::Refused(PayError::Cancelled(order))),
+            OrderStatus::Expired => Err(Fail::Refused(PayError::Expired { order, units_returned: false })),
+            // The deadline decides, not the timer (contract §3): expire it here, atomically.
+            OrderStatus::PendingPayment if now_ms >= order.pay_deadline_ms => {
+                release(tx, &order, OrderStatus::Expired, now).await?;
+                order.status = OrderStatus::Expired;
+                Ok(PayStep::ExpiredNow(order))
+            }
+            OrderStatus::PendingPayment => {
+                execute(
+                    tx,
+                    "UPDATE orders SET status = ?, paid_ms = ? WHERE id = ?",
+                    vec![STATUS_PAID.into(), now.into(), order_id_to_sql(order_id).into()],
+                )
+                .await?;
+                order.status = OrderStatus::Paid;
+                order.paid_ms = Some(now_ms);
+                Ok(PayStep::Paid(order))
+            }
+        }
+    })
+    .await?;
+    match step {
+        PayStep::Paid(order) => Ok(order),
+        PayStep::ExpiredNow(order) => Err(PayError::Expired { order, units_returned: true }),
+    }
+}
+
+pub(super) async fn cancel_order(
+    pool: &Pool,
+    order_id: OrderId,
+    user_id: UserId,
+    now_ms: u64,
+) -> Result<CancelOutcome, CancelError> {
+    let now = int(now_ms, "now_ms")?;
+    write(pool, async |tx| {
+        let order = select_order(tx, order_id, Lock::ForUpdate).await?;
+        let Some(mut order) = order.filter(|o| o.user_id == user_id) else {
+            return Err(Fail::Refused(CancelError::NotFound));
+        };
+        match order.status {
+            OrderStatus::Paid => Err(Fail::Refused(CancelError::Paid(order))),
+            OrderStatus::Cancelled | OrderStatus::Expired => Ok(CancelOutcome { order, units_returned: false }),
+            OrderStatus::PendingPayment => {
+                // Past the deadline the order has expired, whatever the timer: record the truth.
+                let status =
+                    if now_ms >= order.pay_deadline_ms { OrderStatus::Expired } else { OrderStatus::Cancelled };
+                release(tx, &order, status, now).await?;
+                order.status = status;
+                Ok(CancelOutcome { order, units_returned: true })
+            }
+        }
+    })
+    .await
+}
+
+/// The pending, due orders among `order_ids` are locked, expired and their
+/// units given back in one transaction. The status test under the lock makes
+/// it exactly-once: a second call, or a racing pay or cancel, finds the order
+/// no longer pending.
+pub(super) async fn expire_orders(
+    pool: &Pool,
+    order_ids: &[OrderId],
+    now_ms: u64,
+) -> Result<Vec<ReleasedUnits>, StoreError> {
+    let now = int(now_ms, "now_ms")?;
+    let mut ids = order_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let keys: Vec<Vec<Value>> = ids.iter().map(|&id| vec![order_id_to_sql(id).into()]).collect();
+    write(pool, async |tx| {
+        let mut due: Vec<(i64, ItemId, UserId, u32)> = Vec::new();
+        for (list, params) in in_lists(&keys, 1) {
+            let sql = format!(
+                "SELECT id, item_id, user_id, quantity FROM orders
+                 WHERE id IN ({list}) AND status = ? AND pay_deadline_ms <= ? ORDER BY id FOR UPDATE"
+            );
+            let mut params = params;
+            params.extend([STATUS_PENDING.into(), now.into()]);
+            due.extend(select::<(i64, ItemId, UserId, u32), _>(tx, &sql, params).await?);
+        }
+        let keys: Vec<Vec<Value>> = due.iter().map(|&(id, ..)| vec![id.into()]).collect();
+        for (list, params) in in_lists(&keys, 1) {
+            let sql = format!("UPDATE orders SET status = ?, closed_ms = ? WHERE id IN ({list}) AND status = ?");
+            let mut all = vec![STATUS_EXPIRED.into(), now.into()];
+            all.extend(params);
+            all.push(STATUS_PENDING.into());
+            execute(tx, &sql, all).await?;
+        }
+        let units: Vec<(ItemId, UserId, u64)> = due.iter().map(|&(_, i, u, q)| (i, u, u64::from(q))).collect();
+        give_back(tx, &units).await?;
+        // In the caller's order, as SQLite reports them.
+        let released: HashMap<OrderId, ReleasedUnits> = due
+            .iter()
+            .map(|&(id, item_id, user_id, quantity)| {
+                let order_id = order_id_from_sql(id);
+                (order_id, ReleasedUnits { order_id, item_id, user_id, quantity })
+            })
+            .collect();
+        let mut reported = HashSet::new();
+        Ok(order_ids.iter().filter(|id| reported.insert(**id)).filter_map(|id| released.get(id).copied()).collect())
+    })
+    .await
+}
+
+pub(super) async fn pending_orders(pool: &Pool) -> Result<Vec<PendingOrder>, StoreError> {
+    let rows = read(pool, async |conn| {
+        select::<(i64, ItemId, UserId, u32, u64), _>(
+            conn,
+            "SELECT id, item_id, user_id, quantity, pay_deadline_ms FROM orders
+             WHERE status = 0 ORDER BY pay_deadline_ms",
+            Vec::new(),
+        )
+        .await
+    })
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, item_id, user_id, quantity, pay_deadline_ms)| PendingOrder {
+            order_id: order_id_from_sql(id),
+            item_id,
+            user_id,
+            quantity,
+            pay_deadline_ms,
+        })
+        .collect())
+}
+
+pub(super) async fn stock_snapshot(pool: &Pool) -> Result<Vec<StockRow>, StoreError> {
+    let rows = read(pool, async |conn| {
+        select::<(ItemId, u64, u64), _>(conn, "SELECT id, stock_total, sold_units FROM items ORDER BY id", Vec::new())
+            .await
+    })
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(item_id, stock_total, sold_units)| StockRow { item_id, stock_total, sold_units })
+        .collect())
+}
+
+pub(super) async fn holdings_snapshot(pool: &Pool) -> Result<Vec<Holding>, StoreError> {
+    let rows = read(pool, async |conn| {
+        select::<(UserId, ItemId, u64), _>(
+            conn,
+            "SELECT user_id, item_id, units FROM holdings WHERE units > 0 ORDER BY user_id, item_id",
+            Vec::new(),
+        )
+        .await
+    })
+    .await?;
+    Ok(rows.into_iter().map(|(user_id, item_id, units)| Holding { user_id, item_id, units }).collect())
+}
+
+/// Recomputes the counters from the orders table under every item's lock
+/// (so no batch, payment or expiry changes them meanwhile) and fixes drift.
+pub(super) async fn reconcile(pool: &Pool) -> Result<ReconcileReport, StoreError> {
+    write(pool, async |tx| {
+        let mut report = ReconcileReport::default();
+        tx.query_drop("SELECT id FROM items ORDER BY id FOR UPDATE").await?;
+        let drift: Vec<(ItemId, u64, u64)> = select(
+            tx,
+            "SELECT i.id, i.sold_units,
+               CAST(COALESCE((SELECT SUM(o.quantity) FROM orders o
+                              WHERE o.item_id = i.id AND o.status IN (0, 1)), 0) AS SIGNED)
+             FROM items i ORDER BY i.id",
+            Vec::new(),
+        )
+        .await?;
+        report.items_checked = drift.len() as u64;
+        for (item_id, recorded, actual) in drift.into_iter().filter(|(_, recorded, actual)| recorded != actual) {
+            execute(tx, "UPDATE items SET sold_units = ? WHERE id = ?", vec![actual.into(), item_id.into()]).await?;
+            report.sold_fixed.push((item_id, recorded, actual));
+        }
+        // Rows that differ either way: recorded but wrong (or stale), and live but missing.
+        let wrong: Option<u64> = select_one(
+            tx,
+            "WITH actual AS (SELECT user_id, item_id, SUM(quantity) AS units FROM orders
+                             WHERE status IN (0, 1) GROUP BY user_id, item_id)
+             SELECT CAST((SELECT COUNT(*) FROM holdings h LEFT JOIN actual a
+                            ON a.user_id = h.user_id AND a.item_id = h.item_id
+                          WHERE h.units != COALESCE(a.units, 0))
+                       + (SELECT COUNT(*) FROM actual a LEFT JOIN holdings h
+                            ON a.user_id = h.user_id AND a.item_id = h.item_id
+                          WHERE h.units IS NULL) AS SIGNED)",
+            Vec::new(),
+        )
+        .await?;
+        let holdings_wrong = wrong.unwrap_or(0);
+        if holdings_wrong > 0 {
+            // Rewriting the table is simpler than patching it and runs only when drift was found.
+            tx.query_drop("DELETE FROM holdings").await?;
+            tx.query_drop(
+                "INSERT INTO holdings (user_id, item_id, units)
+                 SELECT user_id, item_id, SUM(quantity) FROM orders WHERE status IN (0, 1)
+                 GROUP BY user_id, item_id",
+            )
+            .await?;
+        }
+        report.holdings_fixed = holdings_wrong;
+        Ok(report)
+    })
+    .await
+}

@@ -1,0 +1,139 @@
+//! The MySQL store's group commit without HTTP (issue 6: ≥ 50,000 durable
+//! orders/s through batching). Prints orders/s, the batch size and fsyncs per
+//! 1,000 orders (`Innodb_os_log_fsyncs`, `Innodb_data_fsyncs`, server-wide)
+//! for a few batch sizes; never asserts a timing.
+//!
+//! `cargo bench --bench mysql_store` against `SECKILL_BENCH_MYSQL_URL`
+//! (default `mysql://root@127.0.0.1:3306/`, a URL without a database); it
+//! works in a database of its own, dropped at the end. `--quick` runs a tenth.
+
+use std::num::NonZeroU32;
+use std::time::Instant;
+
+use mysql_async::prelude::Queryable;
+use seckill::store::{ItemRecord, MysqlOptions, MysqlStore, NewOrder, OrderOutcome, Store};
+
+const USERS: u32 = 10_000;
+const ITEM: u64 = 1;
+const POOL_MAX: usize = 8;
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let server = std::env::var("SECKILL_BENCH_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/".into());
+    let server = if server.ends_with('/') { server } else { format!("{server}/") };
+    let database = format!("seckill_bench_{}", std::process::id());
+    let store = MysqlStore::open(&MysqlOptions::new(&format!("{server}{database}"), POOL_MAX))
+        .unwrap_or_else(|e| panic!("no MySQL/MariaDB at {server} (set SECKILL_BENCH_MYSQL_URL): {e}"));
+    for (name, value) in store.durability_settings().expect("durability settings") {
+        println!("durability: {name} = {value}");
+    }
+    let users = store.create_users_bulk("bench", USERS, "$argon2id$bench", 0).expect("users");
+    store
+        .put_item(&ItemRecord {
+            id: ITEM,
+            name: "bench".into(),
+            description: String::new(),
+            price_cents: 1,
+            stock_total: 100_000_000,
+            per_user_limit: 1_000_000,
+            start_ms: 0,
+            end_ms: u32::MAX.into(),
+        })
+        .expect("item");
+    let scale = if quick { 10 } else { 1 };
+    let mut next_id = 1u64 << 60;
+    for (batch_size, orders) in [(1usize, 1_000usize), (100, 50_000), (1_000, 200_000), (4_000, 200_000)] {
+        let orders = orders / scale;
+        let batches = orders / batch_size;
+        let (log_before, data_before) = store.fsync_counters().expect("status");
+        let started = Instant::now();
+        for _ in 0..batches {
+            let batch: Vec<NewOrder> = (0..batch_size)
+                .map(|i| {
+                    next_id += 1;
+                    NewOrder {
+                        id: next_id,
+                        item_id: ITEM,
+                        user_id: users[(next_id as usize + i) % users.len()],
+                        quantity: NonZeroU32::MIN,
+                        created_ms: 1,
+                        pay_deadline_ms: 2,
+                        request_id: Some(format!("r{next_id}")),
+                    }
+                })
+                .collect();
+            let outcomes = store.commit_orders(&batch).expect("commit");
+            assert!(outcomes.iter().all(|o| matches!(o, OrderOutcome::Committed(_))));
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let (log_after, data_after) = store.fsync_counters().expect("status");
+        let written = (batches * batch_size) as f64;
+        println!(
+            "mysql group commit: batch {batch_size:>5}: {written:>7} orders in {:>8.1} ms = {:>7.0} orders/s, \
+             {:>6.2} ms per batch; per 1,000 orders: {:.1} log fsyncs, {:.1} data fsyncs",
+            seconds * 1e3,
+            written / seconds,
+            seconds * 1e3 / batches as f64,
+            (log_after - log_before) as f64 * 1000.0 / written,
+            (data_after - data_before) as f64 * 1000.0 / written,
+        );
+    }
+    reference_insert_rate(&format!("{server}{database}"), scale);
+    drop(store);
+    drop_database(&server, &database);
+}
+
+/// The same machine's ceiling in the same run: batches of 1,000 plain rows
+/// (the order's columns, primary key only, no reads, no checks) in one
+/// transaction each, as 2 prepared 500-row INSERTs. The store's rate divided
+/// by this one is the figure to compare across noisy runs.
+fn reference_insert_rate(url: &str, scale: usize) {
+    const BATCH: usize = 1_000;
+    const CHUNK: usize = 500;
+    let batches = 200 / scale;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let result: mysql_async::Result<f64> = runtime.block_on(async {
+        let mut conn = mysql_async::Conn::from_url(url).await?;
+        conn.query_drop(
+            "CREATE TABLE reference_rows (id BIGINT NOT NULL PRIMARY KEY, item_id BIGINT NOT NULL,
+             user_id BIGINT NOT NULL, quantity INT NOT NULL, status TINYINT NOT NULL, created_ms BIGINT NOT NULL,
+             pay_deadline_ms BIGINT NOT NULL, request_id VARCHAR(64) NULL) ENGINE=InnoDB",
+        )
+        .await?;
+        let sql = format!("INSERT INTO reference_rows VALUES {}", vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; CHUNK].join(", "));
+        let started = Instant::now();
+        let mut id = 0i64;
+        for _ in 0..batches {
+            conn.query_drop("START TRANSACTION").await?;
+            for _ in 0..BATCH / CHUNK {
+                let mut params: Vec<mysql_async::Value> = Vec::with_capacity(CHUNK * 8);
+                for _ in 0..CHUNK {
+                    id += 1;
+                    params.extend([id.into(), 1i64.into(), (id % 10_000).into(), 1i64.into(), 0i64.into()]);
+                    params.extend([1i64.into(), 2i64.into(), format!("r{id}").into()]);
+                }
+                conn.exec_drop(sql.as_str(), params).await?;
+            }
+            conn.query_drop("COMMIT").await?;
+        }
+        let rate = (batches * BATCH) as f64 / started.elapsed().as_secs_f64();
+        conn.disconnect().await?;
+        Ok(rate)
+    });
+    match result {
+        Ok(rate) => println!("reference: plain 1,000-row transactions, primary key only: {rate:>7.0} rows/s"),
+        Err(e) => eprintln!("reference insert failed: {e}"),
+    }
+}
+
+fn drop_database(server: &str, database: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let result: mysql_async::Result<()> = runtime.block_on(async {
+        let mut conn = mysql_async::Conn::from_url(server).await?;
+        conn.query_drop(format!("DROP DATABASE IF EXISTS `{database}`")).await?;
+        conn.disconnect().await
+    });
+    if let Err(e) = result {
+        eprintln!("could not drop {database}: {e}");
+    }
+}
