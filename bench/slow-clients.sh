@@ -23,8 +23,13 @@
 #                      (e.g. "http.head_timeout_ms=5000")
 #   SECKILL=path       the server binary [target/release/seckill]
 #   KEEP=1             keep the temporary directory (logs, JSON, RSS samples)
+#   BENCH=path         the load generator [target/release/seckill-bench]
+#   CHECK=1            CI mode: fail unless the healthy client saw no error in
+#                      every mode and the server's RSS peak stayed under
+#                      RSS_MAX_MIB (default 512); latencies are still only printed
 #
-# Figures are printed, not asserted: the exit status is 0 unless a tool fails.
+# Figures are printed, not asserted: without CHECK=1 the exit status is 0
+# unless a tool fails.
 # The target column is issue 9's bar: healthy p99 <= max(2 x baseline p99, 50 ms)
 # with no errors; RSS is sampled (VmRSS) every 0.2 s during each attack, and
 # "fds" is the server's peak open file descriptors (≈ connections held).
@@ -50,7 +55,10 @@ SECKILL_SET=${SECKILL_SET:-}
 KEEP=${KEEP:-0}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH="$ROOT/target/release/seckill-bench"
+BENCH=${BENCH:-"$ROOT/target/release/seckill-bench"}
+CHECK=${CHECK:-0}
+RSS_MAX_MIB=${RSS_MAX_MIB:-512}
+FAILED=()
 SECKILL=${SECKILL:-"$ROOT/target/release/seckill"}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/seckill-slow.XXXXXX")
 PIDS=()
@@ -214,6 +222,8 @@ for mode in $MODES; do
     read -r rss_peak fd_peak <<<"$(awk 'BEGIN{r=0;f=0} {if ($1>r) r=$1; if ($2>f) f=$2} END{print r, f}' "$samples")"
     rss1=$(rss_kb "$SECKILL_PID")
     ok=$(python3 -c "print('yes' if $p99 <= $TARGET and $errs == 0 else 'NO')")
+    [[ $errs == 0 ]] || FAILED+=("$name: the healthy client saw $errs errors ($detail)")
+    [[ $((rss_peak / 1024)) -le $RSS_MAX_MIB ]] || FAILED+=("$name: RSS peak $((rss_peak / 1024)) MiB > $RSS_MAX_MIB MiB")
     ROWS+=("$(printf '%-13s %9.3f %9.3f %9.3f %5s %6s %-22s %8.1f %8.1f %8.1f %6s %6s %7s %7s %6s' \
         "$name" "$p99" "$BASE_P99" "$TARGET" "$ok" "$errs" "$detail" \
         "$(mib "$rss0")" "$(mib "$rss_peak")" "$(mib "$rss1")" \
@@ -234,4 +244,11 @@ for row in "${ROWS[@]}"; do echo "$row"; done
 echo
 echo "s_conn: most slow connections slowhttptest reported connected at once; s_closed: closed by"
 echo "the server by the end; s_avail: slowhttptest's own probe (service available) at the end."
+if [[ $CHECK == 1 ]]; then
+    if [[ ${#FAILED[@]} -gt 0 ]]; then
+        printf 'slow-clients: FAILED: %s\n' "${FAILED[@]}" >&2
+        exit 1
+    fi
+    echo "check: no healthy-client error in any mode, RSS peak <= $RSS_MAX_MIB MiB"
+fi
 exit 0
