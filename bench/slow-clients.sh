@@ -55,11 +55,11 @@ SECKILL_SET=${SECKILL_SET:-}
 KEEP=${KEEP:-0}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH=${BENCH:-"$ROOT/target/release/seckill-bench"}
+BENCH=$(realpath "${BENCH:-"$ROOT/target/release/seckill-bench"}")
 CHECK=${CHECK:-0}
 RSS_MAX_MIB=${RSS_MAX_MIB:-512}
 FAILED=()
-SECKILL=${SECKILL:-"$ROOT/target/release/seckill"}
+SECKILL=$(realpath "${SECKILL:-"$ROOT/target/release/seckill"}")
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/seckill-slow.XXXXXX")
 PIDS=()
 
