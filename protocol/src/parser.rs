@@ -577,6 +577,13 @@ impl FieldsSeen {
                     self.content_length = Some(parse_content_length(value)?);
                 }
                 17 if is("transfer-encoding") => {
+                    // An empty line names no coding. The RFC lets it combine
+                    // into the other lines' list, but a proxy in front that
+                    // reads only the first line would see no body at all:
+                    // refuse it, as nginx and h11 do.
+                    if list_elements(value).next().is_none() {
+                        return Err(bad(BadRequest::InvalidTransferEncoding));
+                    }
                     self.transfer_encoding.get_or_insert_default().read(value);
                 }
                 10 if is("connection") => {
