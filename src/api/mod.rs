@@ -119,7 +119,10 @@ mod tests {
         assert_eq!(parse_body(Route::Register, br#"{"username":"alice","password":"12345678"}"#), Ok(()));
         assert_eq!(parse_body(Route::SalePath, br#"{"captcha":13}"#), Ok(()));
         assert!(parse_body(Route::SalePath, br#"{"captcha":[1]}"#).is_err());
-        assert_eq!(parse_body(Route::Seckill, br#"{"item_id":1,"request_id":"r\u00e9"}"#), Ok(()));
+        // An escaped request id is unescaped, then checked: printable ASCII only.
+        assert_eq!(parse_body(Route::Seckill, br#"{"item_id":1,"request_id":"r\u0041"}"#), Ok(()));
+        assert!(parse_body(Route::Seckill, br#"{"item_id":1,"request_id":"r\u00e9"}"#).is_err());
+        assert!(parse_body(Route::Seckill, br#"{"item_id":1,"quantity":0}"#).is_err());
         assert!(parse_body(Route::AdminStock, br#"{"delta":1,"x":2}"#).is_err());
         assert!(parse_body(Route::AdminItem, b"[]").is_err());
         assert_eq!(parse_body(Route::Healthz, b"\xff"), Ok(()));
