@@ -103,7 +103,7 @@ fn poll_until<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> Opt
 fn sigterm_drains_then_exits_zero() {
     for options in designs() {
         // A drain long enough that a loaded machine still probes inside it.
-        let mut server = Server::start_with(options.set("server.drain_ms", 2000));
+        let mut server = Server::start_with(options.set("server.drain_ms", 4000));
         let mut kept = server.connect();
         kept.send_request("GET", "/healthz", &[], b"");
         assert_eq!(kept.read_response(false).status, 200);
@@ -111,7 +111,7 @@ fn sigterm_drains_then_exits_zero() {
         server.signal(libc::SIGTERM);
         // During the drain the listener still accepts, and readiness is
         // refused as soon as the signal has been delivered.
-        let ready = poll_until(Duration::from_secs(2), || try_get(&server, "/readyz").filter(|r| r.status == 503))
+        let ready = poll_until(Duration::from_millis(3500), || try_get(&server, "/readyz").filter(|r| r.status == 503))
             .expect("/readyz turns 503 during the drain");
         assert_eq!(ready.json()["code"], "draining");
         assert!(ready.header("retry-after").is_some());
