@@ -28,6 +28,11 @@ pub enum ApiError {
     Overloaded,
     /// A backend is down or being rebuilt: retry shortly.
     Unavailable,
+    /// Not an answer: the session is not in this loop's cache and only a
+    /// worker can ask the shared cache. The handler parks the request, a
+    /// worker finds the session and the request is handled again. Should it
+    /// ever reach a client, it reads as `Unavailable`.
+    SessionElsewhere,
     NoSuchItem,
     NotStarted,
     Ended,
@@ -56,9 +61,11 @@ impl ApiError {
                 Status::NOT_FOUND
             }
             ApiError::MethodNotAllowed { .. } => Status::METHOD_NOT_ALLOWED,
-            ApiError::NotReady | ApiError::Draining | ApiError::Overloaded | ApiError::Unavailable => {
-                Status::SERVICE_UNAVAILABLE
-            }
+            ApiError::NotReady
+            | ApiError::Draining
+            | ApiError::Overloaded
+            | ApiError::Unavailable
+            | ApiError::SessionElsewhere => Status::SERVICE_UNAVAILABLE,
             ApiError::InvalidInput(_) => Status::BAD_REQUEST,
             ApiError::UsernameTaken
             | ApiError::ItemHasOrders
@@ -92,7 +99,7 @@ impl ApiError {
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Overloaded => "overloaded",
-            ApiError::Unavailable => "unavailable",
+            ApiError::Unavailable | ApiError::SessionElsewhere => "unavailable",
             ApiError::NoSuchItem => "no_such_item",
             ApiError::NotStarted => "not_started",
             ApiError::Ended => "ended",
@@ -126,7 +133,7 @@ impl ApiError {
             ApiError::Unauthenticated => "a valid session or token is needed",
             ApiError::RateLimited { .. } => "too many requests; retry after the given seconds",
             ApiError::Overloaded => "the server is busy; retry shortly",
-            ApiError::Unavailable => "a backend is unavailable; retry shortly",
+            ApiError::Unavailable | ApiError::SessionElsewhere => "a backend is unavailable; retry shortly",
             ApiError::NoSuchItem => "no such item",
             ApiError::NotStarted => "the sale has not started",
             ApiError::Ended => "the sale has ended",
@@ -151,7 +158,11 @@ impl ApiError {
     pub const fn retry_after_s(self) -> Option<u64> {
         match self {
             ApiError::RateLimited { retry_after_s } => Some(retry_after_s),
-            ApiError::NotReady | ApiError::Draining | ApiError::Overloaded | ApiError::Unavailable => Some(1),
+            ApiError::NotReady
+            | ApiError::Draining
+            | ApiError::Overloaded
+            | ApiError::Unavailable
+            | ApiError::SessionElsewhere => Some(1),
             _ => None,
         }
     }

@@ -111,6 +111,8 @@ impl TouchQueue {
 #[derive(Debug)]
 pub struct Lifecycle {
     draining: AtomicBool,
+    /// The keeper's last check of the cache (a shared one can go away).
+    cache_reachable: AtomicBool,
     metrics: Metrics,
     loop_stats: OnceLock<Arc<[LoopStats]>>,
 }
@@ -120,7 +122,12 @@ pub const REVOCATIONS_KEPT: usize = 4096;
 
 impl Lifecycle {
     pub fn new(loops: usize) -> Self {
-        Lifecycle { draining: AtomicBool::new(false), metrics: Metrics::new(loops), loop_stats: OnceLock::new() }
+        Lifecycle {
+            draining: AtomicBool::new(false),
+            cache_reachable: AtomicBool::new(true),
+            metrics: Metrics::new(loops),
+            loop_stats: OnceLock::new(),
+        }
     }
 }
 
@@ -148,10 +155,14 @@ impl App {
         self.lifecycle.draining.load(Ordering::Acquire)
     }
 
-    /// Whether this instance can serve the sale: the embedded store and cache
-    /// are in process and the catalogue was loaded before the listeners
-    /// opened, so a running embedded instance is ready.
+    /// Whether this instance can serve the sale: the catalogue and the sale
+    /// were loaded before the listeners opened, and the cache answered the
+    /// keeper's last check (an in-process cache always does).
     pub fn is_ready(&self) -> bool {
-        true
+        self.lifecycle.cache_reachable.load(Ordering::Relaxed)
+    }
+
+    pub fn set_cache_reachable(&self, reachable: bool) {
+        self.lifecycle.cache_reachable.store(reachable, Ordering::Relaxed);
     }
 }

@@ -7,13 +7,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use seckill_protocol::{ContentType, DateHeader, Request, RequestInfo, ResponseWriter, Status};
+use seckill_protocol::{ContentType, DateHeader, OwnedRequest, Request, RequestInfo, ResponseWriter, Status};
 use seckill_reactor::{Exchange, Handler};
 
 use crate::api_error::ApiError;
 use crate::app::{App, Counters};
 use crate::auth::path::PathSigner;
-use crate::auth::session::{Cached, Session, SessionCache, TokenKey, token_hash, token_of};
+use crate::auth::session::{Cached, Session, SessionCache, TokenHash, TokenKey, token_hash, token_of};
 use crate::catalogue::CatalogueView;
 use crate::client_addr::client_ip;
 use crate::limits::ip_key;
@@ -42,6 +42,13 @@ pub enum Answer {
         pay_deadline_ms: u64,
     },
     Error(ApiError),
+    /// Not an answer: handle the request again, now that a worker found its
+    /// session (held by the shared cache, not yet by this loop).
+    Replay {
+        request: Box<OwnedRequest>,
+        token: TokenKey,
+        session: Session,
+    },
 }
 
 impl Answer {
@@ -50,6 +57,7 @@ impl Answer {
             Answer::Reply(reply) => reply.status,
             Answer::Order { .. } => Status::OK,
             Answer::Error(error) => error.status(),
+            Answer::Replay { .. } => Status::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -61,6 +69,10 @@ impl Answer {
                     .body_with(ContentType::Json, |out| crate::api::buy::write_success(out, order_id, pay_deadline_ms));
             }
             Answer::Error(error) => error.finish(ResponseWriter::new(out, date, info, error.status())),
+            // `Handler::replay` takes these before anything is written.
+            Answer::Replay { .. } => {
+                ResponseWriter::new(out, date, info, Status::INTERNAL_SERVER_ERROR).empty();
+            }
         }
     }
 }
@@ -100,6 +112,9 @@ pub struct LoopHandler {
     pub(crate) sessions: SessionCache,
     pub(crate) catalogue: CatalogueView,
     pub(crate) path_signer: PathSigner,
+    /// The request being handled is a replay: its session was just put in
+    /// this loop's cache, so a second miss must not ask again (no loop).
+    replaying: bool,
 }
 
 impl LoopHandler {
@@ -110,6 +125,7 @@ impl LoopHandler {
             sessions: SessionCache::new(s.sessions_per_loop_max, s.session_ttl_ms, s.session_touch_interval_ms),
             catalogue: CatalogueView::new(app.catalogue.clone()),
             path_signer: app.path_signer.clone(),
+            replaying: false,
             app,
         }
     }
@@ -167,8 +183,10 @@ impl LoopHandler {
                         Ok((token, session))
                     }
                     Some(None) => Err(ApiError::Unauthenticated),
-                    // A remote cache cannot answer on the loop.
-                    None => Err(ApiError::Unavailable),
+                    // A shared cache cannot answer on the loop: a worker will
+                    // ask it, then the request is handled again.
+                    None if self.replaying => Err(ApiError::Unavailable),
+                    None => Err(ApiError::SessionElsewhere),
                 }
             }
         }
@@ -217,6 +235,46 @@ impl LoopHandler {
         }));
         Ok(Answered::Later)
     }
+
+    /// Parks `request`, whose session only the shared cache (or the store)
+    /// knows, while a worker finds it; the request is then handled again
+    /// with the session in this loop's cache (see [`Handler::replay`]). A
+    /// copy of the request travels with the job: this happens once per token
+    /// and loop, not per request.
+    fn find_session_elsewhere(&self, request: &Request<'_>, exchange: &mut Exchange<'_>, route: Route) -> Outcome {
+        let token = token_of(&request.headers).ok_or(ApiError::Unauthenticated)?;
+        let Some(reservation) = self.app.workers.try_reserve() else {
+            Counters::bump(&self.app.counters.workers_full);
+            return Err(ApiError::Overloaded);
+        };
+        let park = exchange.park(exchange.now() + WORKER_ANSWER_DEADLINE);
+        let copy = Box::new(OwnedRequest::copy_of(request));
+        let now_ms = wall_ms(exchange);
+        let app = self.app.clone();
+        reservation.submit(Box::new(move |completer| {
+            let answer = match shared_session(&app, &token_hash(&token), now_ms) {
+                Ok(Some(session)) => Answer::Replay { request: copy, token, session },
+                Ok(None) => Answer::Error(ApiError::Unauthenticated),
+                Err(error) => Answer::Error(error),
+            };
+            completer.push(park, Completion { route, answer });
+        }));
+        Ok(Answered::Later)
+    }
+}
+
+/// The session of `hash` in the shared cache, else in the store (the truth:
+/// a cache that lost its data, or cannot be reached, costs a store lookup,
+/// not a login). Runs on a worker.
+fn shared_session(app: &App, hash: &TokenHash, now_ms: u64) -> Result<Option<Session>, ApiError> {
+    if let Ok(Some(session)) = app.cache.session(hash, now_ms) {
+        return Ok(Some(session));
+    }
+    let Some(record) = app.store.session(hash)?.filter(|r| now_ms < r.expires_ms) else { return Ok(None) };
+    let session = Session { user_id: record.user_id, expires_ms: record.expires_ms };
+    // Put back for the other instances; failing that costs them a lookup.
+    let _ = app.cache.put_sessions(&[(*hash, session)]);
+    Ok(Some(session))
 }
 
 /// Milliseconds since the Unix epoch of the loop's wall clock.
@@ -232,7 +290,12 @@ impl Handler for LoopHandler {
             Ok(matched) => {
                 let now_ms = wall_ms(exchange);
                 let mut call = Call { request, exchange: &mut *exchange, matched, now_ms };
-                (Some(matched.route), self.dispatch(&mut call))
+                let result = match self.dispatch(&mut call) {
+                    Err(ApiError::SessionElsewhere) => self.find_session_elsewhere(request, exchange, matched.route),
+                    result => result,
+                };
+                self.replaying = false;
+                (Some(matched.route), result)
             }
             Err(Miss::NotFound) => (None, Err(ApiError::NotFound)),
             Err(Miss::MethodNotAllowed { allow }) => (None, Err(ApiError::MethodNotAllowed { allow })),
@@ -259,6 +322,17 @@ impl Handler for LoopHandler {
         let status = completion.answer.status();
         completion.answer.write(info, date, out);
         self.app.metrics().shard(self.loop_id).record(Some(completion.route), status, parked_at.elapsed());
+    }
+
+    fn replay(&mut self, completion: Completion) -> Result<OwnedRequest, Completion> {
+        match completion.answer {
+            Answer::Replay { request, token, session } => {
+                self.sessions.insert(token, session, crate::clock::now_ms());
+                self.replaying = true;
+                Ok(*request)
+            }
+            answer => Err(Completion { route: completion.route, answer }),
+        }
     }
 
     fn park_expired(&mut self, info: RequestInfo, parked_at: Instant, date: &DateHeader, out: &mut Vec<u8>) {

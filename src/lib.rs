@@ -10,6 +10,7 @@
 //! - [`api`]: the endpoints, one file per area.
 //! - [`reply`]: answers prepared by workers for parked requests.
 //! - [`api_error`]: every API error with its status and code.
+//! - [`bridge`]: plain threads calling an async client on its own thread, with deadlines.
 //! - [`auth`]: secrets, password hashing, sessions, the hidden path.
 //! - [`cache`]: sessions, captchas and results every instance sees; in process by default.
 //! - [`captcha`]: arithmetic questions drawn into PNGs.
@@ -33,6 +34,7 @@ pub mod api;
 pub mod api_error;
 pub mod app;
 pub mod auth;
+pub mod bridge;
 pub mod cache;
 pub mod captcha;
 pub mod catalogue;

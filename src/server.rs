@@ -18,7 +18,9 @@ use crate::auth::path::PathSigner;
 use crate::auth::secrets;
 use crate::auth::session::{RevocationLog, Session, TokenHash};
 use crate::cache::Cache;
+use crate::cache::events::{self, Subscription};
 use crate::cache::memory::MemoryCache;
+use crate::cache::redis::{RedisCache, RedisOptions};
 use crate::catalogue::{Catalogue, Item};
 use crate::expiry::{Entry, ExpiryDriver, ExpiryWheel, WheelConfig};
 use crate::handler::{Completion, LoopHandler};
@@ -122,7 +124,7 @@ const STORE_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// Opens the store and the cache, loads the catalogue, the live sessions
 /// and the sale's state, and assembles the shared state. Also returns the
 /// expiry wheel, rebuilt from the pending orders, for the writer thread.
-pub fn build_app(config: &Config) -> Result<(App, ExpiryDriver), StartError> {
+pub fn build_app(config: &Config) -> Result<(App, ExpiryDriver, Subscription), StartError> {
     let data_dir = std::path::PathBuf::from(&config.server.data_dir);
     let store: Arc<dyn Store> = match &config.store.url {
         StoreUrl::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
@@ -133,8 +135,20 @@ pub fn build_app(config: &Config) -> Result<(App, ExpiryDriver), StartError> {
     }
     let cache: Arc<dyn Cache> = match &config.cache.url {
         CacheUrl::Memory => Arc::new(MemoryCache::new(config.captcha.outstanding_max)),
-        other => return Err(StartError::Unsupported(format!("cache.url: {other:?} is not supported yet"))),
+        url @ (CacheUrl::Redis { .. } | CacheUrl::RedisCluster { .. }) => {
+            let options = RedisOptions {
+                url: url.clone(),
+                key_prefix: config.cache.key_prefix.clone(),
+                command_timeout: Duration::from_millis(config.cache.command_timeout_ms),
+            };
+            let cache = RedisCache::open(&options).map_err(|e| StartError::Unsupported(e.to_string()))?;
+            log!(Level::Info, "cache", url = cache.shown(), key_prefix = config.cache.key_prefix);
+            Arc::new(cache)
+        }
     };
+    // Before anything is loaded: a change another instance makes meanwhile
+    // is then heard, not missed.
+    let subscription = events::subscribe(&*cache).map_err(|e| StartError::Unsupported(e.to_string()))?;
     let (admin_token, origin) =
         secrets::configured_or_kept(&data_dir, "admin_token", config.auth.admin_token.as_ref().map(|s| s.expose()))
             .map_err(|e| StartError::Io("admin token in the data directory", e))?;
@@ -194,7 +208,7 @@ pub fn build_app(config: &Config) -> Result<(App, ExpiryDriver), StartError> {
         touches: TouchQueue::new(TOUCHES_MAX),
         lifecycle: Lifecycle::new(config.server.event_loops()),
     };
-    Ok((app, driver))
+    Ok((app, driver, subscription))
 }
 
 /// The sale's state rebuilt from the store, so that a restart (clean or
@@ -260,7 +274,7 @@ fn clamp_u32(v: u64) -> u32 {
 pub fn start(config: &Config) -> Result<Running, StartError> {
     let settings = ServerSettings::from_config(config);
     std::fs::create_dir_all(&config.server.data_dir).map_err(|e| StartError::Io("data directory", e))?;
-    let (app, driver) = build_app(config)?;
+    let (app, driver, subscription) = build_app(config)?;
     let app = Arc::new(app);
     let handler_app = app.clone();
     let reactor =
@@ -272,6 +286,7 @@ pub fn start(config: &Config) -> Result<Running, StartError> {
     app.hash_pool.start(&reactor.completer()).map_err(|e| StartError::Io("hash threads", e))?;
     app.workers.start(&reactor.completer()).map_err(|e| StartError::Io("worker threads", e))?;
     start_keeper(app.clone()).map_err(|e| StartError::Io("keeper thread", e))?;
+    events::start(app.clone(), subscription).map_err(|e| StartError::Io("cache events thread", e))?;
     let addr = reactor.local_addr();
     crate::log!(
         Level::Info,
@@ -338,6 +353,7 @@ fn start_keeper(app: Arc<App>) -> std::io::Result<()> {
             }
             let now_ms = crate::clock::now_ms();
             app.cache.prune(now_ms);
+            app.set_cache_reachable(app.cache.check().is_ok());
             if last_stats.elapsed() >= STORE_STATS_INTERVAL {
                 last_stats = Instant::now();
                 let stats: Vec<_> =

@@ -40,5 +40,5 @@ pub use date::DateHeader;
 pub use error::HttpError;
 pub use limits::Limits;
 pub use parser::{Parse, RequestParser};
-pub use request::{Headers, Method, Request, RequestInfo, Version};
+pub use request::{Headers, Method, OwnedRequest, Request, RequestInfo, Version};
 pub use response::{CONTINUE_100, ContentType, ResponseWriter, Status};

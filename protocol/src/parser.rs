@@ -858,6 +858,29 @@ mod tests {
     }
 
     #[test]
+    fn an_owned_copy_lends_back_the_same_request() {
+        let inputs: [&[u8]; 3] = [
+            b"POST /api/x?q=1 HTTP/1.1\r\nHost: h\r\nCookie: session=abc\r\nAuthorization: Bearer t\r\nX-Forwarded-For: 1.2.3.4\r\nContent-Length: 2\r\n\r\n{}",
+            // A chunked body lives in the parser's decode buffer, not the head.
+            b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            b"GET http://example.com:80/p HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        ];
+        for input in inputs {
+            check(input, |r| {
+                let copy = crate::OwnedRequest::copy_of(r);
+                let back = copy.request();
+                assert_eq!(
+                    (back.method, back.method_token, back.target, back.path, back.query, back.version),
+                    (r.method, r.method_token, r.target, r.path, r.query, r.version)
+                );
+                assert_eq!(back.headers, r.headers);
+                assert_eq!((back.body, back.info()), (r.body, r.info()));
+                assert_eq!(back.header("host"), r.header("host"));
+            });
+        }
+    }
+
+    #[test]
     fn target_forms() {
         check(b"GET http://example.com:80 HTTP/1.1\r\nHost: h\r\n\r\n", |r| {
             assert_eq!((r.path, r.query), ("/", ""));

@@ -131,3 +131,93 @@ pub(crate) fn trim_ows(value: &[u8]) -> &[u8] {
     let end = value.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
     &value[start..end]
 }
+
+/// A byte range of an [`OwnedRequest`]'s storage.
+type Span = (usize, usize);
+
+/// A request copied out of the read buffer, for a request that must be
+/// handled again later (after another thread fetched what the handler
+/// lacked). Rare by design: it allocates. [`OwnedRequest::request`] lends it
+/// back as the same [`Request`] the handler first saw.
+#[derive(Clone, Debug)]
+pub struct OwnedRequest {
+    bytes: Vec<u8>,
+    method: Method,
+    method_token: Span,
+    target: Span,
+    path: Span,
+    query: Span,
+    version: Version,
+    headers: [Option<Span>; 6],
+    body: Span,
+    expects_continue: bool,
+    keep_alive: bool,
+    raw_head: Span,
+}
+
+impl OwnedRequest {
+    /// Copies `request`: its raw head, then anything that lives outside it
+    /// (a decoded chunked body), with every field kept as a range.
+    pub fn copy_of(request: &Request<'_>) -> OwnedRequest {
+        let mut bytes = Vec::with_capacity(request.raw_head.len() + request.body.len());
+        bytes.extend_from_slice(request.raw_head);
+        let head = request.raw_head;
+        let mut span = |part: &[u8]| -> Span {
+            let (start, end) = (part.as_ptr() as usize, part.as_ptr() as usize + part.len());
+            let (head_start, head_end) = (head.as_ptr() as usize, head.as_ptr() as usize + head.len());
+            if !part.is_empty() && start >= head_start && end <= head_end {
+                (start - head_start, part.len())
+            } else {
+                let at = bytes.len();
+                bytes.extend_from_slice(part);
+                (at, part.len())
+            }
+        };
+        let h = &request.headers;
+        let headers = [h.host, h.content_type, h.cookie, h.authorization, h.x_forwarded_for, h.if_none_match]
+            .map(|field| field.map(&mut span));
+        OwnedRequest {
+            method: request.method,
+            method_token: span(request.method_token.as_bytes()),
+            target: span(request.target.as_bytes()),
+            path: span(request.path.as_bytes()),
+            query: span(request.query.as_bytes()),
+            version: request.version,
+            headers,
+            body: span(request.body),
+            expects_continue: request.expects_continue,
+            keep_alive: request.keep_alive,
+            raw_head: (0, request.raw_head.len()),
+            bytes,
+        }
+    }
+
+    /// The request, borrowing this copy.
+    pub fn request(&self) -> Request<'_> {
+        let bytes = |(at, len): Span| &self.bytes[at..at + len];
+        // Every text span was copied from a `&str`, so it is UTF-8.
+        let text = |span: Span| std::str::from_utf8(bytes(span)).unwrap_or_default();
+        let field = |i: usize| self.headers[i].map(bytes);
+        Request {
+            method: self.method,
+            method_token: text(self.method_token),
+            target: text(self.target),
+            path: text(self.path),
+            query: text(self.query),
+            version: self.version,
+            headers: Headers {
+                host: field(0),
+                content_type: field(1),
+                cookie: field(2),
+                authorization: field(3),
+                x_forwarded_for: field(4),
+                if_none_match: field(5),
+            },
+            body: bytes(self.body),
+            expects_continue: self.expects_continue,
+            keep_alive: self.keep_alive,
+            raw_head: bytes(self.raw_head),
+            wire_len: 0,
+        }
+    }
+}

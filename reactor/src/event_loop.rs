@@ -20,7 +20,7 @@ use mio::event::Event;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Registry};
 use seckill_protocol::response::write_error;
-use seckill_protocol::{CONTINUE_100, DateHeader, HttpError, Parse, RequestInfo, ResponseWriter, Status};
+use seckill_protocol::{CONTINUE_100, DateHeader, HttpError, OwnedRequest, Parse, RequestInfo, ResponseWriter, Status};
 
 use crate::buffers::{Pools, ReadState};
 use crate::completion::{Inbox, ParkToken};
@@ -376,9 +376,12 @@ impl<H: Handler> EventLoop<H> {
         stats.completions.fetch_add(1, Relaxed);
         stats.parked.fetch_sub(1, Relaxed);
         let core = &mut self.core;
-        core.answer_parked(conn, index, |handler, info, parked_at, date, out| {
-            handler.complete(completion, info, parked_at, date, out)
-        });
+        match core.handler.replay(completion) {
+            Ok(request) => core.rehandle(conn, index, key, &request),
+            Err(completion) => core.answer_parked(conn, index, |handler, info, parked_at, date, out| {
+                handler.complete(completion, info, parked_at, date, out)
+            }),
+        }
         core.enqueue(conn, key);
     }
 
@@ -664,6 +667,43 @@ impl<H: Handler> Core<H> {
         conn.request_started = None;
         if let Some(read) = conn.read.take() {
             self.pools.give_read(read);
+        }
+    }
+
+    /// Handles the parked request at `index` again, from the copy its
+    /// completion carried, as if it had just arrived in its place: answered
+    /// now (releasing the held answers behind it) or parked again.
+    fn rehandle(&mut self, conn: &mut Connection, index: usize, key: Key, owned: &OwnedRequest) {
+        let Some(slot) = conn.slots.get(index) else { return };
+        let seq = slot.seq;
+        let SlotState::Parked { info, parked_at, .. } = slot.state else { return };
+        let held = index > 0;
+        let out = output(&mut conn.wbuf, &mut conn.held, held, &mut self.pools);
+        let out_start = out.len();
+        let cx = Context { date: &self.date, now: self.now, wall_now: self.wall_now, loop_id: self.id };
+        let mut exchange = Exchange::new(out, cx, info, conn.peer, key, seq);
+        self.handler.handle(&owned.request(), &mut exchange);
+        match exchange.outcome() {
+            Outcome::Parked { deadline } => {
+                let out = if held { &mut conn.held } else { &mut conn.wbuf };
+                out.truncate(out_start);
+                conn.slots[index].state = SlotState::Parked { info, parked_at, deadline };
+                self.stats().parked.fetch_add(1, Relaxed);
+            }
+            outcome @ (Outcome::Responded | Outcome::Unanswered) => {
+                let out = if held { &mut conn.held } else { &mut conn.wbuf };
+                // What was written is dropped: `answer_parked` writes it again
+                // at the same place, with the slot's bookkeeping.
+                let written = out.split_off(out_start);
+                self.answer_parked(conn, index, |_, info, _, date, out| {
+                    if outcome == Outcome::Unanswered {
+                        // A handler bug; the client still gets an answer, in order.
+                        ResponseWriter::new(out, date, info, Status::INTERNAL_SERVER_ERROR).empty();
+                    } else {
+                        out.extend_from_slice(&written);
+                    }
+                });
+            }
         }
     }
 

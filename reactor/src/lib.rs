@@ -44,7 +44,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mio::{Poll, Waker};
-use seckill_protocol::{DateHeader, Limits, Request, RequestInfo};
+use seckill_protocol::{DateHeader, Limits, OwnedRequest, Request, RequestInfo};
 
 mod affinity;
 mod buffers;
@@ -112,6 +112,15 @@ pub trait Handler: 'static {
         date: &DateHeader,
         out: &mut Vec<u8>,
     );
+
+    /// Whether `completion` asks instead for its request to be handled again
+    /// on this loop, from the copy it carries: e.g. a worker fetched what the
+    /// loop lacked (a session held by another instance). The request then
+    /// goes through [`handle`](Self::handle) in its place in the pipeline,
+    /// and may be answered or parked again. The default never replays.
+    fn replay(&mut self, completion: Self::Completion) -> Result<OwnedRequest, Self::Completion> {
+        Err(completion)
+    }
 
     /// Writes the answer to a parked request whose deadline passed before a
     /// completion came (a completion arriving later is dropped).

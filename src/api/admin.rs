@@ -13,6 +13,7 @@ use crate::api_error::ApiError;
 use crate::app::App;
 use crate::auth::validate::{password_ok, username_ok};
 use crate::auth::{bearer, constant_time_eq};
+use crate::cache::CacheEvent;
 use crate::catalogue::Item;
 use crate::handler::{Call, LoopHandler, Outcome, Pool};
 use crate::reply::Reply;
@@ -66,6 +67,23 @@ pub(crate) fn publish_item(app: &App, record: ItemRecord, stats: &ItemStats) -> 
     }
     let item = app.catalogue.put(Item::new(record, app.sale.left(item_id)));
     Ok(item)
+}
+
+/// Reloads item `item_id` from the store after another instance changed it
+/// (or its stock): catalogue, and stock when its total changed.
+pub(crate) fn reload_item(app: &App, item_id: u64) -> Result<(), ApiError> {
+    let Some(record) = app.store.item(item_id)? else { return Ok(()) };
+    let stats = app.store.item_stats(item_id)?;
+    publish_item(app, record, &stats).map(drop)
+}
+
+/// Tells the other instances that `item_id` changed. The change is durable
+/// already; an instance that misses the news resynchronises when its
+/// subscription comes back, so a failure here is logged, not answered.
+fn announce_item(app: &App, item_id: u64) {
+    if let Err(e) = app.cache.announce(&CacheEvent::ItemChanged(item_id)) {
+        crate::log!(crate::log::Level::Warn, "item change not announced", item_id = item_id, error = e);
+    }
 }
 
 #[derive(Deserialize)]
@@ -128,6 +146,7 @@ impl LoopHandler {
             let stored = app.store.put_item(&record)?;
             let stats = app.store.item_stats(stored.id)?;
             let item = publish_item(app, stored, &stats)?;
+            announce_item(app, item.spec.id);
             let mut body = Vec::new();
             item.write_json(&mut body, now_ms);
             Ok(Reply::json(Status::OK, body))
@@ -222,6 +241,7 @@ impl LoopHandler {
             }
             let record = app.store.item(item_id)?.ok_or(ApiError::NoSuchItem)?;
             app.catalogue.put(Item::new(record, app.sale.left(item_id)));
+            announce_item(app, item_id);
             Ok(Reply::json_value(Status::OK, &stats_json(&stats)))
         })
     }

@@ -7,7 +7,8 @@ use serde::Deserialize;
 
 use super::{json_body, json_now, push_u64};
 use crate::api_error::ApiError;
-use crate::app::Counters;
+use crate::app::{App, Counters};
+use crate::auth::path::PathSigner;
 use crate::cache::{CaptchaEntry, PutCaptchaError};
 use crate::captcha;
 use crate::catalogue::SaleState;
@@ -77,21 +78,19 @@ impl LoopHandler {
             SaleState::Ended => return Err(ApiError::Ended),
             SaleState::Active | SaleState::SoldOut => {}
         }
-        let counters = &self.app.counters;
         // Any answer consumes the captcha, right or wrong.
-        let outstanding = self.app.cache.take_captcha_now(session.user_id, item_id).ok_or(ApiError::Unavailable)?;
-        let Some(captcha) = outstanding.filter(|c| now_ms < c.expires_ms) else {
-            Counters::bump(&counters.captchas_expired);
-            return Err(ApiError::CaptchaExpired);
+        let Some(outstanding) = self.app.cache.take_captcha_now(session.user_id, item_id) else {
+            // A shared cache: a worker takes it (GETDEL) and mints the path.
+            let signer = self.path_signer.clone();
+            return self.offload(call, Pool::General, move |app| {
+                let outstanding =
+                    app.cache.take_captcha(session.user_id, item_id).map_err(|_| ApiError::Unavailable)?;
+                let (path, expires_ms) = judge(app, &signer, outstanding, answer, session.user_id, item_id, now_ms)?;
+                Ok(Reply::json_value(Status::OK, &serde_json::json!({ "path": path, "expires_ms": expires_ms })))
+            });
         };
-        if answer != Some(captcha.answer) {
-            Counters::bump(&counters.captchas_wrong);
-            return Err(ApiError::CaptchaWrong);
-        }
-        Counters::bump(&counters.captchas_right);
-        Counters::bump(&counters.paths_issued);
-        let expires_ms = now_ms + self.app.settings.path_ttl_ms;
-        let path = self.path_signer.mint(session.user_id, item_id, expires_ms);
+        let (path, expires_ms) =
+            judge(&self.app, &self.path_signer, outstanding, answer, session.user_id, item_id, now_ms)?;
         json_now(call, Status::OK, |out| {
             out.extend_from_slice(b"{\"path\":\"");
             out.extend_from_slice(path.as_bytes());
@@ -100,4 +99,30 @@ impl LoopHandler {
             out.push(b'}');
         })
     }
+}
+
+/// The captcha taken for (user, item) against the `answer` given: the
+/// hidden path and its expiry when right, the refusal otherwise.
+fn judge(
+    app: &App,
+    signer: &PathSigner,
+    outstanding: Option<CaptchaEntry>,
+    answer: Option<i64>,
+    user_id: u64,
+    item_id: u64,
+    now_ms: u64,
+) -> Result<(String, u64), ApiError> {
+    let counters = &app.counters;
+    let Some(captcha) = outstanding.filter(|c| now_ms < c.expires_ms) else {
+        Counters::bump(&counters.captchas_expired);
+        return Err(ApiError::CaptchaExpired);
+    };
+    if answer != Some(captcha.answer) {
+        Counters::bump(&counters.captchas_wrong);
+        return Err(ApiError::CaptchaWrong);
+    }
+    Counters::bump(&counters.captchas_right);
+    Counters::bump(&counters.paths_issued);
+    let expires_ms = now_ms + app.settings.path_ttl_ms;
+    Ok((signer.mint(user_id, item_id, expires_ms), expires_ms))
 }

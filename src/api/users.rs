@@ -11,6 +11,7 @@ use crate::app::{App, Counters};
 use crate::auth::secrets::random_token;
 use crate::auth::session::{Session, TokenHash, token_hash, token_key};
 use crate::auth::validate::{password_ok, username_ok};
+use crate::cache::CacheEvent;
 use crate::handler::{Call, LoopHandler, Outcome, Pool};
 use crate::reply::Reply;
 use crate::store::SessionRecord;
@@ -111,6 +112,10 @@ impl LoopHandler {
             app.store.delete_session(&hash)?;
             app.cache.remove_session(&hash).map_err(|_| ApiError::Unavailable)?;
             app.revocations.revoke(token);
+            // Every other instance's loops forget it too (within a pub/sub
+            // hop). If this fails the client may retry; the session is gone
+            // from the store and the cache already.
+            app.cache.announce(&CacheEvent::Revoked(token)).map_err(|_| ApiError::Unavailable)?;
             Counters::bump(&app.counters.logouts);
             Ok(Reply::empty(Status::NO_CONTENT)
                 .header("Set-Cookie", "session=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0"))

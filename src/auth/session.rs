@@ -188,6 +188,15 @@ impl RevocationLog {
         self.newest.store(seq, Ordering::Release);
     }
 
+    /// Makes every loop forget its whole cache (revocations may have been
+    /// missed): always safe, it costs each session one shared lookup.
+    pub fn forget_all(&self) {
+        let mut ring = self.ring.lock();
+        ring.clear();
+        // With the ring empty, every loop is now behind it.
+        self.newest.fetch_add(1, Ordering::Release);
+    }
+
     /// Brings `cache` up to date. The common case is one atomic load.
     fn apply(&self, cache: &mut SessionCache) {
         let newest = self.newest.load(Ordering::Acquire);
@@ -269,6 +278,21 @@ mod tests {
         log.revoke(token(4));
         assert_eq!(b.check(&token(2), 1, &log), Cached::Miss);
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn forgetting_all_empties_every_cache() {
+        let log = RevocationLog::new(4);
+        let mut a = SessionCache::new(10, 1_000, 100);
+        a.insert(token(1), Session { user_id: 1, expires_ms: 500 }, 0);
+        log.revoke(token(2));
+        assert!(matches!(a.check(&token(1), 1, &log), Cached::Valid { .. }));
+        log.forget_all();
+        assert_eq!(a.check(&token(1), 1, &log), Cached::Miss);
+        a.insert(token(1), Session { user_id: 1, expires_ms: 500 }, 0);
+        assert!(matches!(a.check(&token(1), 1, &log), Cached::Valid { .. }), "later entries stay");
+        log.revoke(token(3));
+        assert!(matches!(a.check(&token(1), 1, &log), Cached::Valid { .. }));
     }
 
     #[test]

@@ -8,9 +8,13 @@
 //! (an in-process cache answers them; a remote one returns `None`, meaning
 //! "ask again from a worker"); the others may block and run on workers.
 
+pub mod events;
 pub mod memory;
+pub mod redis;
 
-use crate::auth::session::{Session, TokenHash};
+use std::sync::Arc;
+
+use crate::auth::session::{Session, TokenHash, TokenKey};
 
 /// The cache is unreachable or failed: answer 503 `unavailable`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +40,32 @@ pub enum PutCaptchaError {
     Unavailable(CacheError),
 }
 
+/// News from another instance sharing the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheEvent {
+    /// A session was logged out: every loop must forget the token.
+    Revoked(TokenKey),
+    /// An item or its stock changed in the store: reload it.
+    ItemChanged(u64),
+    /// Events may have been missed (the subscription reconnected): forget
+    /// every loop's sessions and reload every item. Never sent, only delivered.
+    Resync,
+}
+
+/// Where a shared cache delivers the events it hears (on its own thread).
+pub type EventSink = Arc<dyn Fn(CacheEvent) + Send + Sync>;
+
 pub trait Cache: Send + Sync + std::fmt::Debug + 'static {
+    /// Whether other instances share this cache (and `*_now` may answer `None`).
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Whether the cache answers now (for `/readyz`; called by the keeper).
+    fn check(&self) -> Result<(), CacheError> {
+        Ok(())
+    }
+
     /// `Some(answer)` when the cache can answer without blocking.
     fn session_now(&self, hash: &TokenHash, now_ms: u64) -> Option<Option<Session>>;
     fn session(&self, hash: &TokenHash, now_ms: u64) -> Result<Option<Session>, CacheError>;
@@ -57,4 +86,15 @@ pub trait Cache: Send + Sync + std::fmt::Debug + 'static {
     fn prune(&self, now_ms: u64) -> usize;
     /// Counts for `/metrics`: (sessions, captchas).
     fn sizes(&self) -> (usize, usize);
+
+    /// Tells the other instances (a cache that is not shared has none).
+    fn announce(&self, _event: &CacheEvent) -> Result<(), CacheError> {
+        Ok(())
+    }
+
+    /// Delivers the other instances' announcements (and this one's own) to
+    /// `sink` from now on.
+    fn listen(&self, _sink: EventSink) -> Result<(), CacheError> {
+        Ok(())
+    }
 }

@@ -3,6 +3,7 @@
 //! to it, and kill it when the test ends (also when it fails).
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod nginx;
 pub mod sale;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -2,6 +2,7 @@
 //! users in bulk with sessions, captcha + path, and the buy itself.
 #![allow(dead_code)] // each test file uses a different subset
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -12,13 +13,52 @@ pub const HOUR_MS: u64 = 3_600_000;
 pub const PASSWORD: &str = "0123456789abcdef0123456789abcdef";
 
 /// Cheap argon2 so that tests hash in microseconds; rate limits off unless a
-/// test is about them.
+/// test is about them. With `SECKILL_TEST_BACKENDS=redis-mysql` the server
+/// runs on the production backends instead of the embedded default, with a
+/// database and key prefix of its own (`tests/run` runs the sale tests both ways).
 pub fn fast() -> ServerOptions {
-    ServerOptions::default()
+    let options = ServerOptions::default()
         .set("auth.argon2_memory_kib", 64)
         .set("auth.argon2_iterations", 1)
         .set("limits.per_user_rps", 0)
-        .set("limits.per_ip_rps", 0)
+        .set("limits.per_ip_rps", 0);
+    match std::env::var("SECKILL_TEST_BACKENDS").as_deref() {
+        Ok("redis-mysql") => Backends::fresh().apply(options),
+        Ok("embedded") | Err(_) => options,
+        Ok(other) => panic!("SECKILL_TEST_BACKENDS={other}: expected embedded or redis-mysql"),
+    }
+}
+
+/// Redis + MariaDB for one test: a database and a key prefix nobody else
+/// uses, on the services `tests/services` started (or those named by
+/// `SECKILL_TEST_MYSQL_URL` and `SECKILL_TEST_REDIS_URL`).
+#[derive(Debug, Clone)]
+pub struct Backends {
+    pub store_url: String,
+    pub cache_url: String,
+    pub key_prefix: String,
+}
+
+impl Backends {
+    pub fn fresh() -> Backends {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let unique =
+            format!("{}_{}_{}", std::process::id(), now_ms() % 1_000_000, NEXT.fetch_add(1, Ordering::Relaxed));
+        let mysql = std::env::var("SECKILL_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/".into());
+        let mysql = if mysql.ends_with('/') { mysql } else { format!("{mysql}/") };
+        Backends {
+            store_url: format!("{mysql}seckill_it_{unique}"),
+            cache_url: std::env::var("SECKILL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
+            key_prefix: format!("it{unique}:"),
+        }
+    }
+
+    pub fn apply(&self, options: ServerOptions) -> ServerOptions {
+        options
+            .set("store.url", &self.store_url)
+            .set("cache.url", &self.cache_url)
+            .set("cache.key_prefix", &self.key_prefix)
+    }
 }
 
 pub fn now_ms() -> u64 {

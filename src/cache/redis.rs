@@ -1,0 +1,395 @@
+//! [`RedisCache`]: the [`Cache`] on Redis (or a Redis Cluster) through fred,
+//! shared by every instance behind a load balancer.
+//!
+//! **Threading.** fred is asynchronous; the cache is called from workers,
+//! the keeper and the order writer, which are plain threads. A [`Bridge`]
+//! thread runs fred's client on a current-thread runtime; every call waits
+//! at most `cache.command_timeout_ms`. Loops never call Redis: the `*_now`
+//! methods answer `None` ("ask a worker"), and a loop that misses a session
+//! hands the lookup to a worker and replays the request when it comes back.
+//!
+//! **Keys** (all under `cache.key_prefix`):
+//! - `s:{sha256 hex}` → user id, expiring at the session's expiry (PXAT,
+//!   slid by the keeper's batched write-backs);
+//! - `c:{user}:{item}` → `answer:expires_ms`, taken with GETDEL so that any
+//!   answer consumes it on whichever instance it arrives;
+//! - channel `events`: `r:{token}` (a logout: a revoked token is dead, so
+//!   broadcasting it reveals nothing usable) and `i:{item}` (an item or its
+//!   stock changed). Every instance subscribes; after a reconnect it may have
+//!   missed messages, so it resynchronises (forgets every loop's sessions,
+//!   reloads the catalogue).
+//!
+//! **Failures.** fred reconnects with exponential back-off for ever; while
+//! disconnected, commands fail at once (`fail_fast`) and callers answer 503.
+//! Sessions and items are durable in the store, which stays the truth: a
+//! Redis that lost its data costs a store lookup per session, not a login.
+
+use std::time::Duration;
+
+use fred::prelude::*;
+use fred::types::config::{ServerConfig, UnresponsiveConfig};
+use fred::types::{Expiration, Message};
+
+use super::{Cache, CacheError, CacheEvent, CaptchaEntry, EventSink, PutCaptchaError};
+use crate::auth::session::{Session, TOKEN_LEN, TokenHash, token_key};
+use crate::bridge::{Bridge, BridgeError};
+use seckill_config::CacheUrl;
+
+/// Commands per pipeline when writing many sessions (start-up, write-backs).
+const PIPELINE_MAX: usize = 1_000;
+/// Reconnect back-off: from 50 ms, doubling, at most 2 s, for ever.
+const RECONNECT_MIN_MS: u32 = 50;
+const RECONNECT_MAX_MS: u32 = 2_000;
+
+/// Where and how to reach Redis.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    pub url: CacheUrl,
+    pub key_prefix: String,
+    pub command_timeout: Duration,
+}
+
+/// The cache on Redis. See the module doc.
+pub struct RedisCache {
+    bridge: Bridge<Client>,
+    config: Config,
+    prefix: String,
+    channel: String,
+    shown: String,
+}
+
+impl std::fmt::Debug for RedisCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCache").field("url", &self.shown).field("prefix", &self.prefix).finish()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> CacheError {
+    CacheError(e.to_string())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        s.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    s
+}
+
+/// fred's configuration for `url`; also the URL to show (without a password).
+fn fred_config(url: &CacheUrl) -> Result<(Config, String), CacheError> {
+    match url {
+        CacheUrl::Memory => Err(CacheError("memory:// is not a Redis URL".into())),
+        CacheUrl::Redis { url } => {
+            if url.starts_with("rediss://") {
+                return Err(CacheError("rediss:// (TLS) is not built into this server".into()));
+            }
+            let config = Config::from_url(url).map_err(unavailable)?;
+            let shown = match url.rsplit_once('@') {
+                Some((_, rest)) => format!("redis://…@{rest}"),
+                None => url.clone(),
+            };
+            Ok((config, shown))
+        }
+        CacheUrl::RedisCluster { nodes, username, password } => {
+            let mut hosts = Vec::with_capacity(nodes.len());
+            for node in nodes {
+                let (host, port) = node.rsplit_once(':').ok_or_else(|| CacheError(format!("node {node}: no port")))?;
+                let port: u16 = port.parse().map_err(|_| CacheError(format!("node {node}: bad port")))?;
+                hosts.push((host.trim_start_matches('[').trim_end_matches(']').to_owned(), port));
+            }
+            let config = Config {
+                server: ServerConfig::new_clustered(hosts),
+                username: username.clone(),
+                password: password.clone(),
+                ..Config::default()
+            };
+            Ok((config, format!("redis-cluster://{}", nodes.join(","))))
+        }
+    }
+}
+
+/// A builder with our policies: fail fast while disconnected, reconnect for
+/// ever with back-off, every command bounded in time.
+fn builder(config: &Config, timeout: Duration) -> Builder {
+    let mut builder = Builder::from_config(Config { fail_fast: true, ..config.clone() });
+    builder
+        .set_policy(ReconnectPolicy::new_exponential(0, RECONNECT_MIN_MS, RECONNECT_MAX_MS, 2))
+        .with_performance_config(|perf| perf.default_command_timeout = timeout)
+        .with_connection_config(|conn| {
+            conn.connection_timeout = timeout;
+            conn.internal_command_timeout = timeout;
+            // A Redis that stops answering (SIGSTOP) is noticed and the
+            // connection replaced, instead of every command timing out.
+            conn.unresponsive = UnresponsiveConfig { max_timeout: Some(timeout * 2), interval: timeout / 4 };
+        });
+    builder
+}
+
+impl RedisCache {
+    /// Connects (failing if Redis cannot be reached at start-up).
+    pub fn open(options: &RedisOptions) -> Result<Self, CacheError> {
+        let (config, shown) = fred_config(&options.url)?;
+        let client = builder(&config, options.command_timeout).build().map_err(unavailable)?;
+        let bridge = Bridge::start(
+            "redis-cache",
+            options.command_timeout,
+            move || async move {
+                // Connection errors surface through the first call below.
+                let _ = client.init().await;
+                client
+            },
+            |client: Client| async move {
+                let _ = client.quit().await;
+            },
+        )
+        .map_err(unavailable)?;
+        let cache = RedisCache {
+            bridge,
+            config,
+            prefix: options.key_prefix.clone(),
+            channel: format!("{}events", options.key_prefix),
+            shown,
+        };
+        cache.ping()?;
+        Ok(cache)
+    }
+
+    /// The URL without credentials, for logs.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    pub fn ping(&self) -> Result<(), CacheError> {
+        self.run(|client| async move { client.ping::<()>(None).await })
+    }
+
+    fn run<T, F, Fut>(&self, job: F) -> Result<T, CacheError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Client) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, Error>> + 'static,
+    {
+        match self.bridge.call(job) {
+            Ok(result) => result.map_err(unavailable),
+            Err(e @ (BridgeError::TimedOut(_) | BridgeError::Busy | BridgeError::Closed)) => Err(unavailable(e)),
+        }
+    }
+
+    fn session_key(&self, hash: &TokenHash) -> String {
+        format!("{}s:{}", self.prefix, hex(hash))
+    }
+
+    fn captcha_key(&self, user_id: u64, item_id: u64) -> String {
+        format!("{}c:{user_id}:{item_id}", self.prefix)
+    }
+}
+
+fn encode_captcha(entry: CaptchaEntry) -> String {
+    format!("{}:{}", entry.answer, entry.expires_ms)
+}
+
+fn decode_captcha(value: Option<String>) -> Option<CaptchaEntry> {
+    let (answer, expires) = value?.split_once(':').map(|(a, e)| (a.to_owned(), e.to_owned()))?;
+    Some(CaptchaEntry { answer: answer.parse().ok()?, expires_ms: expires.parse().ok()? })
+}
+
+/// An event as sent on the channel: `r:{token}` or `i:{item}`.
+fn encode_event(event: &CacheEvent) -> Option<String> {
+    match event {
+        CacheEvent::Revoked(token) => Some(format!("r:{}", std::str::from_utf8(token).ok()?)),
+        CacheEvent::ItemChanged(item_id) => Some(format!("i:{item_id}")),
+        CacheEvent::Resync => None,
+    }
+}
+
+fn decode_event(text: &str) -> Option<CacheEvent> {
+    match text.split_once(':')? {
+        ("r", token) if token.len() == TOKEN_LEN => token_key(token.as_bytes()).map(CacheEvent::Revoked),
+        ("i", item) => item.parse().ok().map(CacheEvent::ItemChanged),
+        _ => None,
+    }
+}
+
+fn ms(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl Cache for RedisCache {
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn check(&self) -> Result<(), CacheError> {
+        self.ping()
+    }
+
+    fn session_now(&self, _hash: &TokenHash, _now_ms: u64) -> Option<Option<Session>> {
+        None
+    }
+
+    fn session(&self, hash: &TokenHash, now_ms: u64) -> Result<Option<Session>, CacheError> {
+        let key = self.session_key(hash);
+        let (user, ttl): (Option<u64>, i64) = self.run(move |client| async move {
+            let pipeline = client.pipeline();
+            let () = pipeline.get(&key).await?;
+            let () = pipeline.pttl(&key).await?;
+            pipeline.all().await
+        })?;
+        Ok(user.filter(|_| ttl > 0).map(|user_id| Session { user_id, expires_ms: now_ms + ttl.unsigned_abs() }))
+    }
+
+    fn put_sessions(&self, sessions: &[(TokenHash, Session)]) -> Result<(), CacheError> {
+        for chunk in sessions.chunks(PIPELINE_MAX) {
+            let entries: Vec<(String, u64, i64)> =
+                chunk.iter().map(|(hash, s)| (self.session_key(hash), s.user_id, ms(s.expires_ms))).collect();
+            self.run(move |client| async move {
+                let pipeline = client.pipeline();
+                for (key, user_id, expires_ms) in entries {
+                    let () = pipeline.set(key, user_id, Some(Expiration::PXAT(expires_ms)), None, false).await?;
+                }
+                pipeline.all::<()>().await
+            })?;
+        }
+        Ok(())
+    }
+
+    fn remove_session(&self, hash: &TokenHash) -> Result<(), CacheError> {
+        let key = self.session_key(hash);
+        self.run(move |client| async move { client.del::<(), _>(key).await })
+    }
+
+    fn touch_sessions(&self, touches: &[(TokenHash, u64)]) -> Result<(), CacheError> {
+        for chunk in touches.chunks(PIPELINE_MAX) {
+            let entries: Vec<(String, i64)> =
+                chunk.iter().map(|(hash, expires_ms)| (self.session_key(hash), ms(*expires_ms))).collect();
+            // PEXPIREAT leaves a missing key missing: a write-back never
+            // resurrects a session logged out meanwhile.
+            self.run(move |client| async move {
+                let pipeline = client.pipeline();
+                for (key, expires_ms) in entries {
+                    let () = pipeline.pexpire_at(key, expires_ms, None).await?;
+                }
+                pipeline.all::<()>().await
+            })?;
+        }
+        Ok(())
+    }
+
+    fn put_captcha(&self, user_id: u64, item_id: u64, entry: CaptchaEntry) -> Result<(), PutCaptchaError> {
+        let key = self.captcha_key(user_id, item_id);
+        let value = encode_captcha(entry);
+        self.run(move |client| async move {
+            client.set::<(), _, _>(key, value, Some(Expiration::PXAT(ms(entry.expires_ms))), None, false).await
+        })
+        .map_err(PutCaptchaError::Unavailable)
+    }
+
+    fn take_captcha_now(&self, _user_id: u64, _item_id: u64) -> Option<Option<CaptchaEntry>> {
+        None
+    }
+
+    fn take_captcha(&self, user_id: u64, item_id: u64) -> Result<Option<CaptchaEntry>, CacheError> {
+        let key = self.captcha_key(user_id, item_id);
+        let value: Option<String> = self.run(move |client| async move { client.getdel(key).await })?;
+        Ok(decode_captcha(value))
+    }
+
+    fn peek_captcha(&self, user_id: u64, item_id: u64, now_ms: u64) -> Result<Option<i64>, CacheError> {
+        let key = self.captcha_key(user_id, item_id);
+        let value: Option<String> = self.run(move |client| async move { client.get(key).await })?;
+        Ok(decode_captcha(value).filter(|c| now_ms < c.expires_ms).map(|c| c.answer))
+    }
+
+    fn prune(&self, _now_ms: u64) -> usize {
+        // Redis expires keys itself.
+        0
+    }
+
+    fn sizes(&self) -> (usize, usize) {
+        // Counting shared keys would cost a scan; the gauges stay at zero.
+        (0, 0)
+    }
+
+    fn announce(&self, event: &CacheEvent) -> Result<(), CacheError> {
+        let Some(message) = encode_event(event) else { return Ok(()) };
+        let channel = self.channel.clone();
+        self.run(move |client| async move { client.publish::<(), _, _>(channel, message).await })
+    }
+
+    fn listen(&self, sink: EventSink) -> Result<(), CacheError> {
+        let subscriber =
+            builder(&self.config, Duration::from_secs(5)).build_subscriber_client().map_err(unavailable)?;
+        let channel = self.channel.clone();
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), CacheError>>(1);
+        self.bridge
+            .spawn(move |_client| async move {
+                let mut messages = subscriber.message_rx();
+                let mut reconnects = subscriber.reconnect_rx();
+                let subscribed = async {
+                    subscriber.init().await?;
+                    subscriber.subscribe(channel.as_str()).await
+                }
+                .await;
+                let _ = ready_tx.send(subscribed.map_err(unavailable));
+                // Re-subscribes after every reconnect.
+                let _manager = subscriber.manage_subscriptions();
+                loop {
+                    tokio::select! {
+                        message = messages.recv() => match message {
+                            Ok(message) => deliver(&sink, &message),
+                            // Fell behind the broadcast buffer: messages were lost.
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => sink(CacheEvent::Resync),
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        },
+                        reconnect = reconnects.recv() => match reconnect {
+                            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => sink(CacheEvent::Resync),
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        },
+                    }
+                }
+            })
+            .map_err(unavailable)?;
+        match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(result) => result,
+            Err(_) => Err(CacheError("the subscription did not start within 10 s".into())),
+        }
+    }
+}
+
+fn deliver(sink: &EventSink, message: &Message) {
+    if let Some(event) = message.value.as_str().as_deref().and_then(decode_event) {
+        sink(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip() {
+        let token = [b'A'; TOKEN_LEN];
+        for event in [CacheEvent::Revoked(token), CacheEvent::ItemChanged(42)] {
+            assert_eq!(decode_event(&encode_event(&event).unwrap()), Some(event));
+        }
+        assert_eq!(encode_event(&CacheEvent::Resync), None);
+        assert_eq!(decode_event("r:short"), None);
+        assert_eq!(decode_event("x:1"), None);
+        assert_eq!(decode_event("i:notanumber"), None);
+    }
+
+    #[test]
+    fn captcha_round_trip() {
+        let entry = CaptchaEntry { answer: -7, expires_ms: 123 };
+        assert_eq!(decode_captcha(Some(encode_captcha(entry))), Some(entry));
+        assert_eq!(decode_captcha(Some("garbage".into())), None);
+        assert_eq!(decode_captcha(None), None);
+    }
+
+    #[test]
+    fn hex_of_bytes() {
+        assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+    }
+}

@@ -1,0 +1,147 @@
+//! Several instances as one system (issue 6): two servers on Redis + MariaDB
+//! behind nginx round robin share sessions, captchas, paths, items and
+//! orders, and a logout on one is effective on the other within a second.
+//! Real processes and real services: `tests/services` starts Redis and
+//! MariaDB; each test has its own database and key prefix.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::nginx::Nginx;
+use common::sale::{Backends, PASSWORD, Shop, User, assert_conserved, fast, path_on, poll_until, send};
+use common::{Conn, Server, ServerOptions};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "multi-instance-admin-token-0123456789";
+const SECRET: &str = "multi-instance-shared-secret-0123456789abcdef";
+
+/// Two instances sharing one database, one key prefix and one secret.
+fn two_instances() -> (Server, Server) {
+    let backends = Backends::fresh();
+    let options = || -> ServerOptions {
+        backends
+            .apply(fast())
+            .set("auth.admin_token", ADMIN)
+            .set("auth.secret", SECRET)
+            .set("cache.sessions_per_loop_max", 1024)
+    };
+    let a = Server::start_with(options());
+    let b = Server::start_with(options());
+    (a, b)
+}
+
+fn call(addr: std::net::SocketAddr, method: &str, path: &str, bearer: Option<&str>, body: &Value) -> common::Response {
+    let body = if body.is_null() { Vec::new() } else { body.to_string().into_bytes() };
+    send(&mut Conn::connect(addr), method, path, bearer, &body)
+}
+
+fn login(addr: std::net::SocketAddr, username: &str) -> User {
+    let resp = call(addr, "POST", "/api/login", None, &json!({ "username": username, "password": PASSWORD }));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let v = resp.json();
+    User { id: v["user_id"].as_u64().unwrap(), token: v["token"].as_str().unwrap().to_string() }
+}
+
+#[test]
+fn a_session_captcha_and_path_from_one_instance_work_on_the_other_and_logout_reaches_both() {
+    let (a, b) = two_instances();
+    let shop_a = Shop { server: &a, admin: ADMIN.into() };
+    // An item created on A is heard of by B.
+    shop_a.put_item(1, 10, 2);
+    let seen = poll_until(Duration::from_secs(5), || {
+        (call(b.addr, "GET", "/api/items/1", None, &Value::Null).status == 200).then_some(())
+    });
+    assert!(seen.is_some(), "B never saw the item created on A");
+
+    // Registered and logged in on A; known to B.
+    let reg = call(a.addr, "POST", "/api/users", None, &json!({ "username": "alice", "password": PASSWORD }));
+    assert_eq!(reg.status, 201, "{}", reg.text());
+    let alice = login(a.addr, "alice");
+    let me = call(b.addr, "GET", "/api/me", Some(&alice.token), &Value::Null);
+    assert_eq!(me.status, 200, "a session made on A works on B: {}", me.text());
+    assert_eq!(me.json()["username"], "alice");
+
+    // Captcha drawn on A, answered (and the path minted) on B, bought on A.
+    let captcha = call(a.addr, "GET", "/api/items/1/captcha", Some(&alice.token), &Value::Null);
+    assert_eq!(captcha.status, 200, "{}", captcha.text());
+    let hook =
+        call(b.addr, "GET", &format!("/admin/items/1/captcha-answer?user_id={}", alice.id), Some(ADMIN), &Value::Null);
+    assert_eq!(hook.status, 200, "B sees A's captcha: {}", hook.text());
+    let answer = hook.json()["answer"].as_str().unwrap().to_string();
+    let path = call(b.addr, "POST", "/api/items/1/path", Some(&alice.token), &json!({ "captcha": answer }));
+    assert_eq!(path.status, 200, "{}", path.text());
+    let path = path.json()["path"].as_str().unwrap().to_string();
+    // The captcha was consumed on B: A cannot take it again.
+    let again = call(a.addr, "POST", "/api/items/1/path", Some(&alice.token), &json!({ "captcha": answer }));
+    assert_eq!(again.status, 403, "{}", again.text());
+    assert_eq!(again.json()["code"], "captcha_expired");
+    let buy = call(a.addr, "POST", &format!("/api/seckill/{path}"), Some(&alice.token), &json!({ "item_id": 1 }));
+    assert_eq!(buy.status, 200, "a path minted on B buys on A: {}", buy.text());
+    let order_id = buy.json()["order_id"].as_str().unwrap().to_string();
+    let order = call(b.addr, "GET", &format!("/api/orders/{order_id}"), Some(&alice.token), &Value::Null);
+    assert_eq!(order.status, 200, "B finds A's order in the shared store: {}", order.text());
+
+    // Logout on B: A refuses the token within a second. Both loops of A
+    // have seen it (several connections), so both must forget it.
+    for _ in 0..4 {
+        assert_eq!(call(a.addr, "GET", "/api/me", Some(&alice.token), &Value::Null).status, 200);
+    }
+    let out = call(b.addr, "POST", "/api/logout", Some(&alice.token), &Value::Null);
+    assert_eq!(out.status, 204, "{}", out.text());
+    let started = Instant::now();
+    let refused = poll_until(Duration::from_secs(5), || {
+        let statuses: Vec<u16> =
+            (0..4).map(|_| call(a.addr, "GET", "/api/me", Some(&alice.token), &Value::Null).status).collect();
+        statuses.iter().all(|&s| s == 401).then_some(started.elapsed())
+    })
+    .expect("A still accepts a token logged out on B after 5 s");
+    println!("logout on B refused on A after {} ms", refused.as_millis());
+    assert!(
+        refused < Duration::from_secs(1),
+        "logout took {} ms to reach A (contract: within 1 s)",
+        refused.as_millis()
+    );
+}
+
+#[test]
+fn orders_placed_through_nginx_on_both_instances_are_all_in_mysql_and_never_oversold() {
+    let (a, b) = two_instances();
+    let nginx = Nginx::round_robin(&[a.addr, b.addr]);
+    let shop = Shop { server: &a, admin: ADMIN.into() };
+    const STOCK: u64 = 30;
+    shop.put_item(7, STOCK, 1);
+    assert!(
+        poll_until(Duration::from_secs(5), || (call(b.addr, "GET", "/api/items/7", None, &Value::Null).status == 200)
+            .then_some(()))
+        .is_some()
+    );
+    let users = shop.users("lb", 60);
+    let mut conn = Conn::connect(nginx.addr);
+    let mut acknowledged = HashSet::new();
+    let mut sold_out = 0;
+    for user in &users {
+        // Through the balancer: captcha, answer hook, path and buy each land
+        // on whichever instance nginx picks.
+        let path = path_on(&mut conn, ADMIN, user, 7);
+        let body = json!({ "item_id": 7, "request_id": format!("r-{}", user.id) });
+        let resp =
+            send(&mut conn, "POST", &format!("/api/seckill/{path}"), Some(&user.token), body.to_string().as_bytes());
+        match resp.status {
+            200 => {
+                acknowledged.insert(resp.json()["order_id"].as_str().unwrap().to_string());
+            }
+            410 => sold_out += 1,
+            other => panic!("unexpected {other}: {}", resp.text()),
+        }
+    }
+    assert_eq!(acknowledged.len() as u64, STOCK, "exactly the stock sold ({sold_out} refused sold out)");
+    let stored: HashSet<String> = shop.item_orders(7).iter().map(|o| o["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(stored, acknowledged, "every acknowledged order is in MySQL, and nothing else");
+    let shop_b = Shop { server: &b, admin: ADMIN.into() };
+    for stats in [shop.stats(7), shop_b.stats(7)] {
+        assert_eq!(stats["pending_payment"].as_u64().unwrap() + stats["paid"].as_u64().unwrap(), STOCK, "{stats}");
+        assert_conserved(&stats);
+    }
+}
