@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::sale::{HOUR_MS, Shop, assert_conserved, assert_error, fast, now_ms, poll_until};
+use common::sale::{HOUR_MS, Shop, StoreLock, assert_conserved, assert_error, fast, now_ms, poll_until};
 use common::{Server, ServerOptions, TempDir};
 use serde_json::{Value, json};
 
@@ -381,16 +381,15 @@ fn a_restart_keeps_orders_request_ids_limits_and_the_stock() {
 
 #[test]
 fn a_store_slower_than_the_confirm_timeout_answers_503_and_the_retry_gets_the_order() {
-    // Another process holds the database's write lock (as a long
-    // transaction or a backup would): the writer waits for it, so the order
-    // cannot be durable within the confirm timeout.
+    // Another connection holds the store's write lock on the item (as a
+    // long transaction or a backup would): the writer waits for it, so the
+    // order cannot be durable within the confirm timeout.
     let server = Server::start_with(fast().set("sale.confirm_timeout_ms", 200));
     let shop = Shop::new(&server);
     shop.put_item(1, 5, 1);
     let user = &shop.users("early", 1)[0];
     let path = shop.path(user, 1);
-    let db = rusqlite::Connection::open(server.dir.path().join("data/seckill.db")).unwrap();
-    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let lock = StoreLock::take(&server, 1);
     let started = std::time::Instant::now();
     let timed_out = shop.buy(user, &path, &json!({ "item_id": 1, "request_id": "once" }));
     let waited = started.elapsed();
@@ -399,7 +398,7 @@ fn a_store_slower_than_the_confirm_timeout_answers_503_and_the_retry_gets_the_or
     println!("503 after {waited:?} (confirm timeout 200 ms)");
     // Outcome unknown: a retry while the store is still stuck is 503 too.
     assert_error(&shop.buy(user, &path, &json!({ "item_id": 1, "request_id": "once" })), 503, "unavailable");
-    db.execute_batch("ROLLBACK").unwrap();
+    lock.release();
     let retried = poll_until(Duration::from_secs(10), || {
         let r = shop.buy(user, &path, &json!({ "item_id": 1, "request_id": "once" }));
         (r.status == 200).then_some(r)

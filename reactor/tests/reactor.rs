@@ -4,7 +4,10 @@
 //!   through the `Completer` (body: the query);
 //! - `GET /hold?...` → parked; the token goes to the test, which completes it;
 //! - `GET /never` → parked with a 300 ms deadline, never completed → 503;
-//! - `POST /echo` → 200 with the request body.
+//! - `POST /echo` → 200 with the request body;
+//! - `GET /replay?...` → parked; the helper completes it with a request to
+//!   replay, which is handled again: answered `replayed Q`, or, with `park`
+//!   in the query, parked once more and completed like `/park`.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -14,7 +17,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use seckill_protocol::{ContentType, DateHeader, Limits, Request, RequestInfo, ResponseWriter, Status};
+use seckill_protocol::{ContentType, DateHeader, Limits, OwnedRequest, Request, RequestInfo, ResponseWriter, Status};
 use seckill_reactor::{Completer, Design, Exchange, Handler, ParkToken, Reactor, ReactorConfig};
 
 type Completion = Vec<u8>;
@@ -22,12 +25,16 @@ type Completion = Vec<u8>;
 struct TestHandler {
     to_helper: Sender<(Instant, ParkToken, Vec<u8>)>,
     to_test: Sender<ParkToken>,
+    /// Copies of `/replay` requests, by the number their completion names.
+    replays: HashMap<u64, OwnedRequest>,
+    next_replay: u64,
+    replaying: bool,
 }
 
-impl Handler for TestHandler {
-    type Completion = Completion;
+const REPLAY: &[u8] = b"replay:";
 
-    fn handle(&mut self, request: &Request<'_>, exchange: &mut Exchange<'_>) {
+impl TestHandler {
+    fn handle_inner(&mut self, request: &Request<'_>, exchange: &mut Exchange<'_>) {
         match request.path {
             "/x" => exchange.respond(Status::OK).body(ContentType::Text, request.query.as_bytes()),
             "/echo" => exchange.respond(Status::OK).body(ContentType::Text, request.body),
@@ -47,10 +54,45 @@ impl Handler for TestHandler {
                 let token = exchange.park(exchange.now() + Duration::from_secs(30));
                 let _ = self.to_test.send(token);
             }
+            "/replay" if self.replaying && request.query.contains("park") => {
+                let token = exchange.park(exchange.now() + Duration::from_secs(10));
+                let _ = self.to_helper.send((Instant::now(), token, request.query.as_bytes().to_vec()));
+            }
+            "/replay" if self.replaying => {
+                let body = format!("replayed {}", request.query);
+                exchange.respond(Status::OK).body(ContentType::Text, body.as_bytes());
+            }
+            "/replay" => {
+                let token = exchange.park(exchange.now() + Duration::from_secs(10));
+                self.next_replay += 1;
+                self.replays.insert(self.next_replay, OwnedRequest::copy_of(request));
+                let marker = [REPLAY, self.next_replay.to_string().as_bytes()].concat();
+                let _ = self.to_helper.send((Instant::now() + Duration::from_millis(20), token, marker));
+            }
             "/never" => {
                 exchange.park(exchange.now() + Duration::from_millis(300));
             }
             _ => exchange.respond(Status::NOT_FOUND).empty(),
+        }
+    }
+}
+
+impl Handler for TestHandler {
+    type Completion = Completion;
+
+    fn handle(&mut self, request: &Request<'_>, exchange: &mut Exchange<'_>) {
+        self.handle_inner(request, exchange);
+        self.replaying = false;
+    }
+
+    fn replay(&mut self, completion: Completion) -> Result<OwnedRequest, Completion> {
+        let number = completion.strip_prefix(REPLAY).and_then(|n| std::str::from_utf8(n).ok()?.parse::<u64>().ok());
+        match number.and_then(|n| self.replays.remove(&n)) {
+            Some(request) => {
+                self.replaying = true;
+                Ok(request)
+            }
+            None => Err(completion),
         }
     }
 
@@ -125,9 +167,14 @@ impl Server {
         tweak(&mut config);
         let (to_helper, helper_rx) = crossbeam_channel::unbounded();
         let (to_test, held) = crossbeam_channel::unbounded();
-        let reactor =
-            Reactor::start(config, move |_| TestHandler { to_helper: to_helper.clone(), to_test: to_test.clone() })
-                .expect("start");
+        let reactor = Reactor::start(config, move |_| TestHandler {
+            to_helper: to_helper.clone(),
+            to_test: to_test.clone(),
+            replays: HashMap::new(),
+            next_replay: 0,
+            replaying: false,
+        })
+        .expect("start");
         let completer = reactor.completer();
         std::thread::spawn(move || park_helper(completer, helper_rx));
         Server { addr: reactor.local_addr(), reactor: Some(reactor), held }
@@ -286,6 +333,7 @@ both_designs!(
     keep_alive,
     pipelining_in_order_with_parked,
     parked_completed_in_order,
+    replayed_requests_keep_their_place,
     connection_close,
     http10_default_close,
     http10_keep_alive,
@@ -461,6 +509,25 @@ fn parked_completed_in_order(design: Design) {
     let stats = server.reactor().stats();
     assert!(wait_until(Duration::from_secs(2), || stats.iter().map(|s| s.parked.load(Relaxed)).sum::<u64>() == 0));
     assert_eq!(stats.iter().map(|s| s.completions.load(Relaxed)).sum::<u64>(), 12);
+}
+
+/// A completion may hand the request back to be handled again, in its
+/// place in the pipeline: answered then, or parked once more.
+fn replayed_requests_keep_their_place(design: Design) {
+    let server = Server::start(design, |_| {});
+    let mut client = server.connect();
+    let batch = "GET /x?1 HTTP/1.1\r\nHost: t\r\n\r\n\
+                 GET /replay?a HTTP/1.1\r\nHost: t\r\n\r\n\
+                 GET /x?3 HTTP/1.1\r\nHost: t\r\n\r\n\
+                 GET /replay?park&b HTTP/1.1\r\nHost: t\r\n\r\n\
+                 GET /x?5 HTTP/1.1\r\nHost: t\r\n\r\n";
+    client.send(batch.as_bytes());
+    let bodies: Vec<Vec<u8>> = (0..5).map(|_| client.response().body).collect();
+    let expected: Vec<&[u8]> = vec![b"1", b"replayed a", b"3", b"park&b", b"5"];
+    assert_eq!(bodies, expected);
+    assert_eq!(client.get("/x?6").body, b"6");
+    let stats = server.reactor().stats();
+    assert!(wait_until(Duration::from_secs(2), || stats.iter().map(|s| s.parked.load(Relaxed)).sum::<u64>() == 0));
 }
 
 fn connection_close(design: Design) {

@@ -241,3 +241,55 @@ pub fn assert_conserved(stats: &Value) {
     let n = |k: &str| stats[k].as_u64().unwrap_or_else(|| panic!("{k} in {stats}"));
     assert_eq!(n("stock_total"), n("stock_left") + n("pending_payment") + n("paid"), "{stats}");
 }
+
+/// Another connection holding the store's write lock on an item (as a long
+/// transaction or a backup would), so that the order writer must wait.
+pub enum StoreLock {
+    Sqlite(rusqlite::Connection),
+    /// A `mariadb` client inside `BEGIN … FOR UPDATE`, its stdin open.
+    Mysql(std::process::Child),
+}
+
+impl StoreLock {
+    /// Takes the lock on `server`'s store (the embedded file, or the MySQL
+    /// database named by its `store.url`).
+    pub fn take(server: &Server, item: u64) -> StoreLock {
+        use std::io::{BufRead, Write};
+        let url = server.options.args.iter().find_map(|a| a.strip_prefix("store.url=")).map(str::to_owned);
+        let Some(url) = url.filter(|u| u.starts_with("mysql://")) else {
+            let db = rusqlite::Connection::open(server.dir.path().join("data/seckill.db")).unwrap();
+            db.execute_batch("BEGIN IMMEDIATE").unwrap();
+            return StoreLock::Sqlite(db);
+        };
+        let rest = url.trim_start_matches("mysql://");
+        let (user_host, database) = rest.rsplit_once('/').expect("a database in store.url");
+        let (user, host) = user_host.split_once('@').unwrap_or(("root", user_host));
+        let (host, port) = host.split_once(':').unwrap_or((host, "3306"));
+        let mut child = std::process::Command::new("mariadb")
+            .args(["-h", host, "-P", port, "-u", user.split(':').next().unwrap(), "-D", database, "-N", "--unbuffered"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the mariadb client");
+        let stdin = child.stdin.as_mut().unwrap();
+        writeln!(stdin, "BEGIN; SELECT 'locked', id FROM items WHERE id = {item} FOR UPDATE;").unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("locked"), "the lock query answered {line:?}");
+        StoreLock::Mysql(child)
+    }
+
+    pub fn release(self) {
+        use std::io::Write;
+        match self {
+            StoreLock::Sqlite(db) => db.execute_batch("ROLLBACK").unwrap(),
+            StoreLock::Mysql(mut child) => {
+                let mut stdin = child.stdin.take().unwrap();
+                writeln!(stdin, "ROLLBACK;").unwrap();
+                drop(stdin);
+                child.wait().unwrap();
+            }
+        }
+    }
+}
