@@ -515,6 +515,9 @@ impl Driver {
     fn drop_conn(&mut self, idx: usize, why: Close, now: Instant) {
         let conn = &mut self.conns[idx];
         let lost = !conn.inflight.is_empty();
+        if lost {
+            self.source.on_lost(idx, conn.inflight.len());
+        }
         let errors = &mut self.recorder.errors;
         match why {
             Close::Connect => errors.connect += 1,
