@@ -8,9 +8,9 @@
 
 use crate::buy::BuyConfig;
 use crate::compare::{CompareConfig, Variant, default_variants};
-use crate::sale::SaleConfig;
 use crate::idle::IdleConfig;
 use crate::run::RunConfig;
+use crate::sale::SaleConfig;
 use crate::target::Target;
 use std::time::Duration;
 

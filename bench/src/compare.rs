@@ -233,7 +233,11 @@ impl CompareReport {
                 runs.join(", ")
             );
         }
-        let _ = writeln!(out, "\n  medians over the rounds; ratios to the first variant ({})", self.variants[0].variant.name);
+        let _ = writeln!(
+            out,
+            "\n  medians over the rounds; ratios to the first variant ({})",
+            self.variants[0].variant.name
+        );
         for v in &self.variants {
             let _ = writeln!(out, "  {:<16}--set {}", v.variant.name, v.variant.sets.join(" --set "));
         }

@@ -55,7 +55,7 @@ pub fn render(report: &SaleReport) -> String {
     let _ = write!(out, "<h2>Throughput over time</h2>\n{}", throughput_plot(report));
     let _ = write!(out, "<h2>Summary</h2>\n<pre>{}</pre>\n", escape(&report.table()));
     if !report.argv.is_empty() {
-        let _ = write!(out, "<p>Command: <code>{}</code></p>\n", escape(&report.argv.join(" ")));
+        let _ = writeln!(out, "<p>Command: <code>{}</code></p>", escape(&report.argv.join(" ")));
     }
     out.push_str("</body></html>\n");
     out
@@ -117,7 +117,8 @@ fn throughput_plot(report: &SaleReport) -> String {
 
 /// A line plot with a legend; x spans the ticks, y from 0 to the highest point.
 fn plot(x_label: &str, y_label: &str, x_ticks: &[(f64, String)], lines: &[Line<'_>]) -> String {
-    let x_max = x_ticks.iter().map(|t| t.0).chain(lines.iter().flat_map(|l| l.points.iter().map(|p| p.0))).fold(0.0, f64::max);
+    let x_max =
+        x_ticks.iter().map(|t| t.0).chain(lines.iter().flat_map(|l| l.points.iter().map(|p| p.0))).fold(0.0, f64::max);
     let x_max = if x_max > 0.0 { x_max } else { 1.0 };
     let y_top = lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(0.0, f64::max);
     let y_step = nice_step(if y_top > 0.0 { y_top / 5.0 } else { 1.0 });

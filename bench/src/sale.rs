@@ -642,7 +642,13 @@ fn promise_report(observations: &Observations, store: &StoreView, settle_s: f64)
     }
 }
 
-fn fairness(store: &StoreView, humans: &[Buyer], bots: &[Buyer], human_run: &RunConfig, bot_run: &RunConfig) -> Fairness {
+fn fairness(
+    store: &StoreView,
+    humans: &[Buyer],
+    bots: &[Buyer],
+    human_run: &RunConfig,
+    bot_run: &RunConfig,
+) -> Fairness {
     let bot_ids: std::collections::HashSet<u64> = bots.iter().map(|b| b.user.id).collect();
     let (mut human_units, mut bot_units) = (0, 0);
     for order in store.orders.iter().filter(|o| o.is_live()) {
@@ -697,7 +703,8 @@ fn progress(ledger: &Ledger, run_length: Duration, done: &AtomicBool) {
         let answers = ledger.answers();
         let rate = (answers - last.1) as f64 / (now - last.0).as_secs_f64();
         last = (now, answers);
-        let counts: BTreeMap<String, u64> = ledger.tally.counts().into_iter().map(|(s, n)| (s.to_string(), n)).collect();
+        let counts: BTreeMap<String, u64> =
+            ledger.tally.counts().into_iter().map(|(s, n)| (s.to_string(), n)).collect();
         let line = format!(
             "  {:>5.1}s / {:.0}s  {} answers, {} req/s  {}",
             start.elapsed().as_secs_f64(),
