@@ -31,7 +31,7 @@ use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The password of the users the bench creates.
@@ -201,6 +201,10 @@ pub struct Ledger {
     bucket_ms: u64,
     answers: Box<[AtomicU64]>,
     successes: Box<[AtomicU64]>,
+    /// `(ledger index, order id)` of the 200s whose body the driver saw
+    /// whole (nearly all on loopback): at most one per 200, so bounded by
+    /// the units sold. Appended once per load thread, at its end.
+    order_ids: Mutex<Vec<(u32, u64)>>,
 }
 
 impl Ledger {
@@ -214,6 +218,7 @@ impl Ledger {
             bucket_ms,
             answers: zeros(),
             successes: zeros(),
+            order_ids: Mutex::new(Vec::new()),
         }
     }
 
@@ -264,6 +269,8 @@ struct SaleSource {
     offset: usize,
     /// Per thread-local connection, the users of its outstanding requests.
     inflight: Vec<VecDeque<u32>>,
+    /// `(ledger index, order id)` of this thread's 200s, handed to the ledger at the end.
+    order_ids: Vec<(u32, u64)>,
 }
 
 impl RequestSource for SaleSource {
@@ -281,8 +288,16 @@ impl RequestSource for SaleSource {
     }
 
     fn on_response(&mut self, conn: usize, status: u16) {
-        if let Some(user) = self.inflight.get_mut(conn).and_then(VecDeque::pop_front) {
-            self.ledger.answered(user as usize, status);
+        self.on_response_bytes(conn, status, None);
+    }
+
+    fn on_response_bytes(&mut self, conn: usize, status: u16, bytes: Option<&[u8]>) {
+        let Some(user) = self.inflight.get_mut(conn).and_then(VecDeque::pop_front) else { return };
+        self.ledger.answered(user as usize, status);
+        if status == 200
+            && let Some(id) = bytes.and_then(order_id)
+        {
+            self.order_ids.push((user, id));
         }
     }
 
@@ -300,7 +315,20 @@ impl Drop for SaleSource {
         for user in self.inflight.iter().flatten() {
             self.ledger.users[*user as usize].unanswered.fetch_add(1, Relaxed);
         }
+        // A poisoned lock means another load thread panicked: the run fails anyway.
+        if let Ok(mut ids) = self.ledger.order_ids.lock() {
+            ids.append(&mut self.order_ids);
+        }
     }
+}
+
+/// The `order_id` of a 200's JSON body (`{"status":"success","order_id":"…",…}`).
+fn order_id(response: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"order_id\":\"";
+    let at = response.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let rest = &response[at..];
+    let end = rest.iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
 }
 
 /// How long each setup step took, in seconds.
@@ -346,6 +374,9 @@ pub struct PromiseReport {
     pub violations: Vec<Violation>,
     /// 200s, 503/202s and requests never answered, over all users.
     pub acknowledged: u64,
+    /// 200s whose order id the bench read, each looked up in the store
+    /// (the rest are checked by count per user).
+    pub acknowledged_with_id: u64,
     pub unknown: u64,
     pub unanswered: u64,
     pub stored_orders: u64,
@@ -603,7 +634,7 @@ fn load(
     let tally = Arc::new(StatusTally::default());
     let mut summary = run_with(run, |thread| {
         let cycle = UserCycle::new(requests.clone(), tally.clone(), thread, threads, run.connections);
-        Box::new(SaleSource { cycle, ledger: ledger.clone(), offset, inflight: Vec::new() })
+        Box::new(SaleSource { cycle, ledger: ledger.clone(), offset, inflight: Vec::new(), order_ids: Vec::new() })
     })?;
     summary.params.url = shown.target.url();
     summary.params.method = shown.method;
@@ -622,7 +653,14 @@ fn bot_run_config(config: &SaleConfig, human_run: &RunConfig) -> RunConfig {
 }
 
 fn observe(ledger: &Ledger, buyers: &[Buyer], quantity: Option<u32>) -> Observations {
-    let users = buyers.iter().enumerate().map(|(i, b)| (b.user.id, ledger.user(i))).collect();
+    let mut users: Vec<UserObservations> = (0..buyers.len()).map(|i| ledger.user(i)).collect();
+    // The load threads have ended: the lock is free unless one panicked.
+    if let Ok(ids) = ledger.order_ids.lock() {
+        for (user, id) in ids.iter() {
+            users[*user as usize].order_ids.push(id.to_string());
+        }
+    }
+    let users = buyers.iter().zip(users).map(|(b, seen)| (b.user.id, seen)).collect();
     Observations { quantity: u64::from(quantity.unwrap_or(1)), users }
 }
 
@@ -633,6 +671,7 @@ fn promise_report(observations: &Observations, store: &StoreView, settle_s: f64)
         held: violations.is_empty(),
         violations,
         acknowledged: sum(|u| u.acknowledged),
+        acknowledged_with_id: sum(|u| u.order_ids.len() as u64),
         unknown: sum(|u| u.unknown),
         unanswered: sum(|u| u.unanswered),
         stored_orders: store.orders.len() as u64,
@@ -831,8 +870,14 @@ impl SaleReport {
         );
         let _ = writeln!(
             out,
-            "    200s {} / stored orders {} (503/202 {}, unanswered {}); live units {} of {}",
-            pr.acknowledged, pr.stored_orders, pr.unknown, pr.unanswered, pr.live_units, self.stock
+            "    200s {} ({} order ids looked up) / stored orders {} (503/202 {}, unanswered {}); live units {} of {}",
+            pr.acknowledged,
+            pr.acknowledged_with_id,
+            pr.stored_orders,
+            pr.unknown,
+            pr.unanswered,
+            pr.live_units,
+            self.stock
         );
         let _ = writeln!(
             out,
@@ -873,13 +918,14 @@ mod tests {
         let requests = buy::buy_requests(&target, 1, None, &buyers);
         let tally = Arc::new(StatusTally::default());
         let cycle = UserCycle::new(requests, tally, 0, 1, 1);
-        let mut source = SaleSource { cycle, ledger: ledger.clone(), offset: 1, inflight: Vec::new() };
+        let mut source =
+            SaleSource { cycle, ledger: ledger.clone(), offset: 1, inflight: Vec::new(), order_ids: Vec::new() };
         let mut out = Vec::new();
         for _ in 0..5 {
             source.write_request(0, &mut out);
         }
         // Users (ledger 1, 2) alternate: 1 2 1 2 1.
-        source.on_response(0, 200);
+        source.on_response_bytes(0, 200, Some(b"{\"status\":\"success\",\"order_id\":\"7\"}"));
         source.on_response(0, 503);
         source.on_lost(0, 2);
         source.write_request(0, &mut out);
@@ -891,6 +937,19 @@ mod tests {
         assert_eq!(ledger.answers(), 2);
         let s = series(&ledger);
         assert_eq!((s.answers.iter().sum::<u64>(), s.successes.iter().sum::<u64>()), (2, 1));
+        let mut everyone = vec![Buyer { user: setup::User { id: 9, token: "t".into() }, path: "p".into() }];
+        everyone.extend(buyers);
+        let seen = observe(&ledger, &everyone, None);
+        assert_eq!(seen.users[&10].order_ids, vec!["7"], "user 10 is ledger index 1");
+        assert!(seen.users[&11].order_ids.is_empty() && seen.users[&9] == UserObservations::default());
+    }
+
+    #[test]
+    fn order_ids_are_read_from_a_200() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 70\r\n\r\n{\"status\":\"success\",\"order_id\":\"18446744073709551615\",\"pay_deadline_ms\":1}";
+        assert_eq!(order_id(ok), Some(u64::MAX));
+        assert_eq!(order_id(b"HTTP/1.1 200 OK\r\n\r\n{\"order_id\":\"12"), None, "cut short");
+        assert_eq!(order_id(b"{\"status\":\"queued\"}"), None);
     }
 
     #[test]

@@ -19,6 +19,13 @@ pub trait RequestSource: Send {
     /// A response to a request of connection `conn` arrived (in request order).
     fn on_response(&mut self, _conn: usize, _status: u16) {}
 
+    /// [`RequestSource::on_response`] with the response's bytes (head and
+    /// body) when they all arrived in one read, which the driver otherwise
+    /// skips; the default ignores them.
+    fn on_response_bytes(&mut self, conn: usize, status: u16, _bytes: Option<&[u8]>) {
+        self.on_response(conn, status);
+    }
+
     /// Connection `conn` was dropped with its `n` outstanding requests unanswered (they may still take effect on
     /// the server). Requests outstanding when the run ends are not reported
     /// here: the source is dropped with them.
