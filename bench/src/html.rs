@@ -13,7 +13,7 @@ const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 300.0;
 /// Margins around the plot area for the axes' labels.
 const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
+const RIGHT: f64 = 40.0;
 const TOP: f64 = 30.0;
 const BOTTOM: f64 = 45.0;
 /// The most nines the latency axis shows (99.9999%).

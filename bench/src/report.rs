@@ -188,7 +188,7 @@ impl Summary {
     }
 }
 
-fn errors_line(e: &Errors) -> String {
+pub(crate) fn errors_line(e: &Errors) -> String {
     if e.total() == 0 {
         return "none".to_string();
     }

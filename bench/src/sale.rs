@@ -19,7 +19,7 @@
 
 use crate::buy::{self, statuses_line};
 use crate::promises::{self, Observations, StoreView, Terms, UserObservations, Violation};
-use crate::report::{Summary, group};
+use crate::report::{Summary, errors_line, group};
 use crate::run::{BenchError, RunConfig, run_with};
 use crate::setup::{self, Admin, Buyer, ItemSpec, SetupError};
 use crate::spawn::{self, SpawnError, SpawnedServer};
@@ -829,8 +829,15 @@ impl SaleReport {
             let share = 100.0 * *n as f64 / total.max(1) as f64;
             let _ = writeln!(out, "    {status:<6}{:>12} {share:>6.2}%  {}", group(*n as f64), meaning(status));
         }
-        if r.errors.total() > 0 || r.unsent > 0 {
-            let _ = writeln!(out, "  transport errors {:?}, unsent {}", r.errors, r.unsent);
+        if r.errors.total() > 0 {
+            let _ = writeln!(out, "  transport errors: {}", errors_line(&r.errors));
+        }
+        if r.unsent > 0 {
+            let _ = writeln!(
+                out,
+                "  unsent: {} requests were due but no connection was free at the end",
+                group(r.unsent as f64)
+            );
         }
         let _ = writeln!(
             out,
