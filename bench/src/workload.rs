@@ -26,9 +26,10 @@ pub trait RequestSource: Send {
         self.on_response(conn, status);
     }
 
-    /// Connection `conn` was dropped with its `n` outstanding requests unanswered (they may still take effect on
-    /// the server). Requests outstanding when the run ends are not reported
-    /// here: the source is dropped with them.
+    /// Connection `conn` was dropped with its `n` outstanding requests
+    /// unanswered (they may still take effect on the server). Requests
+    /// outstanding when the run ends are not reported here: the source is
+    /// dropped with them.
     fn on_lost(&mut self, _conn: usize, _n: usize) {}
 }
 
