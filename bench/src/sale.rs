@@ -492,12 +492,17 @@ fn sell(config: &SaleConfig, target: &Target, token: &str, times: &mut SetupTime
         start_ms: now + 3_600_000,
         end_ms: now + 7_200_000,
     };
-    admin.put_item(&item)?;
-    let before = admin.stats(item.id)?;
-    if before.ordered() > 0 {
-        let error = format!("item {} already has orders: give a fresh --item", item.id);
-        return Err(SaleError::Setup(SetupError::Json { what: "the item".into(), error }));
+    // Refuse before touching an item that already sold: its orders would
+    // count against this sale's promises (a missing item has none).
+    match admin.stats(item.id) {
+        Ok(before) if before.ordered() > 0 => {
+            let error = format!("item {} already has orders: give a fresh --item", item.id);
+            return Err(SaleError::Setup(SetupError::Json { what: "the item".into(), error }));
+        }
+        Ok(_) | Err(SetupError::Status { status: 404, .. }) => {}
+        Err(e) => return Err(e.into()),
     }
+    admin.put_item(&item)?;
     let step = Instant::now();
     let prefix = config.user_prefix.clone().unwrap_or_else(setup::fresh_prefix);
     let users = admin.bulk_users(&prefix, config.users + config.bots, PASSWORD)?;
