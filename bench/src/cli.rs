@@ -1,14 +1,16 @@
 //! The command line: `seckill-bench [run] [OPTIONS] URL`,
-//! `seckill-bench idle [OPTIONS] URL` and `seckill-bench buy [OPTIONS]`.
+//! `seckill-bench idle [OPTIONS] URL`, `seckill-bench buy [OPTIONS]`,
+//! `seckill-bench sale [OPTIONS]` and `seckill-bench compare [OPTIONS]`.
 //!
 //! Parsed by hand (a few dozen lines) rather than with a framework: the bench
 //! has few options and should build with the workspace's dependencies alone.
-//! New subcommands (`sale`, `compare`) add a variant to [`Command`] and a
-//! `parse_*` function.
+//! A subcommand is a variant of [`Command`] and a `parse_*` function.
 
 use crate::buy::BuyConfig;
+use crate::compare::{CompareConfig, Variant, default_variants};
 use crate::idle::IdleConfig;
 use crate::run::RunConfig;
+use crate::sale::SaleConfig;
 use crate::target::Target;
 use std::time::Duration;
 
@@ -19,6 +21,8 @@ USAGE:
     seckill-bench [run] [OPTIONS] <URL>
     seckill-bench idle [--connections N] [--hold DUR] [--pid PID] [--json FILE] <URL>
     seckill-bench buy --target http://HOST:PORT --admin-token T [OPTIONS]
+    seckill-bench sale [--target http://HOST:PORT --admin-token T] [OPTIONS]
+    seckill-bench compare [--variant NAME:key=value,...]... [--rounds N] [SALE OPTIONS]
 
 URL is http://host[:port]/path (no TLS), e.g. http://127.0.0.1:8080/healthz
 
@@ -67,9 +71,47 @@ BUY OPTIONS (seckill's flash sale: set up, then load POST /api/seckill/{path}):
     The server's rate limits must be set non-binding (limits.per_user_* and
     limits.per_ip_*), and sale.path_ttl_ms longer than the whole run.
 
+SALE OPTIONS (a whole flash sale, then the promise check of api.md §5):
+        --target URL      the server; without it the bench starts `seckill` on the
+                          embedded default in a temporary directory, port 0
+        --admin-token T   with --target: the admin token; or --admin-token-file FILE
+        --seckill PATH    the binary to start [$SECKILL, else the seckill next to
+                          this executable]
+        --server-set K=V  a setting for the started server, passed as --set
+                          (repeatable; e.g. server.reactor=acceptor). The bench
+                          always sets limits.per_ip_rps=0 (all load comes from one
+                          address) and sale.path_ttl_ms=3600000; yours win.
+        --item ID         the item to (re)create; it must have no orders [1 on a
+                          server the bench starts, else one from the clock]
+        --stock N         its stock [1000]
+        --per-user-limit N  [1]
+        --quantity N      units per buy [left out: 1]
+        --users N         buyers: sessions in bulk, captchas answered before the
+                          start, paths right after it [10000]
+        --user-prefix P   user names P0_0, P0_1, … [b + the time in hex]
+        --setup-connections N  parallel connections for the setup [16]
+        --start-in DUR    from the end of the captchas to the sale's start [500ms]
+        --bots B          fairness: B bot users join on their own connections [0]
+        --bot-conns K     the bots' connections [64]
+        --bot-rate-x X    each bot sends X times a human's request rate [50]
+                          (needs --rate: the humans' total rate)
+        --report FILE     a self-contained HTML report with SVG plots
+        --no-progress     no live progress line on stderr
+    -c, -t, -d, --warmup, --pipeline, --rate, --json: as for a run [-c 64, -d 5s]
+    Each connection cycles over the users: a user who bought keeps clicking
+    (409), the rest meet the sell-out (410). Exit status 3 when a promise broke.
+
+COMPARE OPTIONS (the same sale on servers started with different settings):
+        --variant NAME:K=V,K=V  a server configuration (repeatable) [reuseport:
+                          server.reactor=reuseport, acceptor: server.reactor=acceptor,
+                          1 loop: server.threads=1, async confirm: sale.confirm=async]
+        --rounds N        rounds, each running every variant once, alternating [3]
+    and every SALE OPTION except --target and --report (--server-set applies to
+    all variants). Prints medians and ratios to the first variant.
+
 EXIT STATUS:
     0 on success; 1 when a connection could not be opened or no request
-    completed; 2 on a usage error.
+    completed; 2 on a usage error; 3 when a sale broke a promise.
 ";
 
 /// What the command line asked for.
@@ -79,6 +121,8 @@ pub enum Command {
     Run { config: RunConfig, json: Option<String> },
     Idle { config: IdleConfig, json: Option<String> },
     Buy { config: Box<BuyConfig>, json: Option<String> },
+    Sale { config: Box<SaleConfig>, json: Option<String>, report: Option<String> },
+    Compare { config: Box<CompareConfig>, json: Option<String> },
 }
 
 /// Parses `args` (without the program name).
@@ -89,6 +133,8 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         Some("run") => parse_run(&args[1..]),
         Some("idle") => parse_idle(&args[1..]),
         Some("buy") => parse_buy(&args[1..]),
+        Some("sale") => parse_sale(&args[1..]),
+        Some("compare") => parse_compare(&args[1..]),
         Some(_) => parse_run(args),
     }
 }
@@ -242,6 +288,100 @@ fn parse_buy(args: &[String]) -> Result<Command, String> {
     Ok(Command::Buy { config: Box::new(c), json })
 }
 
+/// What a sale and a comparison share: the options of `sale` but `--json`,
+/// `--report` and `--help`. Returns false for a flag that is not one of them.
+fn sale_option<'a>(c: &mut SaleConfig, it: &mut Args<'a>, flag: &str, inline: Option<&'a str>) -> Result<bool, String> {
+    let r = &mut c.run;
+    match flag {
+        "--target" => {
+            let url = it.value(flag, inline)?;
+            c.target = Some(Target::parse(url).map_err(|e| format!("{url}: {e}"))?);
+        }
+        "--admin-token" => c.admin_token = Some(it.value(flag, inline)?.to_string()),
+        "--admin-token-file" => {
+            let path = it.value(flag, inline)?;
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{flag}: {path}: {e}"))?;
+            c.admin_token = Some(text.trim().to_string());
+        }
+        "--seckill" => c.seckill = Some(it.value(flag, inline)?.into()),
+        "--server-set" => {
+            let set = it.value(flag, inline)?;
+            if !set.contains('=') {
+                return Err(format!("{flag}: {set:?} is not key=value"));
+            }
+            c.server_sets.push(set.to_string());
+        }
+        "--item" => c.item_id = Some(number(flag, it.value(flag, inline)?)?),
+        "--stock" => c.stock = number(flag, it.value(flag, inline)?)?,
+        "--per-user-limit" => c.per_user_limit = number(flag, it.value(flag, inline)?)?,
+        "--quantity" => c.quantity = Some(number(flag, it.value(flag, inline)?)?),
+        "--users" => c.users = number(flag, it.value(flag, inline)?)?,
+        "--user-prefix" => c.user_prefix = Some(it.value(flag, inline)?.to_string()),
+        "--setup-connections" => c.setup_connections = number(flag, it.value(flag, inline)?)?,
+        "--start-in" => c.start_in = duration(flag, it.value(flag, inline)?)?,
+        "--bots" => c.bots = number(flag, it.value(flag, inline)?)?,
+        "--bot-conns" => c.bot_connections = number(flag, it.value(flag, inline)?)?,
+        "--bot-rate-x" => c.bot_rate_x = number(flag, it.value(flag, inline)?)?,
+        "--no-progress" => c.progress = false,
+        "-c" | "--connections" => r.connections = number(flag, it.value(flag, inline)?)?,
+        "-t" | "--threads" => r.threads = number(flag, it.value(flag, inline)?)?,
+        "-d" | "--duration" => r.duration = duration(flag, it.value(flag, inline)?)?,
+        "--warmup" => r.warmup = duration(flag, it.value(flag, inline)?)?,
+        "--pipeline" => r.pipeline = number(flag, it.value(flag, inline)?)?,
+        "--rate" => r.rate_per_s = Some(rate(flag, it.value(flag, inline)?)?),
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn parse_sale(args: &[String]) -> Result<Command, String> {
+    let (mut json, mut report) = (None, None);
+    let mut c = SaleConfig::new();
+    let mut it = Args { args, pos: 0 };
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg {
+            Arg::Word(w) => return Err(format!("unexpected argument {w:?} (the server is given by --target)")),
+            Arg::Flag(flag, inline) => (flag, inline),
+        };
+        match flag {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--json" => json = Some(it.value(flag, inline)?.to_string()),
+            "--report" => report = Some(it.value(flag, inline)?.to_string()),
+            _ if sale_option(&mut c, &mut it, flag, inline)? => {}
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    c.validate().map_err(|e| e.to_string())?;
+    Ok(Command::Sale { config: Box::new(c), json, report })
+}
+
+fn parse_compare(args: &[String]) -> Result<Command, String> {
+    let mut json = None;
+    let mut sale = SaleConfig::new();
+    let (mut variants, mut rounds) = (Vec::new(), 3);
+    let mut it = Args { args, pos: 0 };
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg {
+            Arg::Word(w) => return Err(format!("unexpected argument {w:?}")),
+            Arg::Flag(flag, inline) => (flag, inline),
+        };
+        match flag {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--json" => json = Some(it.value(flag, inline)?.to_string()),
+            "--variant" => variants.push(Variant::parse(it.value(flag, inline)?)?),
+            "--rounds" => rounds = number(flag, it.value(flag, inline)?)?,
+            _ if sale_option(&mut sale, &mut it, flag, inline)? => {}
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    if variants.is_empty() {
+        variants = default_variants();
+    }
+    let config = CompareConfig { sale, variants, rounds };
+    config.validate()?;
+    Ok(Command::Compare { config: Box::new(config), json })
+}
+
 fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
     v.parse().map_err(|_| format!("{flag}: {v:?} is not a valid number"))
 }
@@ -355,6 +495,37 @@ mod tests {
         assert!(err("buy --target http://h:1").contains("--admin-token"));
         assert!(err("buy --target http://h:1 --admin-token t --users 0").contains("users"));
         assert!(err("buy --target http://h:1 --admin-token t http://h/").contains("unexpected"));
+    }
+
+    #[test]
+    fn sale_options() {
+        let line = "sale --server-set server.reactor=acceptor --stock 5 --per-user-limit 2 --users 300 \
+                    --start-in 1s --bots 3 --bot-conns 8 --bot-rate-x 10 --rate 1k -c 8 -d 2s \
+                    --no-progress --json o.json --report r.html --seckill /x/seckill";
+        let Ok(Command::Sale { config: c, json, report }) = parse(&args(line)) else { panic!("{line}") };
+        assert_eq!(c.server_sets, vec!["server.reactor=acceptor"]);
+        assert_eq!((c.stock, c.per_user_limit, c.users, c.start_in), (5, 2, 300, Duration::from_secs(1)));
+        assert_eq!((c.bots, c.bot_connections, c.bot_rate_x), (3, 8, 10.0));
+        assert_eq!((c.run.rate_per_s, c.run.connections, c.progress), (Some(1000.0), 8, false));
+        assert_eq!((json.as_deref(), report.as_deref()), (Some("o.json"), Some("r.html")));
+        assert_eq!(c.seckill.as_deref(), Some(std::path::Path::new("/x/seckill")));
+        let err = |s: &str| parse(&args(s)).unwrap_err();
+        assert!(err("sale --bots 2").contains("--rate"));
+        assert!(err("sale --target http://h:1").contains("admin-token"));
+        assert!(err("sale --server-set nope").contains("key=value"));
+        assert!(err("sale --target http://h:1 --admin-token t --server-set a=b").contains("--server-set"));
+    }
+
+    #[test]
+    fn compare_options() {
+        let line = "compare --variant a:server.threads=1 --variant b --rounds 2 --users 100 -d 1s";
+        let Ok(Command::Compare { config: c, .. }) = parse(&args(line)) else { panic!("{line}") };
+        assert_eq!(c.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(), vec!["a", "b"]);
+        assert_eq!((c.rounds, c.sale.users), (2, 100));
+        let Ok(Command::Compare { config: c, .. }) = parse(&args("compare")) else { panic!() };
+        assert_eq!(c.variants.len(), 4);
+        assert!(parse(&args("compare --target http://h:1 --admin-token t")).unwrap_err().contains("--target"));
+        assert!(parse(&args("compare --rounds 0")).unwrap_err().contains("rounds"));
     }
 
     #[test]

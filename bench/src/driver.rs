@@ -19,6 +19,7 @@ use mio::{Events, Interest, Poll, Token};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Barrier, OnceLock};
 use std::time::{Duration, Instant};
@@ -451,7 +452,7 @@ impl Driver {
             match result {
                 Ok(0) => {
                     if let Some(response) = conn.parser.finish_at_eof() {
-                        self.complete(idx, response.status, now);
+                        self.complete(idx, response.status, None, now);
                     }
                     return self.drop_conn(idx, Close::Eof, now);
                 }
@@ -479,6 +480,10 @@ impl Driver {
     /// Frames the buffered bytes of connection `idx` into responses.
     fn frame(&mut self, idx: usize, now: Instant) -> Result<(), ParseError> {
         let mut pos = 0;
+        // Where the response being framed began in this buffer, when it did:
+        // its bytes are then all here once it completes (a response split
+        // over reads has lost its head to the compaction below).
+        let mut start = self.conns[idx].parser.is_idle().then_some(0);
         loop {
             let conn = &mut self.conns[idx];
             let Some(front) = conn.inflight.front() else {
@@ -494,7 +499,8 @@ impl Driver {
                 Step::Complete { consumed, response } => {
                     pos += consumed;
                     conn.closing |= response.close;
-                    self.complete(idx, response.status, now);
+                    self.complete(idx, response.status, start.map(|s| s..pos), now);
+                    start = Some(pos);
                 }
             }
         }
@@ -504,9 +510,12 @@ impl Driver {
         Ok(())
     }
 
-    fn complete(&mut self, idx: usize, status: u16, now: Instant) {
+    /// Response of the oldest outstanding request of `idx`; `bytes` is where
+    /// the whole response lies in the read buffer, when it does.
+    fn complete(&mut self, idx: usize, status: u16, bytes: Option<Range<usize>>, now: Instant) {
         let Some(req) = self.conns[idx].inflight.pop_front() else { return };
-        self.source.on_response(idx, status);
+        let bytes = bytes.map(|range| &self.conns[idx].rbuf[range]);
+        self.source.on_response_bytes(idx, status, bytes);
         if now >= self.window_start && now < self.window_end {
             self.recorder.record(status, now - req.intended, now - req.sent);
         }
@@ -515,6 +524,9 @@ impl Driver {
     fn drop_conn(&mut self, idx: usize, why: Close, now: Instant) {
         let conn = &mut self.conns[idx];
         let lost = !conn.inflight.is_empty();
+        if lost {
+            self.source.on_lost(idx, conn.inflight.len());
+        }
         let errors = &mut self.recorder.errors;
         match why {
             Close::Connect => errors.connect += 1,

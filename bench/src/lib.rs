@@ -15,6 +15,10 @@
 //! seckill-bench -m POST -H 'Content-Type: application/json' --body '{"item":1}' http://127.0.0.1:8080/buy
 //! # 10,000 idle keep-alive connections held 5 s; the server's RSS per connection
 //! seckill-bench idle --connections 10000 --hold 5s --pid "$SERVER_PID" http://127.0.0.1:8080/healthz
+//! # a whole flash sale on a server the bench starts, then the promise check
+//! seckill-bench sale --users 10000 --stock 1000 -c 64 -d 5s --report sale.html
+//! # the same sale across server variants, 3 alternating rounds
+//! seckill-bench compare --rounds 3 -d 3s
 //! # seckill's sale: 10,000 users with sessions and paths, then buys vs /healthz, 3 pairs
 //! seckill-bench buy --target http://127.0.0.1:8080 --admin-token-file data/admin_token \
 //!     --users 10000 -c 64 -d 5s --alternate-healthz 3
@@ -67,11 +71,19 @@
 //! - [`buy`]: the `buy` subcommand: setup, pre-buys, buy runs (a
 //!   [`UserCycle`]) alternating with `/healthz` runs, and its [`BuyReport`].
 //! - [`sys`]: timerfd, the open-file limit, a process's RSS.
+//! - [`spawn`]: a `seckill` started on the embedded default (port 0, its
+//!   own data directory), stopped at the end.
+//! - [`promises`]: the promise check, a pure function of the client's
+//!   observations and the store's view (shared with the fault campaign).
+//! - [`sale`]: the `sale` subcommand: a whole flash sale (setup, start,
+//!   the rush, bots), every answer on its user's account, the promise check.
+//! - [`html`]: the sale's self-contained HTML report with SVG plots.
+//! - [`compare`]: the `compare` subcommand: one sale across server variants,
+//!   alternating rounds, a ratio table.
 //!
-//! Later subcommands (`sale`, `compare`; issue 8) plug in the same way as
-//! `buy`: [`setup`] to prepare, a [`RequestSource`] driven by [`run_with`],
-//! and a report over several [`Summary`]s; the driver, the recorder and the
-//! parser stay as they are.
+//! A subcommand plugs in the same way: [`setup`] to prepare, a
+//! [`RequestSource`] driven by [`run_with`], and a report over [`Summary`]s;
+//! the driver, the recorder and the parser stay as they are.
 //!
 //! Architecture invariant: the bench depends on no seckill crate. It sees the
 //! server only through its sockets, so it can measure other servers too.
@@ -79,22 +91,29 @@
 pub mod buy;
 pub mod cli;
 pub mod client;
+pub mod compare;
 pub mod driver;
+pub mod html;
 pub mod idle;
 pub mod metrics;
+pub mod promises;
 pub mod recorder;
 pub mod report;
 pub mod response;
 pub mod run;
+pub mod sale;
 pub mod schedule;
 pub mod setup;
+pub mod spawn;
 pub mod sys;
 pub mod target;
 pub mod workload;
 
 pub use buy::{BuyConfig, BuyReport, run_buy};
+pub use compare::{CompareConfig, CompareReport, run_compare};
 pub use idle::{IdleConfig, IdleSummary, run_idle};
 pub use report::{Percentiles, Summary};
 pub use run::{BenchError, RunConfig, run, run_with};
+pub use sale::{SaleConfig, SaleReport, run_sale};
 pub use target::Target;
 pub use workload::{Bodyless, FixedRequest, RequestSource, StatusTally, UserCycle};

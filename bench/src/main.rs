@@ -1,7 +1,7 @@
 //! The `seckill-bench` command; see the library's documentation or `--help`.
 
 use seckill_bench::cli::{self, Command};
-use seckill_bench::{run, run_buy, run_idle, sys};
+use seckill_bench::{html, run, run_buy, run_compare, run_idle, run_sale, sys};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -57,8 +57,39 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Sale { config, json, report } => match run_sale(&config) {
+            Ok(mut sale) => {
+                sale.argv = argv;
+                if let Some(path) = report.as_deref()
+                    && let Err(e) = std::fs::write(path, html::render(&sale))
+                {
+                    eprintln!("seckill-bench: cannot write {path}: {e}");
+                    return ExitCode::FAILURE;
+                }
+                let code = finish(&sale.table(), &sale.to_json(), json.as_deref(), sale.failed());
+                if sale.promises_failed() { ExitCode::from(PROMISE_BROKEN) } else { code }
+            }
+            Err(e) => {
+                eprintln!("seckill-bench sale: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Compare { config, json } => match run_compare(&config) {
+            Ok(mut compare) => {
+                compare.argv = argv;
+                let code = finish(&compare.table(), &compare.to_json(), json.as_deref(), false);
+                if compare.promises_failed() { ExitCode::from(PROMISE_BROKEN) } else { code }
+            }
+            Err(e) => {
+                eprintln!("seckill-bench compare: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
+
+/// The exit status when a sale broke a promise of the contract.
+const PROMISE_BROKEN: u8 = 3;
 
 /// Prints the table (to stderr when the JSON takes stdout), writes the JSON.
 fn finish(table: &str, json: &str, json_to: Option<&str>, failed: bool) -> ExitCode {

@@ -83,6 +83,21 @@ pub struct Summary {
     /// Completion minus actual send time; only for open loop.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_time_us: Option<Percentiles>,
+    /// `[percentile, µs]` of `latency_us` at [`CURVE_PERCENTILES`]: the
+    /// distribution's shape, for plots.
+    pub latency_curve_us: Vec<[f64; 2]>,
+}
+
+/// Where [`Summary::latency_curve_us`] samples the latency distribution.
+pub const CURVE_PERCENTILES: [f64; 16] =
+    [0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.995, 99.999, 99.9999, 100.0];
+
+fn curve(h: &Histogram<u64>) -> Vec<[f64; 2]> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let us = |ns: u64| (ns as f64 / 100.0).round() / 10.0;
+    CURVE_PERCENTILES.iter().map(|&p| [p, us(h.value_at_percentile(p))]).collect()
 }
 
 impl Summary {
@@ -115,6 +130,7 @@ impl Summary {
             bytes_read: recorder.bytes_read,
             latency_us: Percentiles::of(&recorder.latency),
             service_time_us: open.then(|| Percentiles::of(&recorder.service)),
+            latency_curve_us: curve(&recorder.latency),
         }
     }
 
@@ -172,7 +188,7 @@ impl Summary {
     }
 }
 
-fn errors_line(e: &Errors) -> String {
+pub(crate) fn errors_line(e: &Errors) -> String {
     if e.total() == 0 {
         return "none".to_string();
     }

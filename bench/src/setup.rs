@@ -101,6 +101,26 @@ impl ItemStats {
     }
 }
 
+/// ORDER as `GET /admin/items/{id}/orders` lists it (the fields the checks need).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct StoredOrder {
+    pub id: String,
+    pub user_id: u64,
+    pub quantity: u64,
+    /// `pending_payment`, `paid`, `cancelled` or `expired`.
+    pub status: String,
+}
+
+impl StoredOrder {
+    /// Whether its units are sold (pending payment or paid), not returned.
+    pub fn is_live(&self) -> bool {
+        self.status == "pending_payment" || self.status == "paid"
+    }
+}
+
+/// The admin listing's page size (the server's maximum).
+const ORDERS_PAGE_MAX: usize = 1000;
+
 /// The admin side of the API, on one keep-alive connection.
 #[derive(Debug)]
 pub struct Admin {
@@ -137,6 +157,48 @@ impl Admin {
         let reply = call(&mut self.client, "GET", &path, Some(&self.token), None, &path)?;
         expect(&reply, 200, &path)?;
         json(&reply, &path)
+    }
+
+    /// `GET /admin/items/{id}/orders`, every page (oldest first), at most
+    /// `orders_max` orders: more is an error rather than unbounded memory.
+    pub fn orders(&mut self, item_id: u64, orders_max: usize) -> Result<Vec<StoredOrder>, SetupError> {
+        #[derive(Deserialize)]
+        struct Page {
+            orders: Vec<StoredOrder>,
+            next: Option<String>,
+        }
+        let mut out = Vec::new();
+        let mut after = String::new();
+        loop {
+            let path = format!("/admin/items/{item_id}/orders?limit={ORDERS_PAGE_MAX}&after={after}");
+            let reply = call(&mut self.client, "GET", &path, Some(&self.token), None, &path)?;
+            expect(&reply, 200, &path)?;
+            let page: Page = json(&reply, &path)?;
+            out.extend(page.orders);
+            if out.len() > orders_max {
+                let error = format!("more than {orders_max} orders");
+                return Err(SetupError::Json { what: path, error });
+            }
+            match page.next {
+                Some(next) => after = next,
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// `GET /api/items/{id}`: the item's `start_ms` minus the server's clock,
+    /// in milliseconds (negative once the sale has opened).
+    pub fn ms_until_start(&mut self, item_id: u64) -> Result<i64, SetupError> {
+        #[derive(Deserialize)]
+        struct Item {
+            start_ms: i64,
+            server_time_ms: i64,
+        }
+        let path = format!("/api/items/{item_id}");
+        let reply = call(&mut self.client, "GET", &path, None, None, &path)?;
+        expect(&reply, 200, &path)?;
+        let item: Item = json(&reply, &path)?;
+        Ok(item.start_ms - item.server_time_ms)
     }
 
     /// `POST /admin/users/bulk` with sessions, in chunks of at most
@@ -192,54 +254,94 @@ pub fn open_paths(
     users: &[User],
     connections: usize,
 ) -> Result<Vec<Buyer>, SetupError> {
-    let slices = split(users, connections);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = slices
-            .iter()
-            .map(|slice| scope.spawn(move || open_paths_on_one(target, admin_token, item_id, slice)))
-            .collect();
-        let mut buyers = Vec::with_capacity(users.len());
-        for handle in handles {
-            // A panic in a setup thread is a bug: pass it on.
-            buyers.extend(handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?);
-        }
-        Ok(buyers)
-    })
+    let answered = draw_captchas(target, admin_token, item_id, users, connections)?;
+    trade_for_paths(target, item_id, &answered, connections)
 }
 
-fn open_paths_on_one(
+/// A user holding the answer to their captcha for an item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
+    pub user: User,
+    pub answer: String,
+}
+
+/// For each user, in parallel: draws a captcha and reads its answer through
+/// the admin hook. A captcha can be drawn for an item whose sale has not
+/// started, so a flash sale does this before the start.
+pub fn draw_captchas(
     target: &Target,
     admin_token: &str,
     item_id: u64,
     users: &[User],
-) -> Result<Vec<Buyer>, SetupError> {
+    connections: usize,
+) -> Result<Vec<Answered>, SetupError> {
     #[derive(Deserialize)]
     struct Answer {
         answer: String,
     }
+    let captcha = format!("/api/items/{item_id}/captcha");
+    in_parallel(target, users, connections, "captcha setup", |client, user| {
+        let reply = call(client, "GET", &captcha, Some(&user.token), None, &captcha)?;
+        expect(&reply, 200, &captcha)?;
+        let what = format!("/admin/items/{item_id}/captcha-answer?user_id={}", user.id);
+        let reply = call(client, "GET", &what, Some(admin_token), None, &what)?;
+        expect(&reply, 200, &what)?;
+        let answer: Answer = json(&reply, &what)?;
+        Ok(Answered { user: user.clone(), answer: answer.answer })
+    })
+}
+
+/// For each answered user, in parallel: trades the answer for a sale path
+/// (the server checks the sale window first: this works only once it opened).
+pub fn trade_for_paths(
+    target: &Target,
+    item_id: u64,
+    answered: &[Answered],
+    connections: usize,
+) -> Result<Vec<Buyer>, SetupError> {
     #[derive(Deserialize)]
     struct PathReply {
         path: String,
     }
-    let mut client =
-        Client::new(target).map_err(|error| SetupError::Client { what: "sale path setup".into(), error })?;
-    let captcha = format!("/api/items/{item_id}/captcha");
     let path_url = format!("/api/items/{item_id}/path");
-    let mut buyers = Vec::with_capacity(users.len());
-    for user in users {
-        let reply = call(&mut client, "GET", &captcha, Some(&user.token), None, &captcha)?;
-        expect(&reply, 200, &captcha)?;
-        let what = format!("/admin/items/{item_id}/captcha-answer?user_id={}", user.id);
-        let reply = call(&mut client, "GET", &what, Some(admin_token), None, &what)?;
-        expect(&reply, 200, &what)?;
-        let answer: Answer = json(&reply, &what)?;
-        let body = serde_json::json!({ "captcha": answer.answer });
-        let reply = call(&mut client, "POST", &path_url, Some(&user.token), Some(&body), &path_url)?;
+    in_parallel(target, answered, connections, "sale path setup", |client, a| {
+        let body = serde_json::json!({ "captcha": a.answer });
+        let reply = call(client, "POST", &path_url, Some(&a.user.token), Some(&body), &path_url)?;
         expect(&reply, 200, &path_url)?;
         let path: PathReply = json(&reply, &path_url)?;
-        buyers.push(Buyer { user: user.clone(), path: path.path });
-    }
-    Ok(buyers)
+        Ok(Buyer { user: a.user.clone(), path: path.path })
+    })
+}
+
+/// `step` for every item, over `connections` keep-alive connections (one
+/// thread each, contiguous slices); the results come back in input order.
+fn in_parallel<T: Sync, R: Send>(
+    target: &Target,
+    items: &[T],
+    connections: usize,
+    what: &str,
+    step: impl Fn(&mut Client, &T) -> Result<R, SetupError> + Sync,
+) -> Result<Vec<R>, SetupError> {
+    let slices = split(items, connections);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = slices
+            .iter()
+            .map(|slice| {
+                let step = &step;
+                scope.spawn(move || -> Result<Vec<R>, SetupError> {
+                    let mut client =
+                        Client::new(target).map_err(|error| SetupError::Client { what: what.into(), error })?;
+                    slice.iter().map(|item| step(&mut client, item)).collect()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        for handle in handles {
+            // A panic in a setup thread is a bug: pass it on.
+            out.extend(handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?);
+        }
+        Ok(out)
+    })
 }
 
 /// `POST /api/seckill/{path}` once for each buyer, over `connections`

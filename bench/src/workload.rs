@@ -18,6 +18,19 @@ pub trait RequestSource: Send {
 
     /// A response to a request of connection `conn` arrived (in request order).
     fn on_response(&mut self, _conn: usize, _status: u16) {}
+
+    /// [`RequestSource::on_response`] with the response's bytes (head and
+    /// body) when they all arrived in one read, which the driver otherwise
+    /// skips; the default ignores them.
+    fn on_response_bytes(&mut self, conn: usize, status: u16, _bytes: Option<&[u8]>) {
+        self.on_response(conn, status);
+    }
+
+    /// Connection `conn` was dropped with its `n` outstanding requests
+    /// unanswered (they may still take effect on the server). Requests
+    /// outstanding when the run ends are not reported here: the source is
+    /// dropped with them.
+    fn on_lost(&mut self, _conn: usize, _n: usize) {}
 }
 
 /// Whether a response carries no body whatever its headers say (`HEAD`).
@@ -142,8 +155,10 @@ impl UserCycle {
     }
 }
 
-impl RequestSource for UserCycle {
-    fn write_request(&mut self, conn: usize, out: &mut Vec<u8>) -> Bodyless {
+impl UserCycle {
+    /// Appends the request of connection `conn`'s next user; returns that
+    /// user's index (for sources that follow each user's answers).
+    pub fn write_next(&mut self, conn: usize, out: &mut Vec<u8>) -> (usize, Bodyless) {
         while self.next.len() <= conn {
             let start = self.start(self.next.len());
             self.next.push(start);
@@ -151,7 +166,13 @@ impl RequestSource for UserCycle {
         let user = self.next[conn];
         self.next[conn] = (user + 1) % self.requests.len();
         out.extend_from_slice(self.requests[user].bytes());
-        self.requests[user].bodyless
+        (user, self.requests[user].bodyless)
+    }
+}
+
+impl RequestSource for UserCycle {
+    fn write_request(&mut self, conn: usize, out: &mut Vec<u8>) -> Bodyless {
+        self.write_next(conn, out).1
     }
 
     fn on_response(&mut self, _conn: usize, status: u16) {

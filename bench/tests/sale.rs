@@ -1,0 +1,112 @@
+//! `seckill-bench sale` end to end: the bench binary starts the real
+//! `seckill` on the embedded default, runs a short flash sale, checks the
+//! promises, and writes its JSON and HTML. Small sales, no timed assertions.
+//!
+//! The server binary is `$SECKILL_BIN`, or `seckill` built in the same target
+//! directory as this test (`cargo build -p seckill` first; `cargo test
+//! --workspace` builds it). The bench depends on no seckill crate, so Cargo
+//! cannot build it for us.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn server_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("SECKILL_BIN") {
+        return PathBuf::from(bin);
+    }
+    // This test runs as TARGET/PROFILE/deps/sale-HASH.
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("TARGET/PROFILE/deps");
+    let candidates = [profile_dir.join("seckill"), profile_dir.join("../release/seckill")];
+    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
+        panic!("no seckill binary at {candidates:?}: run `cargo build -p seckill` first or set SECKILL_BIN")
+    })
+}
+
+/// A scratch directory for the outputs, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("seckill-bench-sale-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        Scratch(dir)
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `seckill-bench sale ARGS --json J --report R` and returns the JSON.
+fn sale(scratch: &Scratch, args: &[&str]) -> serde_json::Value {
+    let (json, report) = (scratch.path("sale.json"), scratch.path("sale.html"));
+    let output = Command::new(env!("CARGO_BIN_EXE_seckill-bench"))
+        .arg("sale")
+        .arg("--seckill")
+        .arg(server_binary())
+        .args(args)
+        .args(["--setup-connections", "4", "--start-in", "200ms", "--no-progress"])
+        .arg("--json")
+        .arg(&json)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .expect("run seckill-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", output.status);
+    assert!(stdout.contains("promise check") && stdout.contains("all held"), "{stdout}");
+    check_html(&report);
+    serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON was written")).expect("valid JSON")
+}
+
+fn check_html(path: &Path) {
+    let html = std::fs::read_to_string(path).expect("the HTML report was written");
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert_eq!(html.matches("<svg").count(), 2, "latency and throughput plots");
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "no external asset");
+}
+
+#[test]
+fn a_small_sale_sells_out_and_keeps_its_promises() {
+    let scratch = Scratch::new("plain");
+    let json = sale(&scratch, &["--users", "40", "--stock", "10", "-c", "4", "-t", "1", "-d", "2s"]);
+    let promises = &json["promises"];
+    assert_eq!(promises["held"], true, "{promises:#}");
+    assert_eq!(promises["violations"].as_array().map(Vec::len), Some(0));
+    let ok = json["status_all"]["200"].as_u64().unwrap_or(0);
+    let stored = promises["stored_orders"].as_u64().unwrap();
+    assert!(ok <= stored && stored <= 10, "200s {ok}, stored {stored}");
+    assert_eq!(promises["stats"]["stock_total"], 10);
+    assert_eq!(json["spawned"], true);
+    assert!(json["durability"].as_str().unwrap().contains("synchronous=FULL"));
+    assert!(json["run"]["latency_us"]["p99_99"].is_number());
+    assert!(json["run"]["latency_curve_us"].as_array().is_some_and(|c| !c.is_empty()));
+    assert!(json["series"]["answers"].as_array().is_some_and(|s| !s.is_empty()));
+    // Every answer is one of the buy's statuses in the contract.
+    let statuses: Vec<&String> = json["status_all"].as_object().unwrap().keys().collect();
+    assert!(statuses.iter().all(|s| ["200", "409", "410", "429", "503"].contains(&s.as_str())), "{statuses:?}");
+}
+
+#[test]
+fn bots_and_humans_share_a_sale() {
+    let scratch = Scratch::new("bots");
+    let args = ["--users", "30", "--stock", "12", "--bots", "3", "--bot-conns", "3", "--bot-rate-x", "10"];
+    let json = sale(&scratch, &[&args[..], &["--rate", "300", "-c", "3", "-t", "1", "-d", "1s"]].concat());
+    assert_eq!(json["promises"]["held"], true, "{:#}", json["promises"]);
+    let fairness = &json["fairness"];
+    assert_eq!((fairness["humans"].as_u64(), fairness["bots"].as_u64()), (Some(30), Some(3)));
+    // 10 req/s per human, each bot 10 times that.
+    assert_eq!(fairness["bot_rate_per_user"].as_f64(), Some(100.0));
+    let units = fairness["human_units"].as_u64().unwrap() + fairness["bot_units"].as_u64().unwrap();
+    assert_eq!(units, json["promises"]["live_units"].as_u64().unwrap());
+    assert!(json["bots_run"]["requests"].as_u64().is_some());
+}
