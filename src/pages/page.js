@@ -255,7 +255,7 @@ function itemTick() {
     : phase === "active" ? `Ends in ${formatDuration(endMs - now)}`
     : "";
   if (item) $("stock-left").textContent = String(item.stock_left);
-  $("buy-button").disabled = !(phase === "active" && me && !buying);
+  $("buy-button").disabled = !(phase === "active" && me && !buying && !atLimit());
   // Ask the server while the clock says the sale has begun but it has not
   // confirmed; every few seconds while it runs (stock, sold out, units
   // back from expired orders); now and then before, to keep the clock.
@@ -263,6 +263,13 @@ function itemTick() {
   const every = phase === "starting" ? 300 : phase === "upcoming" ? 30000 : phase === "ended" ? Infinity : 3000;
   if (age >= every) loadItem();
   renderOrder();
+}
+
+// The page buys one unit at a time, so a live order of an item with a limit
+// of one is the limit: the button closes instead of inviting a refusal.
+function atLimit() {
+  const live = order && (order.status === "pending_payment" || order.status === "paid");
+  return Boolean(live && item && item.per_user_limit <= 1);
 }
 
 // The captcha is fetched as a Blob so that a refusal (401, 429, …) shows
@@ -362,6 +369,8 @@ async function showOrder(orderId) {
   if (!r.ok) return say(explain(r), "error");
   order = r.data;
   renderOrder();
+  // The order took a unit: show the stock (and perhaps "sold out") now.
+  await loadItem();
 }
 
 function renderOrder() {

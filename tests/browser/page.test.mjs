@@ -189,6 +189,9 @@ for (const [mode, itemId] of [["sync", 101], ["async", 102]]) {
     assert.match(await page.textContent("#order-countdown"), /left to pay$/);
     assert.ok((await page.textContent("#order-deadline")).trim().length > 0, "the payment deadline is shown");
     assert.ok(await page.locator("#pay").isEnabled());
+    // The unit is taken: the page shows none left and no longer offers a buy.
+    await page.locator("#stock-left", { hasText: /^0$/ }).waitFor({ timeout: WAIT_MS });
+    assert.ok(await page.locator("#buy-button").isDisabled(), "no second buy: limit reached and sold out");
     const stored = await call(server, "GET", `/api/orders/${orderId}`, undefined, login.json.token);
     assert.equal(stored.status, 200, "the order on the page is the user's order");
     assert.equal(stored.json.status, "pending_payment");
