@@ -1,16 +1,19 @@
 //! The items on sale as the loops see them. Each item's JSON is serialised
-//! once when the item changes; only its live fields (`stock_left`, `state`,
-//! `server_time_ms`) are spliced in per request. Loops keep their own
-//! snapshot of the catalogue and refresh it when its version changes (one
-//! atomic load per request), so reading an item takes no lock.
+//! and its page rendered once when the item changes; only the JSON's live
+//! fields (`stock_left`, `state`, `server_time_ms`) are spliced in per
+//! request. The page that lists every item is rendered with each change
+//! too. Loops keep their own snapshot of the catalogue and refresh it when
+//! its version changes (one atomic load per request), so reading an item
+//! or a page takes no lock.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
+use crate::pages::{Page, Pages};
 use crate::store::ItemRecord;
 
 /// How an item's fixed part is written in ITEM JSON (contract §3).
@@ -46,18 +49,20 @@ impl SaleState {
     }
 }
 
-/// One item: its spec, its pre-serialised JSON, and its live stock.
+/// One item: its spec, its pre-serialised JSON, its page, and its live stock.
 #[derive(Debug)]
 pub struct Item {
     pub spec: ItemRecord,
     /// `{"id":…,…,"end_ms":…,` — the ITEM object up to its live fields.
     json_prefix: Box<[u8]>,
+    /// `/items/{id}`, rendered from `spec`.
+    pub page: Page,
     /// Units left on sale, everywhere (possibly a moment stale).
     stock_left: AtomicU64,
 }
 
 impl Item {
-    pub fn new(spec: ItemRecord, stock_left: u64) -> Self {
+    fn new(spec: ItemRecord, stock_left: u64, pages: &Pages) -> Self {
         let fixed = ItemJson {
             id: spec.id,
             name: &spec.name,
@@ -73,7 +78,8 @@ impl Item {
         // Replace the closing brace: the live fields follow.
         json.pop();
         json.push(b',');
-        Item { spec, json_prefix: json.into_boxed_slice(), stock_left: AtomicU64::new(stock_left) }
+        let page = pages.item(&spec);
+        Item { spec, json_prefix: json.into_boxed_slice(), page, stock_left: AtomicU64::new(stock_left) }
     }
 
     pub fn stock_left(&self) -> u64 {
@@ -110,24 +116,57 @@ impl Item {
     }
 }
 
-/// Every item, shared by the loops; changed only by admin requests.
-#[derive(Debug, Default)]
+/// Every item and the page that lists them, as one immutable snapshot: a
+/// loop that copies the `Arc` sees a consistent pair.
+#[derive(Debug)]
+struct Snapshot {
+    items: BTreeMap<u64, Arc<Item>>,
+    /// `/`, rendered from `items`.
+    home: Page,
+}
+
+/// Every item, shared by the loops; changed only at start-up and by admin
+/// requests (on workers).
+#[derive(Debug)]
 pub struct Catalogue {
-    items: RwLock<BTreeMap<u64, Arc<Item>>>,
+    pages: Pages,
+    /// Writers take turns here, so that a change is built (pages rendered)
+    /// outside `current`'s lock: a loop refreshing its view waits at most
+    /// for a pointer swap, never for a render.
+    writer: Mutex<()>,
+    current: RwLock<Arc<Snapshot>>,
     version: AtomicU64,
 }
 
 impl Catalogue {
-    /// Adds or replaces an item.
-    pub fn put(&self, item: Item) -> Arc<Item> {
-        let item = Arc::new(item);
-        self.items.write().insert(item.spec.id, item.clone());
+    /// The catalogue of `items` (each with its units left), every page
+    /// rendered once.
+    pub fn new(pages: Pages, items: impl IntoIterator<Item = (ItemRecord, u64)>) -> Self {
+        let items: BTreeMap<u64, Arc<Item>> =
+            items.into_iter().map(|(spec, left)| (spec.id, Arc::new(Item::new(spec, left, &pages)))).collect();
+        let home = pages.home(items.values().map(|i| &i.spec));
+        Catalogue {
+            pages,
+            writer: Mutex::new(()),
+            current: RwLock::new(Arc::new(Snapshot { items, home })),
+            version: AtomicU64::new(0),
+        }
+    }
+
+    /// Adds or replaces an item, with its page and the list page rendered anew.
+    pub fn put(&self, spec: ItemRecord, stock_left: u64) -> Arc<Item> {
+        let item = Arc::new(Item::new(spec, stock_left, &self.pages));
+        let _turn = self.writer.lock();
+        let mut items = self.current.read().items.clone();
+        items.insert(item.spec.id, item.clone());
+        let home = self.pages.home(items.values().map(|i| &i.spec));
+        *self.current.write() = Arc::new(Snapshot { items, home });
         self.version.fetch_add(1, Ordering::Release);
         item
     }
 
     pub fn get(&self, id: u64) -> Option<Arc<Item>> {
-        self.items.read().get(&id).cloned()
+        self.current.read().items.get(&id).cloned()
     }
 
     pub fn version(&self) -> u64 {
@@ -135,7 +174,7 @@ impl Catalogue {
     }
 
     pub fn all(&self) -> Vec<Arc<Item>> {
-        self.items.read().values().cloned().collect()
+        self.current.read().items.values().cloned().collect()
     }
 }
 
@@ -144,34 +183,41 @@ impl Catalogue {
 pub struct CatalogueView {
     shared: Arc<Catalogue>,
     version: u64,
-    items: BTreeMap<u64, Arc<Item>>,
+    snapshot: Arc<Snapshot>,
 }
 
 impl CatalogueView {
     pub fn new(shared: Arc<Catalogue>) -> Self {
-        CatalogueView { shared, version: u64::MAX, items: BTreeMap::new() }
+        let snapshot = shared.current.read().clone();
+        CatalogueView { shared, version: u64::MAX, snapshot }
     }
 
     fn refresh(&mut self) {
         let version = self.shared.version();
         if version != self.version {
-            // Read the version before the items: a change racing this copy
-            // bumps the version again and the next call copies again.
-            self.items = self.shared.items.read().clone();
+            // Read the version before the snapshot: a change racing this
+            // copy bumps the version again and the next call copies again.
+            self.snapshot = self.shared.current.read().clone();
             self.version = version;
         }
     }
 
+    /// The page that lists every item.
+    pub fn home(&mut self) -> &Page {
+        self.refresh();
+        &self.snapshot.home
+    }
+
     pub fn get(&mut self, id: u64) -> Option<&Item> {
         self.refresh();
-        self.items.get(&id).map(|i| &**i)
+        self.snapshot.items.get(&id).map(|i| &**i)
     }
 
     /// `{"items":[ITEM…],"server_time_ms":T}`.
     pub fn write_list_json(&mut self, out: &mut Vec<u8>, now_ms: u64) {
         self.refresh();
         out.extend_from_slice(b"{\"items\":[");
-        for (i, item) in self.items.values().enumerate() {
+        for (i, item) in self.snapshot.items.values().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -202,7 +248,7 @@ mod tests {
 
     #[test]
     fn json_is_valid_and_live() {
-        let item = Item::new(spec(3), 10);
+        let item = Item::new(spec(3), 10, &Pages::new("salt"));
         let mut out = Vec::new();
         item.write_json(&mut out, 1_500);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
@@ -219,7 +265,7 @@ mod tests {
 
     #[test]
     fn states_follow_the_window() {
-        let item = Item::new(spec(1), 5);
+        let item = Item::new(spec(1), 5, &Pages::new("salt"));
         assert_eq!(item.state(999), SaleState::Upcoming);
         assert_eq!(item.state(1_000), SaleState::Active);
         assert_eq!(item.state(2_000), SaleState::Ended);
@@ -229,11 +275,16 @@ mod tests {
 
     #[test]
     fn views_follow_changes() {
-        let shared = Arc::new(Catalogue::default());
+        let shared = Arc::new(Catalogue::new(Pages::new("salt"), []));
         let mut view = CatalogueView::new(shared.clone());
         assert!(view.get(1).is_none());
-        shared.put(Item::new(spec(1), 5));
+        let empty_home = view.home().etag;
+        shared.put(spec(1), 5);
         assert_eq!(view.get(1).map(|i| i.spec.stock_total), Some(10));
+        assert_ne!(view.home().etag, empty_home, "the list page follows the items");
+        let page_before = view.get(1).map(|i| i.page.etag);
+        shared.put(ItemRecord { name: "Renamed".into(), ..spec(1) }, 5);
+        assert_ne!(view.get(1).map(|i| i.page.etag), page_before, "the item page follows the item");
         let mut out = Vec::new();
         view.write_list_json(&mut out, 0);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();

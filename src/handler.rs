@@ -157,6 +157,8 @@ impl LoopHandler {
             Route::AdminItemOrders => self.admin_item_orders(call),
             Route::AdminReconcile => self.admin_reconcile(call),
             Route::OpenApi => self.openapi(call),
+            Route::Home => self.home_page(call),
+            Route::ItemPage => self.item_page(call),
         }
     }
 

@@ -15,6 +15,8 @@
 //! - [`cache`]: sessions, captchas and results every instance sees; in process by default.
 //! - [`captcha`]: arithmetic questions drawn into PNGs.
 //! - [`catalogue`]: items with their JSON serialised once and live fields spliced in.
+//! - [`etag`]: strong entity tags and `If-None-Match` for bodies served from memory.
+//! - [`pages`]: the web pages, rendered when an item changes, with their HTML, CSS and JS.
 //! - [`client_addr`]: the client address, believing X-Forwarded-For only from trusted proxies.
 //! - [`store`]: the durable store (users, sessions, items, orders); SQLite by default.
 //! - [`limits`]: lock-free token buckets per user and per address.
@@ -40,12 +42,14 @@ pub mod captcha;
 pub mod catalogue;
 pub mod client_addr;
 pub mod clock;
+pub mod etag;
 pub mod expiry;
 pub mod handler;
 pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod orders;
+pub mod pages;
 pub mod reply;
 pub mod router;
 pub mod sale;

@@ -33,10 +33,14 @@ pub enum Route {
     AdminItemOrders,
     AdminReconcile,
     OpenApi,
+    /// `/`: the page that lists the sales.
+    Home,
+    /// `/items/{id}`: an item's page.
+    ItemPage,
 }
 
 impl Route {
-    pub const ALL: [Route; 25] = [
+    pub const ALL: [Route; 27] = [
         Route::Healthz,
         Route::Readyz,
         Route::Metrics,
@@ -62,6 +66,8 @@ impl Route {
         Route::AdminItemOrders,
         Route::AdminReconcile,
         Route::OpenApi,
+        Route::Home,
+        Route::ItemPage,
     ];
     pub const COUNT: usize = Route::ALL.len();
 
@@ -93,6 +99,8 @@ impl Route {
             Route::AdminItemOrders => "/admin/items/{id}/orders",
             Route::AdminReconcile => "/admin/reconcile",
             Route::OpenApi => "/openapi.json",
+            Route::Home => "/",
+            Route::ItemPage => "/items/{id}",
         }
     }
 
@@ -114,7 +122,9 @@ impl Route {
             | Route::Orders
             | Route::Order
             | Route::AdminItemOrders
-            | Route::OpenApi => Method::Get,
+            | Route::OpenApi
+            | Route::Home
+            | Route::ItemPage => Method::Get,
             Route::Register
             | Route::Login
             | Route::Logout
@@ -233,6 +243,9 @@ pub fn route(method: Method, path: &str) -> Result<Matched, Miss> {
         }
         [Some("admin"), Some("reconcile"), None, None] => (Route::AdminReconcile, 0, Post),
         [Some("openapi.json"), None, None, None] => (Route::OpenApi, 0, Get),
+        // `"/"` splits into one empty segment.
+        [Some(""), None, None, None] => (Route::Home, 0, Get),
+        [Some("items"), Some(n), None, None] => (Route::ItemPage, id(n).ok_or(Miss::NotFound)?, Get),
         _ => return Err(Miss::NotFound),
     };
     if allowed.admits(method) {
@@ -292,6 +305,20 @@ mod tests {
         check(Method::Get, "/openapi.json", Ok((Route::OpenApi, 0)));
         check(Method::Head, "/openapi.json", Ok((Route::OpenApi, 0)));
         check(Method::Post, "/openapi.json", Err(Miss::MethodNotAllowed { allow: "GET, HEAD" }));
+    }
+
+    #[test]
+    fn page_routes() {
+        check(Method::Get, "/", Ok((Route::Home, 0)));
+        check(Method::Head, "/", Ok((Route::Home, 0)));
+        check(Method::Post, "/", Err(Miss::MethodNotAllowed { allow: "GET, HEAD" }));
+        check(Method::Get, "/items/12", Ok((Route::ItemPage, 12)));
+        check(Method::Put, "/items/12", Err(Miss::MethodNotAllowed { allow: "GET, HEAD" }));
+        check(Method::Get, "/items", Err(Miss::NotFound));
+        check(Method::Get, "/items/", Err(Miss::NotFound));
+        check(Method::Get, "/items/x", Err(Miss::NotFound));
+        check(Method::Get, "/items/1/", Err(Miss::NotFound));
+        check(Method::Get, "//", Err(Miss::NotFound));
     }
 
     /// `Route::method` agrees with the table: each route's label, its

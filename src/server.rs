@@ -21,7 +21,7 @@ use crate::cache::Cache;
 use crate::cache::events::{self, Subscription};
 use crate::cache::memory::MemoryCache;
 use crate::cache::redis::{RedisCache, RedisOptions};
-use crate::catalogue::{Catalogue, Item};
+use crate::catalogue::Catalogue;
 use crate::expiry::{Entry, ExpiryDriver, ExpiryWheel, WheelConfig};
 use crate::handler::{Completion, LoopHandler};
 use crate::limits::TokenBuckets;
@@ -29,6 +29,7 @@ use crate::log;
 use crate::log::Level;
 use crate::orders;
 use crate::orders::writer::WriterSettings;
+use crate::pages::Pages;
 use crate::sale::confirm::Confirmer;
 use crate::sale::{Sale, SaleSettings};
 use crate::stock::{EmbeddedSource, OrderIds, Stock};
@@ -163,11 +164,11 @@ pub fn build_app(config: &Config) -> Result<(App, ExpiryDriver, Subscription), S
         .map_err(|e| StartError::Unsupported(format!("auth.argon2_*: {}", e.0)))?;
     let now_ms = crate::clock::now_ms();
     let (sale, driver) = build_sale(config, &*store, now_ms)?;
-    let catalogue = Arc::new(Catalogue::default());
-    for record in store.items()? {
+    let records = store.items()?.into_iter().map(|record| {
         let left = sale.left(record.id);
-        catalogue.put(Item::new(record, left));
-    }
+        (record, left)
+    });
+    let catalogue = Arc::new(Catalogue::new(Pages::new(&auth.client_salt), records));
     let live: Vec<(TokenHash, Session)> = store
         .live_sessions(now_ms)?
         .into_iter()

@@ -65,7 +65,8 @@ pub(crate) fn publish_item(app: &App, record: ItemRecord, stats: &ItemStats) -> 
     if before != Some(record.stock_total) || app.sale.stock.slot(item_id).is_none() {
         app.sale.restock(item_id, stats.stock_left).map_err(|_| ApiError::Overloaded)?;
     }
-    let item = app.catalogue.put(Item::new(record, app.sale.left(item_id)));
+    // Renders the item's page and the list page anew (issue 11).
+    let item = app.catalogue.put(record, app.sale.left(item_id));
     Ok(item)
 }
 
@@ -240,7 +241,7 @@ impl LoopHandler {
                 app.sale.add_units(item_id, units).map_err(|_| ApiError::Internal)?;
             }
             let record = app.store.item(item_id)?.ok_or(ApiError::NoSuchItem)?;
-            app.catalogue.put(Item::new(record, app.sale.left(item_id)));
+            app.catalogue.put(record, app.sale.left(item_id));
             announce_item(app, item_id);
             Ok(Reply::json_value(Status::OK, &stats_json(&stats)))
         })

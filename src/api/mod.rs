@@ -11,6 +11,7 @@
 //! - [`orders`]: the user's orders: list, get, pay, cancel.
 //! - [`admin`]: items, stock, stats, orders, reconcile, bulk users, the captcha-answer hook.
 //! - [`openapi`]: /openapi.json, the OpenAPI 3.1 document of all of them.
+//! - [`pages`]: `/` and `/items/{id}`, the web pages, served from memory.
 
 pub mod admin;
 pub mod buy;
@@ -18,6 +19,7 @@ pub mod items;
 pub mod openapi;
 pub mod ops;
 pub mod orders;
+pub mod pages;
 pub mod sale;
 pub mod users;
 
@@ -25,6 +27,7 @@ use seckill_protocol::{ContentType, Status};
 use serde::de::DeserializeOwned;
 
 use crate::api_error::ApiError;
+use crate::etag::{self, ETag};
 use crate::handler::{Answered, Call, Outcome};
 use crate::router::Route;
 
@@ -79,13 +82,37 @@ pub fn parse_body(route: Route, body: &[u8]) -> Result<(), ApiError> {
         | Route::OrderCancel
         | Route::AdminItemOrders
         | Route::AdminReconcile
-        | Route::OpenApi => Ok(()),
+        | Route::OpenApi
+        | Route::Home
+        | Route::ItemPage => Ok(()),
     }
 }
 
 /// Answers now with a JSON body written by `write`.
 pub(crate) fn json_now(call: &mut Call<'_, '_, '_>, status: Status, write: impl FnOnce(&mut Vec<u8>)) -> Outcome {
     call.exchange.respond(status).body_with(ContentType::Json, write);
+    Ok(Answered::Now(status))
+}
+
+/// Answers a body held in memory with its entity tag and `Cache-Control`:
+/// 304 with no body when `If-None-Match` names the tag, else 200 with it.
+/// Allocates nothing: the body is copied into the connection's buffer.
+pub(crate) fn validated_now(
+    call: &mut Call<'_, '_, '_>,
+    etag: &ETag,
+    cache_control: &[u8],
+    content_type: ContentType,
+    body: &[u8],
+) -> Outcome {
+    let fresh = call.request.header("if-none-match").is_some_and(|v| etag::none_match(v, etag));
+    let status = if fresh { Status::NOT_MODIFIED } else { Status::OK };
+    let mut w = call.exchange.respond(status);
+    w.header("ETag", etag).header("Cache-Control", cache_control);
+    if fresh {
+        w.empty();
+    } else {
+        w.body(content_type, body);
+    }
     Ok(Answered::Now(status))
 }
 
