@@ -29,6 +29,8 @@ const ATTEMPTS_MAX: u32 = 4;
 pub(super) const ER_DUP_ENTRY: u16 = 1062;
 pub(super) const ER_NO_REFERENCED_ROW: u16 = 1452;
 pub(super) const ER_BAD_DB: u16 = 1049;
+/// A CHECK constraint refused a row (MariaDB; MySQL 8 says 3819).
+pub(super) const ER_CONSTRAINT_FAILED: u16 = 4025;
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 const ER_LOCK_DEADLOCK: u16 = 1213;
 const ER_WARN_DATA_OUT_OF_RANGE: u16 = 1264;
@@ -225,18 +227,25 @@ pub(super) async fn execute<E>(conn: &mut impl Db, sql: &str, params: Vec<Value>
 /// Splits `rows` rows into chunk sizes from [`CHUNK_ROWS`], largest first.
 pub(super) fn chunk_sizes(mut rows: usize) -> impl Iterator<Item = usize> {
     std::iter::from_fn(move || {
-        let size = CHUNK_ROWS.into_iter().find(|&size| size <= rows)?;
-        rows -= size;
-        Some(size)
-    })
-}
-
-/// Runs `head VALUES (…), (…) tail` over `rows`, `columns` values per row, in
+    /// Runs `head VALUES (…), (…) tail` over `rows`, `columns` values per row, in
 /// chunks of fixed sizes; returns the total of affected rows.
 pub(super) async fn insert_rows<E>(
     conn: &mut impl Db,
     head: &str,
     tail: &str,
+    columns: usize,
+    rows: &[Vec<Value>],
+) -> Result<u64, Fail<E>> {
+    insert_rows_then(conn, head, tail, &[], columns, rows).await
+}
+
+/// [`insert_rows`] with `tail_params` bound to the placeholders of `tail`
+/// (after every row's values), the same for every chunk.
+pub(super) async fn insert_rows_then<E>(
+    conn: &mut impl Db,
+    head: &str,
+    tail: &str,
+    tail_params: &[Value],
     columns: usize,
     rows: &[Vec<Value>],
 ) -> Result<u64, Fail<E>> {
@@ -246,7 +255,15 @@ pub(super) async fn insert_rows<E>(
         let (chunk, after) = rest.split_at(size);
         rest = after;
         let sql = values_sql(head, tail, columns, size);
-        let params: Vec<Value> = chunk.iter().flatten().cloned().collect();
+        let mut params: Vec<Value> = Vec::with_capacity(size * columns + tail_params.len());
+        params.extend(chunk.iter().flatten().cloned());
+        params.extend(tail_params.iter().cloned());
+        affected += execute(conn, &sql, params).await?;
+    }
+    Ok(affected)
+}
+
+ter().flatten().cloned().collect();
         affected += execute(conn, &sql, params).await?;
     }
     Ok(affected)
