@@ -111,6 +111,8 @@ impl TouchQueue {
 #[derive(Debug)]
 pub struct Lifecycle {
     draining: AtomicBool,
+    /// The store answered the keeper's last ping.
+    store_up: AtomicBool,
     metrics: Metrics,
     loop_stats: OnceLock<Arc<[LoopStats]>>,
 }
@@ -120,7 +122,13 @@ pub const REVOCATIONS_KEPT: usize = 4096;
 
 impl Lifecycle {
     pub fn new(loops: usize) -> Self {
-        Lifecycle { draining: AtomicBool::new(false), metrics: Metrics::new(loops), loop_stats: OnceLock::new() }
+        Lifecycle {
+            draining: AtomicBool::new(false),
+            // The store answered at start-up, or the server would not have started.
+            store_up: AtomicBool::new(true),
+            metrics: Metrics::new(loops),
+            loop_stats: OnceLock::new(),
+        }
     }
 }
 
@@ -148,10 +156,16 @@ impl App {
         self.lifecycle.draining.load(Ordering::Acquire)
     }
 
-    /// Whether this instance can serve the sale: the embedded store and cache
-    /// are in process and the catalogue was loaded before the listeners
-    /// opened, so a running embedded instance is ready.
+    /// Whether this instance can serve the sale: the catalogue was loaded
+    /// before the listeners opened, so it is whether the store answered the
+    /// keeper's last ping (an embedded store always does). A load balancer
+    /// then sends buyers elsewhere while a MySQL store is down.
     pub fn is_ready(&self) -> bool {
-        true
+        self.lifecycle.store_up.load(Ordering::Relaxed)
+    }
+
+    /// The keeper's ping of the store came back (or failed).
+    pub fn set_store_up(&self, up: bool) {
+        self.lifecycle.store_up.store(up, Ordering::Relaxed);
     }
 }

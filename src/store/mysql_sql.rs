@@ -45,6 +45,9 @@ pub(super) enum Fail<E> {
     Retry(&'static str),
     /// The operation's own answer (not found, refused, a bug caught by a check).
     Refused(E),
+    /// COMMIT was sent and no answer came back (the connection broke): the
+    /// transaction may or may not have committed.
+    Unknown(mysql_async::Error),
 }
 
 impl<E> From<mysql_async::Error> for Fail<E> {
@@ -59,6 +62,7 @@ impl<E: From<StoreError>> Fail<E> {
             Fail::Db(e) => map_err(e).into(),
             Fail::Retry(why) => StoreError::Unavailable(format!("{why}: still conflicting after retries")).into(),
             Fail::Refused(e) => e,
+            Fail::Unknown(e) => StoreError::OutcomeUnknown(format!("connection lost during COMMIT: {e}")).into(),
         }
     }
 }
@@ -105,7 +109,9 @@ fn is_retryable<E>(fail: &Fail<E>) -> bool {
     match fail {
         Fail::Db(e) => matches!(server_code(e), Some(ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT)),
         Fail::Retry(_) => true,
-        Fail::Refused(_) => false,
+        // Not here: only the caller knows how to recognise its own earlier
+        // attempt (`orders::writer` asks again with the same ids).
+        Fail::Refused(_) | Fail::Unknown(_) => false,
     }
 }
 
@@ -128,7 +134,12 @@ pub(super) async fn write<T, E: From<StoreError>>(
             };
             match body(&mut tx).await {
                 Ok(value) => {
-                    tx.commit().await?;
+                    match tx.commit().await {
+                        // The server answered: it did not commit (and rolled back).
+                        Err(e @ mysql_async::Error::Server(_)) => return Err(Fail::Db(e)),
+                        Err(e) => return Err(Fail::Unknown(e)),
+                        Ok(()) => {}
+                    }
                     Ok(value)
                 }
                 Err(fail) => {
@@ -227,7 +238,13 @@ pub(super) async fn execute<E>(conn: &mut impl Db, sql: &str, params: Vec<Value>
 /// Splits `rows` rows into chunk sizes from [`CHUNK_ROWS`], largest first.
 pub(super) fn chunk_sizes(mut rows: usize) -> impl Iterator<Item = usize> {
     std::iter::from_fn(move || {
-    /// Runs `head VALUES (…), (…) tail` over `rows`, `columns` values per row, in
+        let size = CHUNK_ROWS.into_iter().find(|&size| size <= rows)?;
+        rows -= size;
+        Some(size)
+    })
+}
+
+/// Runs `head VALUES (…), (…) tail` over `rows`, `columns` values per row, in
 /// chunks of fixed sizes; returns the total of affected rows.
 pub(super) async fn insert_rows<E>(
     conn: &mut impl Db,
@@ -258,12 +275,6 @@ pub(super) async fn insert_rows_then<E>(
         let mut params: Vec<Value> = Vec::with_capacity(size * columns + tail_params.len());
         params.extend(chunk.iter().flatten().cloned());
         params.extend(tail_params.iter().cloned());
-        affected += execute(conn, &sql, params).await?;
-    }
-    Ok(affected)
-}
-
-ter().flatten().cloned().collect();
         affected += execute(conn, &sql, params).await?;
     }
     Ok(affected)
