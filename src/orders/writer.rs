@@ -242,13 +242,18 @@ fn resolve(
     }
 }
 
-/// An entry of a batch sent again: one that finds its own order id — as the
-/// order of its request id, or as a taken id — was committed by the attempt
-/// whose outcome was unknown, and is placed.
+/// An entry of a batch sent again: one that finds its own order id was
+/// committed by the attempt whose outcome was unknown, and is placed. With a
+/// request id the store says so (`Duplicate` of this very order); without
+/// one it refuses the entry — as a taken id, or because the lost attempt's
+/// own units now count against the per-user limit or the stock — so every
+/// other refusal asks for the order by its id (this path is rare).
 fn committed_before(store: &dyn Store, order: &NewOrder, outcome: OrderOutcome) -> Result<OrderOutcome, StoreError> {
     Ok(match outcome {
+        OrderOutcome::Committed(_) => outcome,
         OrderOutcome::Duplicate(record) if record.id == order.id => OrderOutcome::Committed(record),
-        OrderOutcome::IdTaken => match store.order(order.id)? {
+        OrderOutcome::Duplicate(_) => outcome,
+        refused => match store.order(order.id)? {
             Some(record)
                 if record.user_id == order.user_id
                     && record.item_id == order.item_id
@@ -256,9 +261,8 @@ fn committed_before(store: &dyn Store, order: &NewOrder, outcome: OrderOutcome) 
             {
                 OrderOutcome::Committed(record)
             }
-            _ => OrderOutcome::IdTaken,
+            _ => refused,
         },
-        other => other,
     })
 }
 
@@ -460,7 +464,8 @@ mod tests {
         let store = LosesAnswers { inner: inner.clone(), calls: Default::default() };
         let (tx, rx) = crossbeam_channel::unbounded();
         tx.send(order(20, users[0], 1, "a")).unwrap();
-        let mut without_request_id = order(21, users[1], 1, "");
+        // Two units: the lost attempt's own holding makes the retry pass the limit of 2.
+        let mut without_request_id = order(21, users[1], 2, "");
         without_request_id.order.request_id = None;
         tx.send(without_request_id).unwrap();
         drop(tx);
@@ -479,7 +484,7 @@ mod tests {
         assert_eq!(placed, [(20, 20), (21, 21)], "{:?}", sink.decisions);
         assert_eq!(store.calls.load(Relaxed), 3);
         assert_eq!(stats.unknown_batches.load(Relaxed), 1);
-        assert_eq!(inner.item_stats(1).unwrap().pending_payment, 2);
+        assert_eq!(inner.item_stats(1).unwrap().pending_payment, 3);
     }
 
     #[test]
