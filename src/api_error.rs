@@ -196,7 +196,7 @@ impl From<StoreError> for ApiError {
             StoreError::StockBelowSold => ApiError::StockBelowSold,
             StoreError::NotFound => ApiError::NoSuchItem,
             StoreError::OutOfRange(_) => ApiError::InvalidInput("a number is out of range"),
-            StoreError::Unavailable(_) => ApiError::Unavailable,
+            StoreError::Unavailable(_) | StoreError::OutcomeUnknown(_) => ApiError::Unavailable,
             StoreError::Internal(_) => ApiError::Internal,
         }
     }

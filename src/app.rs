@@ -113,6 +113,8 @@ pub struct Lifecycle {
     draining: AtomicBool,
     /// The keeper's last check of the cache (a shared one can go away).
     cache_reachable: AtomicBool,
+    /// The store answered the keeper's last ping.
+    store_up: AtomicBool,
     metrics: Metrics,
     loop_stats: OnceLock<Arc<[LoopStats]>>,
 }
@@ -125,6 +127,8 @@ impl Lifecycle {
         Lifecycle {
             draining: AtomicBool::new(false),
             cache_reachable: AtomicBool::new(true),
+            // The store answered at start-up, or the server would not have started.
+            store_up: AtomicBool::new(true),
             metrics: Metrics::new(loops),
             loop_stats: OnceLock::new(),
         }
@@ -156,13 +160,20 @@ impl App {
     }
 
     /// Whether this instance can serve the sale: the catalogue and the sale
-    /// were loaded before the listeners opened, and the cache answered the
-    /// keeper's last check (an in-process cache always does).
+    /// were loaded before the listeners opened, so it is whether the store
+    /// answered the keeper's last ping and the cache its last check (embedded
+    /// ones always do). A load balancer then sends buyers elsewhere while a
+    /// shared backend is down.
     pub fn is_ready(&self) -> bool {
-        self.lifecycle.cache_reachable.load(Ordering::Relaxed)
+        self.lifecycle.store_up.load(Ordering::Relaxed) && self.lifecycle.cache_reachable.load(Ordering::Relaxed)
     }
 
     pub fn set_cache_reachable(&self, reachable: bool) {
         self.lifecycle.cache_reachable.store(reachable, Ordering::Relaxed);
+    }
+
+    /// The keeper's ping of the store came back (or failed).
+    pub fn set_store_up(&self, up: bool) {
+        self.lifecycle.store_up.store(up, Ordering::Relaxed);
     }
 }

@@ -129,10 +129,17 @@ pub fn build_app(config: &Config) -> Result<(App, ExpiryDriver, Subscription), S
     let data_dir = std::path::PathBuf::from(&config.server.data_dir);
     let store: Arc<dyn Store> = match &config.store.url {
         StoreUrl::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
-        StoreUrl::Mysql { url } => Arc::new(MysqlStore::open(&MysqlOptions::new(url, config.store.pool_max))?),
+        StoreUrl::Mysql { url } => {
+            let mut options = MysqlOptions::new(url, config.store.pool_max);
+            options.command_timeout = Duration::from_millis(config.store.command_timeout_ms.max(1));
+            Arc::new(MysqlStore::open(&options)?)
+        }
     };
     for (setting, value) in store.durability_settings()? {
-        log!(Level::Info, "store durability", setting = setting, value = value);
+        // Contract §5: a 200 promises an fsync'd order; say loudly when the
+        // database's settings break that promise (the operator's choice).
+        let level = if setting == "durable_commits" && value != "yes" { Level::Warn } else { Level::Info };
+        log!(level, "store durability", setting = setting, value = value);
     }
     let cache: Arc<dyn Cache> = match &config.cache.url {
         CacheUrl::Memory => Arc::new(MemoryCache::new(config.captcha.outstanding_max)),
@@ -307,6 +314,7 @@ fn writer_settings(config: &Config) -> WriterSettings {
         batch_orders_max: config.sale.batch_orders_max,
         batch_wait: Duration::from_millis(config.sale.batch_wait_ms),
         idle_check: WRITER_IDLE_CHECK,
+        retry: Duration::from_millis(config.sale.writer_retry_ms.max(1)),
     }
 }
 
@@ -345,6 +353,20 @@ fn start_keeper(app: Arc<App>) -> std::io::Result<()> {
         let mut last_stats = Instant::now() - STORE_STATS_INTERVAL;
         loop {
             std::thread::sleep(KEEPER_INTERVAL);
+            // /readyz follows the store, and the log says when it changes.
+            let up = match app.store.ping() {
+                Ok(()) => true,
+                Err(error) => {
+                    if app.is_ready() {
+                        log!(Level::Warn, "store unreachable", error = error);
+                    }
+                    false
+                }
+            };
+            if up && !app.is_ready() {
+                log!(Level::Info, "store reachable again");
+            }
+            app.set_store_up(up);
             let touches = app.touches.take(TOUCHES_MAX);
             if !touches.is_empty() {
                 let _ = app.cache.touch_sessions(&touches);

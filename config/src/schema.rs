@@ -322,6 +322,8 @@ schema! {
         url: StoreUrl = "sqlite://./data/seckill.db";
         /// Most connections to a MySQL store.
         pool_max: usize = "8";
+        /// A MySQL call not answered within this many milliseconds is 503 (a write cut off this way has an unknown outcome).
+        command_timeout_ms: u64 = "5000";
     }
 
     /// `[cache]`: the cache shared by instances.
@@ -352,6 +354,8 @@ schema! {
         batch_orders_max: usize = "1024";
         /// Milliseconds the writer waits to gather more orders into a batch (0 = write what is there; orders arriving during a commit form the next batch anyway).
         batch_wait_ms: u64 = "0";
+        /// Milliseconds between the writer's attempts to resolve a batch whose commit outcome is unknown (the store went away during its COMMIT).
+        writer_retry_ms: u64 = "250";
         /// How instances share stock through the cache: "lease" (leased allotments) or "evalsha" (one script per request).
         stock_strategy: StockStrategy = "lease";
         /// A stock lease not renewed within this many milliseconds expires and its units return.

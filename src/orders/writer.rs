@@ -13,6 +13,15 @@
 //!
 //! A failed transaction wrote nothing (the store rolls it back), so every
 //! order of that batch is refused as `Unavailable` and its stock returned.
+//! A transaction whose outcome is unknown (`StoreError::OutcomeUnknown`: the
+//! database went away during its COMMIT) may have committed: its units
+//! cannot go back, nor can its orders be forgotten. The writer holds the
+//! batch and sends it again every `retry` until the store answers; the
+//! batch is idempotent (order ids are primary keys, request ids unique), so
+//! the answer says which orders the lost attempt committed — an entry that
+//! finds its own order id — and commits the others now. Meanwhile the parked
+//! requests get 503 at the confirm timeout and new orders queue, then meet a
+//! full queue (503): nothing is decided twice and nothing is lost.
 //! The writer never busy-polls: it sleeps in `recv` between batches.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -20,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use crate::store::{NewOrder, OrderOutcome, OrderRecord, Store};
+use crate::store::{NewOrder, OrderOutcome, OrderRecord, Store, StoreError};
 
 /// The fate of one order, as the client will hear it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +109,8 @@ pub struct WriterSettings {
     pub batch_wait: Duration,
     /// How often to look at the stop flag while idle.
     pub idle_check: Duration,
+    /// How long to wait before sending again a batch whose outcome is unknown.
+    pub retry: Duration,
 }
 
 /// Counters for `/metrics`, written by the writer alone.
@@ -108,6 +119,8 @@ pub struct WriterStats {
     pub batches: AtomicU64,
     pub orders: AtomicU64,
     pub failed_batches: AtomicU64,
+    /// Batches whose commit outcome was unknown, then resolved by asking again.
+    pub unknown_batches: AtomicU64,
     /// The largest batch so far.
     pub batch_orders_peak: AtomicU64,
     /// Total time inside the store's commit, microseconds.
@@ -149,7 +162,7 @@ pub fn run<T>(
             orders.push(next.order);
             tickets.push(next.ticket);
         }
-        commit(store, &mut orders, &mut tickets, sink, stats);
+        commit(store, &mut orders, &mut tickets, sink, stats, stop, settings.retry);
     }
 }
 
@@ -159,9 +172,21 @@ fn commit<T>(
     tickets: &mut Vec<T>,
     sink: &mut impl Sink<T>,
     stats: &WriterStats,
+    stop: &AtomicBool,
+    retry: Duration,
 ) {
     let started = Instant::now();
-    let result = store.commit_orders(orders);
+    let mut result = store.commit_orders(orders);
+    if let Err(StoreError::OutcomeUnknown(why)) = &result {
+        crate::log!(
+            crate::log::Level::Warn,
+            "batch outcome unknown, asking the store again",
+            orders = orders.len(),
+            error = why
+        );
+        stats.unknown_batches.fetch_add(1, Relaxed);
+        result = resolve(store, orders, stop, retry);
+    }
     let took = started.elapsed();
     let batch = orders.len();
     stats.commit_us_total.fetch_add(took.as_micros() as u64, Relaxed);
@@ -190,6 +215,55 @@ fn commit<T>(
         sink.decided(&order, ticket, Decision::Unavailable);
     }
     sink.batch_done(batch, took);
+}
+
+/// Sends a batch of unknown outcome again, every `retry`, until the store
+/// answers or the writer is told to stop (then the orders are refused as
+/// unavailable: the process is ending, and a restart rebuilds from the store).
+fn resolve(
+    store: &dyn Store,
+    orders: &[NewOrder],
+    stop: &AtomicBool,
+    retry: Duration,
+) -> Result<Vec<OrderOutcome>, StoreError> {
+    loop {
+        if stop.load(Relaxed) {
+            return Err(StoreError::Unavailable("stopping with a batch of unknown outcome".into()));
+        }
+        std::thread::sleep(retry);
+        let answer = store.commit_orders(orders).and_then(|outcomes| {
+            orders.iter().zip(outcomes).map(|(order, outcome)| committed_before(store, order, outcome)).collect()
+        });
+        match answer {
+            Ok(outcomes) => return Ok(outcomes),
+            Err(StoreError::Unavailable(_) | StoreError::OutcomeUnknown(_)) => continue,
+            Err(other) => return Err(other),
+        }
+    }
+}
+
+/// An entry of a batch sent again: one that finds its own order id was
+/// committed by the attempt whose outcome was unknown, and is placed. With a
+/// request id the store says so (`Duplicate` of this very order); without
+/// one it refuses the entry — as a taken id, or because the lost attempt's
+/// own units now count against the per-user limit or the stock — so every
+/// other refusal asks for the order by its id (this path is rare).
+fn committed_before(store: &dyn Store, order: &NewOrder, outcome: OrderOutcome) -> Result<OrderOutcome, StoreError> {
+    Ok(match outcome {
+        OrderOutcome::Committed(_) => outcome,
+        OrderOutcome::Duplicate(record) if record.id == order.id => OrderOutcome::Committed(record),
+        OrderOutcome::Duplicate(_) => outcome,
+        refused => match store.order(order.id)? {
+            Some(record)
+                if record.user_id == order.user_id
+                    && record.item_id == order.item_id
+                    && record.quantity == order.quantity.get() =>
+            {
+                OrderOutcome::Committed(record)
+            }
+            _ => refused,
+        },
+    })
 }
 
 #[cfg(test)]
@@ -247,7 +321,12 @@ mod tests {
     }
 
     fn settings(batch_orders_max: usize) -> WriterSettings {
-        WriterSettings { batch_orders_max, batch_wait: Duration::from_millis(5), idle_check: Duration::from_millis(5) }
+        WriterSettings {
+            batch_orders_max,
+            batch_wait: Duration::from_millis(5),
+            idle_check: Duration::from_millis(5),
+            retry: Duration::from_millis(1),
+        }
     }
 
     #[test]
@@ -316,6 +395,96 @@ mod tests {
         assert_eq!(stats.batch_orders_peak.load(Relaxed), 2);
         assert_eq!(sink.decisions.iter().filter(|(_, d)| matches!(d, Decision::Placed(_))).count(), 2, "limit 2");
         assert!(sink.decisions.iter().filter(|(_, d)| d.returns_stock()).all(|(_, d)| *d == Decision::LimitReached));
+    }
+
+    /// A store whose first `commit_orders` commits and then loses its answer
+    /// (`OutcomeUnknown`), as when the database dies during COMMIT, and whose
+    /// second fails before writing anything (still down).
+    #[derive(Debug)]
+    struct LosesAnswers {
+        inner: Arc<SqliteStore>,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    macro_rules! delegate {
+        ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+            $(fn $name(&self, $($arg: $ty),*) -> $ret { self.inner.$name($($arg),*) })*
+        };
+    }
+
+    impl Store for LosesAnswers {
+        fn commit_orders(&self, orders: &[NewOrder]) -> Result<Vec<OrderOutcome>, StoreError> {
+            match self.calls.fetch_add(1, Relaxed) {
+                0 => {
+                    self.inner.commit_orders(orders)?;
+                    Err(StoreError::OutcomeUnknown("lost".into()))
+                }
+                1 => Err(StoreError::Unavailable("still down".into())),
+                _ => self.inner.commit_orders(orders),
+            }
+        }
+
+        delegate! {
+            durability_settings() -> Result<Vec<(String, String)>, StoreError>;
+            allocate_instance_id(now_ms: u64) -> Result<u32, StoreError>;
+            create_user(username: &str, password_hash: &str, now_ms: u64) -> Result<u64, StoreError>;
+            create_users_bulk(prefix: &str, count: u32, password_hash: &str, now_ms: u64) -> Result<Vec<u64>, StoreError>;
+            user_by_name(username: &str) -> Result<Option<crate::store::UserRecord>, StoreError>;
+            user_by_id(user_id: u64) -> Result<Option<crate::store::UserRecord>, StoreError>;
+            insert_sessions(sessions: &[crate::store::SessionRecord]) -> Result<(), StoreError>;
+            session(token_hash: &crate::store::TokenHash) -> Result<Option<crate::store::SessionRecord>, StoreError>;
+            touch_sessions(touches: &[(crate::store::TokenHash, u64)]) -> Result<(), StoreError>;
+            live_sessions(now_ms: u64) -> Result<Vec<crate::store::SessionRecord>, StoreError>;
+            delete_session(token_hash: &crate::store::TokenHash) -> Result<bool, StoreError>;
+            delete_expired_sessions(now_ms: u64) -> Result<usize, StoreError>;
+            put_item(item: &ItemRecord) -> Result<ItemRecord, StoreError>;
+            item(item_id: u64) -> Result<Option<ItemRecord>, StoreError>;
+            items() -> Result<Vec<ItemRecord>, StoreError>;
+            adjust_stock(item_id: u64, delta: i64) -> Result<crate::store::ItemStats, StoreError>;
+            item_stats(item_id: u64) -> Result<crate::store::ItemStats, StoreError>;
+            order(order_id: u64) -> Result<Option<OrderRecord>, StoreError>;
+            order_by_request(user_id: u64, request_id: &str) -> Result<Option<OrderRecord>, StoreError>;
+            orders_of_user(user_id: u64, limit: u32, before: Option<u64>) -> Result<Vec<OrderRecord>, StoreError>;
+            orders_of_item(item_id: u64, limit: u32, after: Option<u64>) -> Result<Vec<OrderRecord>, StoreError>;
+            pay_order(order_id: u64, user_id: u64, now_ms: u64) -> Result<OrderRecord, crate::store::PayError>;
+            cancel_order(order_id: u64, user_id: u64, now_ms: u64) -> Result<crate::store::CancelOutcome, crate::store::CancelError>;
+            expire_orders(order_ids: &[u64], now_ms: u64) -> Result<Vec<crate::store::ReleasedUnits>, StoreError>;
+            orders_with_request_ids(limit: usize) -> Result<Vec<OrderRecord>, StoreError>;
+            pending_orders() -> Result<Vec<crate::store::PendingOrder>, StoreError>;
+            stock_snapshot() -> Result<Vec<crate::store::StockRow>, StoreError>;
+            holdings_snapshot() -> Result<Vec<crate::store::Holding>, StoreError>;
+            reconcile() -> Result<crate::store::ReconcileReport, StoreError>;
+        }
+    }
+
+    #[test]
+    fn a_batch_of_unknown_outcome_is_resolved_by_asking_again() {
+        let (_dir, inner) = store();
+        let users: Vec<u64> = (0..2).map(|i| inner.create_user(&format!("user{i}"), "hash", 0).unwrap()).collect();
+        let store = LosesAnswers { inner: inner.clone(), calls: Default::default() };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        tx.send(order(20, users[0], 1, "a")).unwrap();
+        // Two units: the lost attempt's own holding makes the retry pass the limit of 2.
+        let mut without_request_id = order(21, users[1], 2, "");
+        without_request_id.order.request_id = None;
+        tx.send(without_request_id).unwrap();
+        drop(tx);
+        let mut sink = Recorder { decisions: Vec::new(), batches: 0 };
+        let stats = WriterStats::default();
+        run(&store, &rx, settings(100), &mut sink, &stats, &AtomicBool::new(false));
+        // Both were committed by the lost attempt: placed once, not refused, not twice.
+        let placed: Vec<(u64, u64)> = sink
+            .decisions
+            .iter()
+            .filter_map(|(t, d)| match d {
+                Decision::Placed(record) => Some((*t, record.id)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(placed, [(20, 20), (21, 21)], "{:?}", sink.decisions);
+        assert_eq!(store.calls.load(Relaxed), 3);
+        assert_eq!(stats.unknown_batches.load(Relaxed), 1);
+        assert_eq!(inner.item_stats(1).unwrap().pending_payment, 3);
     }
 
     #[test]

@@ -69,6 +69,10 @@ pub enum StoreError {
     OutOfRange(&'static str),
     /// Backend fault: the database cannot be reached or written right now (503, retry).
     Unavailable(String),
+    /// Backend fault: a write was sent, but whether it committed is not known
+    /// (the connection broke, or the call timed out, during it): 503. Asking
+    /// again with the same ids finds out (see `orders::writer`).
+    OutcomeUnknown(String),
     /// Our fault: a bug, a corrupt or too-new schema (500).
     Internal(String),
 }
@@ -82,6 +86,7 @@ impl fmt::Display for StoreError {
             StoreError::NotFound => f.write_str("not found"),
             StoreError::OutOfRange(field) => write!(f, "{field} out of range"),
             StoreError::Unavailable(why) => write!(f, "store unavailable: {why}"),
+            StoreError::OutcomeUnknown(why) => write!(f, "store outcome unknown: {why}"),
             StoreError::Internal(why) => write!(f, "store internal error: {why}"),
         }
     }
@@ -345,6 +350,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// about every [`CHECKPOINT_INTERVAL`](crate::sale::confirm::CHECKPOINT_INTERVAL)
     /// while it writes, so no parked buy waits for it inside its commit.
     fn checkpoint(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Whether the database answers now (one cheap round trip), for
+    /// /readyz. An embedded store is in process, so always.
+    fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
 

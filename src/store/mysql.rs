@@ -11,12 +11,14 @@
 //! `pool_max` jobs wait at once.
 //!
 //! **Failures.** A connection that cannot be made or breaks, and a job not
-//! done within the command timeout, are `Unavailable` (503, retry): the pool
-//! drops broken connections and opens new ones, so a restarted database is
-//! used again without any action. A timed-out job is cancelled; like any
-//! network database, a COMMIT cut off this way has an unknown outcome, which
-//! is what `Unavailable` from `commit_orders` tells the caller (a retried batch
-//! cannot apply twice: its order ids are the primary key).
+//! done within the command timeout (`store.command_timeout_ms`), are
+//! `Unavailable` (503, retry): the pool drops broken connections and opens
+//! new ones, so a restarted database is used again without any action. A
+//! timed-out job is cancelled. A connection lost after COMMIT was sent, and
+//! a `commit_orders` cut off by the timeout, have an unknown outcome:
+//! `OutcomeUnknown`, which the order writer resolves by sending the same
+//! batch again (it cannot apply twice: its order ids are the primary key,
+//! its request ids a unique key).
 //!
 //! **Durability.** InnoDB with `innodb_flush_log_at_trx_commit=1` (and
 //! `sync_binlog=1` if the binlog is on) fsyncs at every COMMIT; the settings
@@ -214,17 +216,25 @@ impl MysqlStore {
         F: FnOnce(Pool) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + 'static,
     {
+        self.call_timed(StoreError::Unavailable, job)
+    }
+
+    /// [`Self::call`], with `timed_out` making the error of a job not done in
+    /// time: a write cut off may or may not have committed.
+    fn call_timed<T, E, F, Fut>(&self, timed_out: fn(String) -> StoreError, job: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(Pool) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + 'static,
+    {
         let (reply, answer) = crossbeam_channel::bounded(1);
         let timeout = self.command_timeout;
         let boxed: Job = Box::new(move |pool: Pool| -> LocalFuture {
             Box::pin(async move {
                 let result = match tokio::time::timeout(timeout, job(pool)).await {
                     Ok(result) => result,
-                    Err(_) => Err(StoreError::Unavailable(format!(
-                        "no answer within {} ms (outcome unknown)",
-                        timeout.as_millis()
-                    ))
-                    .into()),
+                    Err(_) => Err(timed_out(format!("no answer within {} ms", timeout.as_millis())).into()),
                 };
                 // The caller may have given up waiting: then nobody reads it.
                 let _ = reply.send(result);
@@ -238,8 +248,7 @@ impl MysqlStore {
         match answer.recv_timeout(timeout + REPLY_MARGIN) {
             Ok(result) => result,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                Err(StoreError::Unavailable(format!("no answer within {} ms (outcome unknown)", timeout.as_millis()))
-                    .into())
+                Err(timed_out(format!("no answer within {} ms", timeout.as_millis())).into())
             }
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 Err(StoreError::Internal("a store job ended without an answer".into()).into())
@@ -299,6 +308,13 @@ async fn connect(pool: &Pool, opts: &Opts) -> Result<Conn, Fail<StoreError>> {
 impl Store for MysqlStore {
     fn durability_settings(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.call(|pool| async move { accounts::durability_settings(&pool).await })
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.call(|pool| async move {
+            let mut conn = pool.get_conn().await.map_err(map_err)?;
+            conn.ping().await.map_err(map_err)
+        })
     }
 
     fn allocate_instance_id(&self, now_ms: u64) -> Result<u32, StoreError> {
@@ -392,7 +408,10 @@ impl Store for MysqlStore {
             return Ok(Vec::new());
         }
         let new_orders = new_orders.to_vec();
-        self.call(move |pool| async move { orders::commit_orders(&pool, &new_orders).await })
+        // Cut off by the timeout, the batch may have committed (see `orders::writer`).
+        self.call_timed(StoreError::OutcomeUnknown, move |pool| async move {
+            orders::commit_orders(&pool, &new_orders).await
+        })
     }
 
     fn order(&self, order_id: OrderId) -> Result<Option<OrderRecord>, StoreError> {

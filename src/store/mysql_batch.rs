@@ -2,8 +2,9 @@
 //! transaction read, without a round trip per order.
 //!
 //! The MySQL store reads everything a batch can depend on in a few queries
-//! (its items locked `FOR UPDATE`, the holdings, the request ids, the order ids
-//! and users already there), then [`plan`] walks the entries in order exactly
+//! (its items locked `FOR UPDATE`, its users with their holdings; on a
+//! careful attempt also the request ids and order ids already there), then
+//! [`plan`] walks the entries in order exactly
 //! as the SQLite store's `commit_one` does — idempotency, item, per-user
 //! limit, stock, order id, user — so an earlier entry's units and request id
 //! count against later ones. The result says what to write: the orders, the
@@ -24,14 +25,16 @@ pub(super) struct ItemRow {
 }
 
 /// What the batch's transaction read before deciding.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Found {
     pub items: HashMap<ItemId, ItemRow>,
     /// Holdings rows that exist (possibly at 0 units).
     pub holdings: HashMap<(UserId, ItemId), u64>,
-    /// Orders already made under one of the batch's (user, request id) pairs.
+    /// Orders already made under one of the batch's (user, request id)
+    /// pairs. Read only by a careful attempt: a first attempt leaves both this
+    /// and `ids_taken` empty and lets the unique keys catch a duplicate.
     pub requests: HashMap<(UserId, String), OrderRecord>,
-    /// Which of the batch's order ids are already used.
+    /// Which of the batch's order ids are already used (careful attempt only).
     pub ids_taken: HashSet<OrderId>,
     /// Which of the batch's users exist.
     pub users: HashSet<UserId>,
@@ -46,6 +49,8 @@ pub(super) struct HoldingChange {
     pub units: u64,
     /// The row existed before (update it) or not (insert it).
     pub existed: bool,
+    /// The item's per-user limit, which the write checks again.
+    pub limit: u64,
 }
 
 /// What to write, and what to answer.
@@ -89,6 +94,8 @@ pub(super) fn plan(orders: &[NewOrder], mut found: Found) -> Plan {
             item_id,
             units,
             existed: found.holdings.contains_key(&(user_id, item_id)),
+            // Only committed orders are counted here, and they found their item.
+            limit: found.items.get(&item_id).map_or(0, |item| item.per_user_limit),
         })
         .collect();
     // A fixed order: rows are locked in key order, like every other writer.
@@ -194,8 +201,8 @@ mod tests {
         assert_eq!(
             plan.holdings,
             [
-                HoldingChange { user_id: 7, item_id: 1, units: 2, existed: false },
-                HoldingChange { user_id: 8, item_id: 1, units: 1, existed: true },
+                HoldingChange { user_id: 7, item_id: 1, units: 2, existed: false, limit: 2 },
+                HoldingChange { user_id: 8, item_id: 1, units: 1, existed: true, limit: 2 },
             ]
         );
     }

@@ -15,8 +15,8 @@ use mysql_async::{Pool, Transaction, Value};
 
 use super::mysql_batch::{Found, ItemRow, Plan, plan};
 use super::mysql_sql::{
-    ER_DUP_ENTRY, Fail, execute, in_lists, insert_rows, int, order_id_from_sql, order_id_to_sql, read, refuse, select,
-    select_one, server_code, write,
+    ER_CONSTRAINT_FAILED, ER_DUP_ENTRY, Fail, execute, in_lists, insert_rows, insert_rows_then, int, order_id_from_sql,
+    order_id_to_sql, read, refuse, select, select_one, server_code, write,
 };
 use super::{
     CancelError, CancelOutcome, Holding, ItemId, ItemRecord, ItemStats, NewOrder, OrderId, OrderOutcome, OrderRecord,
@@ -226,13 +226,37 @@ pub(super) async fn item_stats(pool: &Pool, item_id: ItemId) -> Result<ItemStats
 /// One transaction for the whole batch: read what it depends on (items
 /// locked), decide every entry in Rust (`mysql_batch::plan`), then write with
 /// multi-row statements that are themselves conditional.
+///
+/// The first attempt is optimistic: order ids are made unique by this
+/// server and a request id seen before is almost always answered from
+/// memory, so it does not look either up and lets the primary key and the
+/// `(user_id, request_id)` unique key refuse a duplicate at the INSERT. That
+/// rolls the batch back, and the next attempt is careful: it reads the
+/// batch's request ids and order ids first and decides each entry. A first
+/// attempt that refuses an entry reads them too before writing: a retried
+/// request id counts against its own per-user limit, so its duplicate would
+/// show as `LimitReached` (and a taken id would hide behind a missing user).
 pub(super) async fn commit_orders(pool: &Pool, orders: &[NewOrder]) -> Result<Vec<OrderOutcome>, StoreError> {
     let rows = order_rows(orders)?;
+    let mut careful = false;
     write(pool, async |tx| {
-        let found = read_batch(tx, orders).await?;
-        let plan = plan(orders, found);
-        write_batch(tx, &rows, &plan).await?;
-        Ok(plan.outcomes)
+        let mut found = read_batch(tx, orders).await?;
+        if careful {
+            read_duplicates(tx, orders, &mut found).await?;
+        }
+        let mut decided = plan(orders, found.clone());
+        if !careful && decided.outcomes.iter().any(|o| !matches!(o, OrderOutcome::Committed(_))) {
+            read_duplicates(tx, orders, &mut found).await?;
+            decided = plan(orders, found);
+        }
+        let written = write_batch(tx, &rows, &decided).await;
+        match written {
+            Err(Fail::Retry(why)) => {
+                careful = true;
+                Err(Fail::Retry(why))
+            }
+            other => other.map(|()| decided.outcomes),
+        }
     })
     .await
 }
@@ -257,7 +281,9 @@ fn order_rows(orders: &[NewOrder]) -> Result<Vec<Vec<Value>>, StoreError> {
         .collect()
 }
 
-/// Everything the batch's decisions depend on, in five queries whatever its size.
+/// What every attempt's decisions depend on: the batch's items (locked),
+/// then per item its users with their holdings in one join, whatever the
+/// batch's size.
 async fn read_batch(tx: &mut Transaction<'static>, orders: &[NewOrder]) -> Result<Found, Fail<StoreError>> {
     let mut found = Found::default();
     let mut item_ids: Vec<ItemId> = orders.iter().map(|o| o.item_id).collect();
@@ -277,18 +303,46 @@ async fn read_batch(tx: &mut Transaction<'static>, orders: &[NewOrder]) -> Resul
         }
     }
 
-    let mut pairs: Vec<(UserId, ItemId)> = orders.iter().map(|o| (o.user_id, o.item_id)).collect();
+    // Not locked, and need not be: every transaction that changes a holdings
+    // row of an item holds that item's row lock first (batches above, and
+    // `give_back` and `reconcile`), so while this batch holds it no change to
+    // these rows is in flight, and READ COMMITTED reads the latest. Users are
+    // never deleted. Items this batch did not find need no holdings.
+    let mut pairs: Vec<(ItemId, UserId)> =
+        orders.iter().filter(|o| found.items.contains_key(&o.item_id)).map(|o| (o.item_id, o.user_id)).collect();
     pairs.sort_unstable();
     pairs.dedup();
-    let keys: Vec<Vec<Value>> = pairs.iter().map(|&(u, i)| vec![u.into(), i.into()]).collect();
-    for (list, params) in in_lists(&keys, 2) {
-        let sql =
-            format!("SELECT user_id, item_id, units FROM holdings WHERE (user_id, item_id) IN ({list}) FOR UPDATE");
-        for (user_id, item_id, units) in select::<(UserId, ItemId, u64), _>(tx, &sql, params).await? {
-            found.holdings.insert((user_id, item_id), units);
+    for item_pairs in pairs.chunk_by(|a, b| a.0 == b.0) {
+        let item_id = item_pairs[0].0;
+        let keys: Vec<Vec<Value>> = item_pairs.iter().map(|&(_, user_id)| vec![user_id.into()]).collect();
+        for (list, params) in in_lists(&keys, 1) {
+            let sql = format!(
+                "SELECT u.id, h.units FROM users u LEFT JOIN holdings h ON h.user_id = u.id AND h.item_id = ?
+                 WHERE u.id IN ({list})"
+            );
+            let mut all: Vec<Value> = Vec::with_capacity(params.len() + 1);
+            all.push(item_id.into());
+            all.extend(params);
+            for (user_id, units) in select::<(UserId, Option<u64>), _>(tx, &sql, all).await? {
+                found.users.insert(user_id);
+                if let Some(units) = units {
+                    found.holdings.insert((user_id, item_id), units);
+                }
+            }
         }
     }
+    // Orders of unknown items are refused for the item before their user
+    // is checked, so those users need no lookup.
+    Ok(found)
+}
 
+/// The orders already made under the batch's request ids, and which of its
+/// order ids are taken: what a careful attempt decides duplicates by.
+async fn read_duplicates(
+    tx: &mut Transaction<'static>,
+    orders: &[NewOrder],
+    found: &mut Found,
+) -> Result<(), Fail<StoreError>> {
     // Not locked: a concurrent insert of the same request id (another
     // instance) fails this batch's INSERT on the unique key, and the batch is
     // then run again and finds it here.
@@ -302,22 +356,12 @@ async fn read_batch(tx: &mut Transaction<'static>, orders: &[NewOrder]) -> Resul
             }
         }
     }
-
     let keys: Vec<Vec<Value>> = orders.iter().map(|o| vec![order_id_to_sql(o.id).into()]).collect();
     for (list, params) in in_lists(&keys, 1) {
         let sql = format!("SELECT id FROM orders WHERE id IN ({list})");
         found.ids_taken.extend(select::<i64, _>(tx, &sql, params).await?.into_iter().map(order_id_from_sql));
     }
-
-    let mut user_ids: Vec<UserId> = orders.iter().map(|o| o.user_id).collect();
-    user_ids.sort_unstable();
-    user_ids.dedup();
-    let keys: Vec<Vec<Value>> = user_ids.iter().map(|&id| vec![id.into()]).collect();
-    for (list, params) in in_lists(&keys, 1) {
-        let sql = format!("SELECT id FROM users WHERE id IN ({list})");
-        found.users.extend(select::<UserId, _>(tx, &sql, params).await?);
-    }
-    Ok(found)
+    Ok(())
 }
 
 /// Writes a plan. Each write is conditional on the limits it relies on, and
@@ -337,45 +381,43 @@ async fn write_batch(tx: &mut Transaction<'static>, rows: &[Vec<Value>], plan: &
     )
     .await;
     match inserted {
-        // Another transaction inserted one of these ids or request ids since we read: decide again.
+        // An order id or request id is taken (by an earlier batch, or by
+        // another transaction since this one read): decide again, carefully.
         Err(Fail::Db(e)) if server_code(&e) == Some(ER_DUP_ENTRY) => return Err(Fail::Retry("order id or request id")),
         other => other?,
     };
 
-    tx.query_drop("DELETE FROM batch_holdings").await?;
-    let holdings: Vec<Vec<Value>> = plan
-        .holdings
-        .iter()
-        .map(|h| vec![h.user_id.into(), h.item_id.into(), h.units.into(), i64::from(h.existed).into()])
-        .collect();
-    insert_rows(tx, "INSERT INTO batch_holdings (user_id, item_id, units, existed)", "", 4, &holdings).await?;
-    let existed = plan.holdings.iter().filter(|h| h.existed).count() as u64;
-    let updated = execute(
-        tx,
-        "UPDATE holdings h
-           JOIN batch_holdings b ON b.user_id = h.user_id AND b.item_id = h.item_id AND b.existed = 1
-           JOIN items i ON i.id = h.item_id
-         SET h.units = h.units + b.units
-         WHERE h.units + b.units <= i.per_user_limit",
-        Vec::new(),
-    )
-    .await?;
-    let created = match execute(
-        tx,
-        "INSERT INTO holdings (user_id, item_id, units)
-         SELECT b.user_id, b.item_id, b.units FROM batch_holdings b JOIN items i ON i.id = b.item_id
-         WHERE b.existed = 0 AND b.units <= i.per_user_limit",
-        Vec::new(),
-    )
-    .await
-    {
-        Err(Fail::Db(e)) if server_code(&e) == Some(ER_DUP_ENTRY) => return Err(Fail::Retry("holdings row")),
-        other => other?,
-    };
-    if updated != existed || created != plan.holdings.len() as u64 - existed {
-        return refuse(StoreError::Internal(format!(
-            "batch would pass a per-user limit: {updated} of {existed} holdings updated, {created} created"
-        )));
+    // One statement per item and chunk: a new row is inserted, an existing
+    // one gains the units only within the item's limit — past it, the value
+    // becomes -1, which the table's CHECK (units >= 0) refuses, failing the
+    // statement and so the batch. MySQL counts 1 affected row per insert and
+    // 2 per update, which is checked against the plan's view.
+    for item_holdings in plan.holdings.chunk_by(|a, b| a.item_id == b.item_id) {
+        let limit = item_holdings[0].limit;
+        let rows: Vec<Vec<Value>> =
+            item_holdings.iter().map(|h| vec![h.user_id.into(), h.item_id.into(), h.units.into()]).collect();
+        let affected = match insert_rows_then(
+            tx,
+            "INSERT INTO holdings (user_id, item_id, units)",
+            "ON DUPLICATE KEY UPDATE units = IF(units + VALUES(units) <= ?, units + VALUES(units), -1)",
+            &[limit.into()],
+            3,
+            &rows,
+        )
+        .await
+        {
+            Err(Fail::Db(e)) if server_code(&e) == Some(ER_CONSTRAINT_FAILED) => {
+                return refuse(StoreError::Internal(format!("batch would pass the per-user limit {limit}")));
+            }
+            other => other?,
+        };
+        let existed = item_holdings.iter().filter(|h| h.existed).count() as u64;
+        let expected = item_holdings.len() as u64 + existed;
+        if affected != expected {
+            return refuse(StoreError::Internal(format!(
+                "holdings changed under the batch: {affected} rows affected, {expected} expected"
+            )));
+        }
     }
 
     for &(item_id, units) in &plan.sold {

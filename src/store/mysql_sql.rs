@@ -29,6 +29,8 @@ const ATTEMPTS_MAX: u32 = 4;
 pub(super) const ER_DUP_ENTRY: u16 = 1062;
 pub(super) const ER_NO_REFERENCED_ROW: u16 = 1452;
 pub(super) const ER_BAD_DB: u16 = 1049;
+/// A CHECK constraint refused a row (MariaDB; MySQL 8 says 3819).
+pub(super) const ER_CONSTRAINT_FAILED: u16 = 4025;
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 const ER_LOCK_DEADLOCK: u16 = 1213;
 const ER_WARN_DATA_OUT_OF_RANGE: u16 = 1264;
@@ -43,6 +45,9 @@ pub(super) enum Fail<E> {
     Retry(&'static str),
     /// The operation's own answer (not found, refused, a bug caught by a check).
     Refused(E),
+    /// COMMIT was sent and no answer came back (the connection broke): the
+    /// transaction may or may not have committed.
+    Unknown(mysql_async::Error),
 }
 
 impl<E> From<mysql_async::Error> for Fail<E> {
@@ -57,6 +62,7 @@ impl<E: From<StoreError>> Fail<E> {
             Fail::Db(e) => map_err(e).into(),
             Fail::Retry(why) => StoreError::Unavailable(format!("{why}: still conflicting after retries")).into(),
             Fail::Refused(e) => e,
+            Fail::Unknown(e) => StoreError::OutcomeUnknown(format!("connection lost during COMMIT: {e}")).into(),
         }
     }
 }
@@ -103,7 +109,9 @@ fn is_retryable<E>(fail: &Fail<E>) -> bool {
     match fail {
         Fail::Db(e) => matches!(server_code(e), Some(ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT)),
         Fail::Retry(_) => true,
-        Fail::Refused(_) => false,
+        // Not here: only the caller knows how to recognise its own earlier
+        // attempt (`orders::writer` asks again with the same ids).
+        Fail::Refused(_) | Fail::Unknown(_) => false,
     }
 }
 
@@ -126,7 +134,12 @@ pub(super) async fn write<T, E: From<StoreError>>(
             };
             match body(&mut tx).await {
                 Ok(value) => {
-                    tx.commit().await?;
+                    match tx.commit().await {
+                        // The server answered: it did not commit (and rolled back).
+                        Err(e @ mysql_async::Error::Server(_)) => return Err(Fail::Db(e)),
+                        Err(e) => return Err(Fail::Unknown(e)),
+                        Ok(()) => {}
+                    }
                     Ok(value)
                 }
                 Err(fail) => {
@@ -240,13 +253,28 @@ pub(super) async fn insert_rows<E>(
     columns: usize,
     rows: &[Vec<Value>],
 ) -> Result<u64, Fail<E>> {
+    insert_rows_then(conn, head, tail, &[], columns, rows).await
+}
+
+/// [`insert_rows`] with `tail_params` bound to the placeholders of `tail`
+/// (after every row's values), the same for every chunk.
+pub(super) async fn insert_rows_then<E>(
+    conn: &mut impl Db,
+    head: &str,
+    tail: &str,
+    tail_params: &[Value],
+    columns: usize,
+    rows: &[Vec<Value>],
+) -> Result<u64, Fail<E>> {
     let mut affected = 0;
     let mut rest = rows;
     for size in chunk_sizes(rows.len()) {
         let (chunk, after) = rest.split_at(size);
         rest = after;
         let sql = values_sql(head, tail, columns, size);
-        let params: Vec<Value> = chunk.iter().flatten().cloned().collect();
+        let mut params: Vec<Value> = Vec::with_capacity(size * columns + tail_params.len());
+        params.extend(chunk.iter().flatten().cloned());
+        params.extend(tail_params.iter().cloned());
         affected += execute(conn, &sql, params).await?;
     }
     Ok(affected)

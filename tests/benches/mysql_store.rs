@@ -1,7 +1,9 @@
 //! The MySQL store's group commit without HTTP (issue 6: ≥ 50,000 durable
 //! orders/s through batching). Prints orders/s, the batch size and fsyncs per
 //! 1,000 orders (`Innodb_os_log_fsyncs`, `Innodb_data_fsyncs`, server-wide)
-//! for a few batch sizes; never asserts a timing.
+//! for a few batch sizes, and the database server's own CPU time per order
+//! when it runs on this machine (its pid file, `/proc/PID/stat`), which is
+//! what bounds the rate on a small machine; never asserts a timing.
 //!
 //! `cargo bench --bench mysql_store` against `SECKILL_BENCH_MYSQL_URL`
 //! (default `mysql://root@127.0.0.1:3306/`, a URL without a database); it
@@ -40,12 +42,14 @@ fn main() {
             end_ms: u32::MAX.into(),
         })
         .expect("item");
+    let server_pid = server_pid(&format!("{server}{database}"));
     let scale = if quick { 10 } else { 1 };
     let mut next_id = 1u64 << 60;
     for (batch_size, orders) in [(1usize, 1_000usize), (100, 50_000), (1_000, 200_000), (4_000, 200_000)] {
         let orders = orders / scale;
         let batches = orders / batch_size;
         let (log_before, data_before) = store.fsync_counters().expect("status");
+        let cpu_before = server_pid.and_then(cpu_seconds);
         let started = Instant::now();
         for _ in 0..batches {
             let batch: Vec<NewOrder> = (0..batch_size)
@@ -68,9 +72,17 @@ fn main() {
         let seconds = started.elapsed().as_secs_f64();
         let (log_after, data_after) = store.fsync_counters().expect("status");
         let written = (batches * batch_size) as f64;
+        let cpu = match (cpu_before, server_pid.and_then(cpu_seconds)) {
+            (Some(before), Some(after)) => format!(
+                "; server CPU {:.1} µs per order ({:.0}% of a core)",
+                (after - before) * 1e6 / written,
+                (after - before) * 100.0 / seconds
+            ),
+            _ => String::new(),
+        };
         println!(
             "mysql group commit: batch {batch_size:>5}: {written:>7} orders in {:>8.1} ms = {:>7.0} orders/s, \
-             {:>6.2} ms per batch; per 1,000 orders: {:.1} log fsyncs, {:.1} data fsyncs",
+             {:>6.2} ms per batch; per 1,000 orders: {:.1} log fsyncs, {:.1} data fsyncs{cpu}",
             seconds * 1e3,
             written / seconds,
             seconds * 1e3 / batches as f64,
@@ -124,6 +136,27 @@ fn reference_insert_rate(url: &str, scale: usize) {
         Ok(rate) => println!("reference: plain 1,000-row transactions, primary key only: {rate:>7.0} rows/s"),
         Err(e) => eprintln!("reference insert failed: {e}"),
     }
+}
+
+/// The database server's pid, if it runs on this machine (its pid file is readable here).
+fn server_pid(url: &str) -> Option<u32> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    let pid_file: Option<String> = runtime.block_on(async {
+        let mut conn = mysql_async::Conn::from_url(url).await.ok()?;
+        let file: Option<String> = conn.query_first("SELECT @@pid_file").await.ok()?;
+        let _ = conn.disconnect().await;
+        file
+    });
+    std::fs::read_to_string(pid_file?).ok()?.trim().parse().ok()
+}
+
+/// User + system CPU seconds of process `pid` (Linux `/proc/PID/stat`, 100 ticks a second).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces) start at state, field 3.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 fn drop_database(server: &str, database: &str) {
