@@ -329,6 +329,9 @@ impl Handler for LoopHandler {
     fn replay(&mut self, completion: Completion) -> Result<OwnedRequest, Completion> {
         match completion.answer {
             Answer::Replay { request, token, session } => {
+                // Revocations first (a resynchronisation would otherwise
+                // wipe the entry before the replay reads it).
+                self.sessions.catch_up(&self.app.revocations);
                 self.sessions.insert(token, session, crate::clock::now_ms());
                 self.replaying = true;
                 Ok(*request)

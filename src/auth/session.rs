@@ -125,6 +125,11 @@ impl SessionCache {
         Cached::Valid { session: entry.session, write_back }
     }
 
+    /// Applies the revocations this cache has not seen yet.
+    pub fn catch_up(&mut self, revocations: &RevocationLog) {
+        revocations.apply(self);
+    }
+
     /// Remembers a session found in the shared directory.
     pub fn insert(&mut self, token: TokenKey, session: Session, now_ms: u64) {
         if self.entries.len() >= self.capacity && !self.entries.contains_key(&token) {

@@ -326,12 +326,13 @@ impl Cache for RedisCache {
         self.bridge
             .spawn(move |_client| async move {
                 let mut messages = subscriber.message_rx();
-                let mut reconnects = subscriber.reconnect_rx();
                 let subscribed = async {
                     subscriber.init().await?;
                     subscriber.subscribe(channel.as_str()).await
                 }
                 .await;
+                // Listened to only now: the first connection is no reconnect.
+                let mut reconnects = subscriber.reconnect_rx();
                 let _ = ready_tx.send(subscribed.map_err(unavailable));
                 // Re-subscribes after every reconnect.
                 let _manager = subscriber.manage_subscriptions();
