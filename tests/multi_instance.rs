@@ -82,6 +82,8 @@ fn a_session_captcha_and_path_from_one_instance_work_on_the_other_and_logout_rea
     let order_id = buy.json()["order_id"].as_str().unwrap().to_string();
     let order = call(b.addr, "GET", &format!("/api/orders/{order_id}"), Some(&alice.token), &Value::Null);
     assert_eq!(order.status, 200, "B finds A's order in the shared store: {}", order.text());
+    let result = call(b.addr, "GET", "/api/items/1/result", Some(&alice.token), &Value::Null);
+    assert_eq!(result.json(), json!({ "status": "success", "order_id": order_id }), "/result is the same on B");
 
     // Logout on B: A refuses the token within a second. Both loops of A
     // have seen it (several connections), so both must forget it.

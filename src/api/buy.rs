@@ -203,6 +203,10 @@ impl LoopHandler {
             return self.offload(call, Pool::General, move |app| live_order_reply(app, user, item_id));
         } else if held.in_flight > 0 {
             b"pending"
+        } else if self.app.cache.is_shared() {
+            // Another instance may have sold to this user: the store knows.
+            let user = session.user_id;
+            return self.offload(call, Pool::General, move |app| shared_result(app, user, item_id));
         } else if sale.stock.slot(item_id).is_none_or(|slot| sale.stock.is_sold_out(slot)) {
             b"sold_out"
         } else {
@@ -216,20 +220,42 @@ impl LoopHandler {
     }
 }
 
+/// `/result` when several instances share the store and this one knows of
+/// no order: a live order in the store is `success`; otherwise `sold_out`
+/// when the store has no unit left, else `none`. (An order still queued on
+/// another instance reads `none` here until its batch commits, a few ms.)
+fn shared_result(app: &App, user: u64, item_id: u64) -> Result<Reply, ApiError> {
+    if let Some(order_id) = live_order(app, user, item_id)? {
+        return Ok(success_reply(order_id));
+    }
+    let status = if app.store.item_stats(item_id)?.stock_left == 0 { "sold_out" } else { "none" };
+    Ok(Reply::json_value(Status::OK, &serde_json::json!({ "status": status })))
+}
+
 /// The newest live order of the user for the item, as `/result` shows it.
 fn live_order_reply(app: &App, user: u64, item_id: u64) -> Result<Reply, ApiError> {
+    match live_order(app, user, item_id)? {
+        Some(order_id) => Ok(success_reply(order_id)),
+        // Expired or cancelled between the check and now.
+        None => Ok(Reply::json_value(Status::OK, &serde_json::json!({ "status": "none" }))),
+    }
+}
+
+fn success_reply(order_id: u64) -> Reply {
+    Reply::json_value(Status::OK, &serde_json::json!({ "status": "success", "order_id": order_id.to_string() }))
+}
+
+/// The id of the newest live order of the user for the item, from the store.
+fn live_order(app: &App, user: u64, item_id: u64) -> Result<Option<u64>, ApiError> {
     let mut before = None;
     loop {
         let page = app.store.orders_of_user(user, 200, before)?;
-        let live = page.iter().find(|o: &&OrderRecord| o.item_id == item_id && o.status.is_live());
-        if let Some(order) = live {
-            let body = serde_json::json!({ "status": "success", "order_id": order.id.to_string() });
-            return Ok(Reply::json_value(Status::OK, &body));
+        if let Some(order) = page.iter().find(|o: &&OrderRecord| o.item_id == item_id && o.status.is_live()) {
+            return Ok(Some(order.id));
         }
         match page.last() {
             Some(last) if page.len() == 200 => before = Some(last.id),
-            // Expired or cancelled between the check and now.
-            _ => return Ok(Reply::json_value(Status::OK, &serde_json::json!({ "status": "none" }))),
+            _ => return Ok(None),
         }
     }
 }
