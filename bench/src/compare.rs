@@ -127,6 +127,11 @@ pub fn run_compare(config: &CompareConfig) -> Result<CompareReport, SaleError> {
         for (i, variant) in config.variants.iter().enumerate() {
             let mut sale = config.sale.clone();
             sale.server_sets.extend(variant.sets.iter().cloned());
+            // A variant may keep its data between runs (a shared MySQL
+            // store): every run sells its own item, never one with orders.
+            if sale.item_id.is_none() {
+                sale.item_id = Some(1 + (round * config.variants.len() + i) as u64);
+            }
             sale.progress = false;
             let report = run_sale(&sale)?;
             let run = Run {
