@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         }
     };
     log::set_level(log_level(config.server.log_level));
+    abort_on_panic();
     let running = match server::start(&config) {
         Ok(running) => running,
         Err(error) => {
@@ -35,6 +36,19 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A panic is a bug (a broken invariant, such as a stock ledger that no
+/// longer adds up): the whole process stops, whichever thread it was on,
+/// in every build. Release builds abort anyway (`panic = "abort"`); without
+/// this, a debug build would lose the one thread (a worker, the writer) and
+/// limp on answering 503. A restart rebuilds everything from the store.
+fn abort_on_panic() {
+    let print = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        print(info);
+        std::process::abort();
+    }));
 }
 
 fn log_level(level: LogLevel) -> Level {

@@ -295,6 +295,34 @@ fn a_late_payment_expires_the_order_whatever_the_timer() {
     assert_eq!(shop.stats(1)["expired"], 1, "expired once, whoever did it");
 }
 
+/// Stock is bounded (10^12 units): a total or delta beyond it is a clear 400,
+/// and restocking at the bound again and again, then withdrawing, keeps the
+/// server whole (the allotment's ledger adds up every unit ever granted).
+#[test]
+fn stock_beyond_the_bound_is_refused_and_large_restocks_stay_exact() {
+    const MAX: u64 = 1_000_000_000_000;
+    let server = Server::start_with(fast());
+    let shop = Shop::new(&server);
+    let item = |stock: u64| {
+        json!({ "name": "Big", "price_cents": 1, "stock": stock, "per_user_limit": 1,
+                "start_ms": 0, "end_ms": 4_000_000_000_000u64 })
+    };
+    assert_error(&shop.admin_call("PUT", "/admin/items/7", &item(MAX + 1)), 400, "invalid_input");
+    assert_error(&shop.admin_call("PUT", "/admin/items/7", &item(i64::MAX as u64)), 400, "invalid_input");
+    for _ in 0..4 {
+        let put = shop.admin_call("PUT", "/admin/items/7", &item(MAX));
+        assert_eq!(put.status, 200, "{}", put.text());
+    }
+    assert_error(&shop.admin_call("POST", "/admin/items/7/stock", &json!({ "delta": 1 })), 400, "invalid_input");
+    let too_far = json!({ "delta": -(MAX as i64) - 1 });
+    assert_error(&shop.admin_call("POST", "/admin/items/7/stock", &too_far), 400, "invalid_input");
+    let all = shop.admin_call("POST", "/admin/items/7/stock", &json!({ "delta": -(MAX as i64) }));
+    assert_eq!((all.status, all.json()["stock_left"].as_u64()), (200, Some(0)), "{}", all.text());
+    let back = shop.admin_call("POST", "/admin/items/7/stock", &json!({ "delta": MAX }));
+    assert_eq!((back.status, back.json()["stock_left"].as_u64()), (200, Some(MAX)), "{}", back.text());
+    assert_eq!(shop.stats(7)["stock_total"], MAX);
+}
+
 #[test]
 fn admin_stock_deltas_listings_and_reconcile() {
     let server = Server::start_with(fast());

@@ -17,7 +17,7 @@ use crate::cache::CacheEvent;
 use crate::catalogue::Item;
 use crate::handler::{Call, LoopHandler, Outcome, Pool};
 use crate::reply::Reply;
-use crate::store::{ItemRecord, ItemStats, StoreError};
+use crate::store::{ItemRecord, ItemStats, STOCK_MAX, StoreError};
 
 /// The most users one bulk call may create.
 const BULK_USERS_MAX: u32 = 100_000;
@@ -126,6 +126,9 @@ impl LoopHandler {
         if body.description.len() > 4000 {
             return Err(ApiError::InvalidInput("description: at most 4000 characters"));
         }
+        if body.stock > STOCK_MAX {
+            return Err(ApiError::InvalidInput("stock: at most 1000000000000 units"));
+        }
         if body.per_user_limit < 1 {
             return Err(ApiError::InvalidInput("per_user_limit must be at least 1"));
         }
@@ -219,6 +222,9 @@ impl LoopHandler {
     pub(crate) fn admin_stock(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
         self.require_admin(call)?;
         let StockDelta { delta } = owned_json_body(call.request.body)?;
+        if delta.unsigned_abs() > STOCK_MAX {
+            return Err(ApiError::InvalidInput("delta: at most 1000000000000 units either way"));
+        }
         let item_id = call.matched.id;
         self.offload(call, Pool::General, move |app| {
             if app.catalogue.get(item_id).is_none() {

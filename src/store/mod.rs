@@ -111,6 +111,20 @@ pub struct SessionRecord {
     pub expires_ms: u64,
 }
 
+/// The most units one item can have (`stock_total`), 10^12: far beyond any
+/// sale, and small enough that the allotments' ledgers (which add up every
+/// unit ever granted, across restocks) stay far from u64 overflow.
+pub const STOCK_MAX: u64 = 1_000_000_000_000;
+
+/// `OutOfRange` for a stock total above [`STOCK_MAX`]; every store's
+/// `put_item` asks first.
+fn check_stock_total(item: &ItemRecord) -> Result<(), StoreError> {
+    if item.stock_total > STOCK_MAX {
+        return Err(StoreError::OutOfRange("stock_total"));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemRecord {
     pub id: ItemId,
@@ -399,7 +413,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn item(&self, item_id: ItemId) -> Result<Option<ItemRecord>, StoreError>;
     /// Every item, by id.
     fn items(&self) -> Result<Vec<ItemRecord>, StoreError>;
-    /// `NotFound`; `StockBelowSold` if `stock_total + delta` < units in pending and paid orders.
+    /// `NotFound`; `StockBelowSold` if `stock_total + delta` < units in pending and paid orders;
+    /// `OutOfRange` if it would exceed [`STOCK_MAX`].
     fn adjust_stock(&self, item_id: ItemId, delta: i64) -> Result<ItemStats, StoreError>;
     fn item_stats(&self, item_id: ItemId) -> Result<ItemStats, StoreError>;
 

@@ -138,6 +138,7 @@ async fn stats_on<E: From<StoreError>>(conn: &mut impl Queryable, item_id: i64) 
 }
 
 pub(super) async fn put_item(pool: &Pool, item: &ItemRecord) -> Result<ItemRecord, StoreError> {
+    super::check_stock_total(item)?;
     let params: Vec<Value> = vec![
         int(item.id, "id")?.into(),
         item.name.as_str().into(),
@@ -202,7 +203,7 @@ pub(super) async fn adjust_stock(pool: &Pool, item_id: ItemId, delta: i64) -> Re
         let Some((stock_total, sold_units)) = row else {
             return refuse(StoreError::NotFound);
         };
-        let Some(new_total) = stock_total.checked_add(delta) else {
+        let Some(new_total) = stock_total.checked_add(delta).filter(|total| *total <= super::STOCK_MAX as i64) else {
             return refuse(StoreError::OutOfRange("delta"));
         };
         if new_total < sold_units {

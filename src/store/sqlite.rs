@@ -634,6 +634,7 @@ impl Store for SqliteStore {
     }
 
     fn put_item(&self, item: &ItemRecord) -> Result<ItemRecord, StoreError> {
+        super::check_stock_total(item)?;
         self.write(|tx| {
             let current: Option<u64> = tx
                 .prepare_cached("SELECT stock_total FROM items WHERE id = ?1")?
@@ -693,7 +694,10 @@ impl Store for SqliteStore {
             let Some((stock_total, sold_units)) = row else {
                 return Err(StoreError::NotFound);
             };
-            let new_total = stock_total.checked_add(delta).ok_or(StoreError::OutOfRange("delta"))?;
+            let new_total = stock_total
+                .checked_add(delta)
+                .filter(|total| *total <= super::STOCK_MAX as i64)
+                .ok_or(StoreError::OutOfRange("delta"))?;
             if new_total < sold_units {
                 return Err(StoreError::StockBelowSold);
             }
