@@ -229,7 +229,7 @@ fn render_sale(w: &mut Exposition<'_>, app: &crate::app::App) {
         w.raw_sample(series, counter.load(Relaxed) as f64);
     }
     let (sessions, captchas) = app.cache.sizes();
-    w.help("seckill_sessions", "gauge", "Live sessions in the cache.");
+    w.help("seckill_sessions", "gauge", "Live sessions in the cache (on Redis: those this instance remembers).");
     w.sample("seckill_sessions", &[], sessions as f64);
     w.help("seckill_captchas_outstanding", "gauge", "Captchas waiting for an answer.");
     w.sample("seckill_captchas_outstanding", &[], captchas as f64);

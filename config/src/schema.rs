@@ -334,6 +334,8 @@ schema! {
         key_prefix: String = "seckill:";
         /// Sessions each event loop keeps in its own cache.
         sessions_per_loop_max: usize = "65536";
+        /// Sessions an instance on Redis remembers for all its loops (its own logins and those its loops asked Redis for), so a loop's miss rarely needs a Redis round trip.
+        sessions_instance_max: usize = "262144";
         /// A Redis command not answered within this many milliseconds fails.
         command_timeout_ms: u64 = "1000";
     }

@@ -26,6 +26,7 @@ const AT_LEAST_ONE: &[&str] = &[
     "server.work_queue_max",
     "store.pool_max",
     "cache.sessions_per_loop_max",
+    "cache.sessions_instance_max",
     "cache.command_timeout_ms",
     "sale.payment_window_ms",
     "sale.path_ttl_ms",

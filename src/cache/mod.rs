@@ -10,6 +10,7 @@
 
 pub mod events;
 pub mod memory;
+pub mod mirror;
 pub mod redis;
 
 use std::sync::Arc;
@@ -52,6 +53,16 @@ pub enum CacheEvent {
     Resync,
 }
 
+/// An order on its way to the store (async confirmation): until its batch
+/// is decided, `/result` reads `pending` on every instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFlight {
+    pub user_id: u64,
+    pub item_id: u64,
+    /// After this, a mark left behind (its instance died) means nothing.
+    pub until_ms: u64,
+}
+
 /// Where a shared cache delivers the events it hears (on its own thread).
 pub type EventSink = Arc<dyn Fn(CacheEvent) + Send + Sync>;
 
@@ -86,6 +97,20 @@ pub trait Cache: Send + Sync + std::fmt::Debug + 'static {
     fn prune(&self, now_ms: u64) -> usize;
     /// Counts for `/metrics`: (sessions, captchas).
     fn sizes(&self) -> (usize, usize);
+
+    /// Marks orders of a batch about to be committed, for the other
+    /// instances' `/result` (a cache that is not shared has nobody to tell).
+    /// Never blocks and never fails: a mark that cannot be written only
+    /// makes `/result` elsewhere read `none` until the commit.
+    fn orders_in_flight(&self, _orders: &[InFlight]) {}
+
+    /// The batch of these marks is decided: they go.
+    fn orders_landed(&self, _orders: &[InFlight]) {}
+
+    /// Whether an instance marked an order of (user, item) in flight.
+    fn order_in_flight(&self, _user_id: u64, _item_id: u64, _now_ms: u64) -> Result<bool, CacheError> {
+        Ok(false)
+    }
 
     /// Tells the other instances (a cache that is not shared has none).
     fn announce(&self, _event: &CacheEvent) -> Result<(), CacheError> {

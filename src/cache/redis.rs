@@ -4,39 +4,50 @@
 //! **Threading.** fred is asynchronous; the cache is called from workers,
 //! the keeper and the order writer, which are plain threads. A [`Bridge`]
 //! thread runs fred's client on a current-thread runtime; every call waits
-//! at most `cache.command_timeout_ms`. Loops never call Redis: the `*_now`
-//! methods answer `None` ("ask a worker"), and a loop that misses a session
-//! hands the lookup to a worker and replays the request when it comes back.
+//! at most `cache.command_timeout_ms`. Loops never call Redis: `session_now`
+//! answers from the instance's [`SessionMirror`] (sessions this instance
+//! wrote or already looked up, forgotten on any revocation), and otherwise
+//! `None` ("ask a worker"): the loop hands the lookup to a worker and replays
+//! the request when it comes back. The other `*_now` methods answer `None`.
 //!
 //! **Keys** (all under `cache.key_prefix`):
 //! - `s:{sha256 hex}` → user id, expiring at the session's expiry (PXAT,
 //!   slid by the keeper's batched write-backs);
 //! - `c:{user}:{item}` → `answer:expires_ms`, taken with GETDEL so that any
 //!   answer consumes it on whichever instance it arrives;
+//! - `f:{item}` → hash of user id → deadline (ms): orders in flight under
+//!   async confirmation, written per batch before its commit (HSET) and
+//!   removed once it is decided (HDEL), so `/result` reads `pending` on every
+//!   instance; a mark past its deadline (its instance died) is ignored;
 //! - channel `events`: `r:{token}` (a logout: a revoked token is dead, so
 //!   broadcasting it reveals nothing usable) and `i:{item}` (an item or its
 //!   stock changed). Every instance subscribes; after a reconnect it may have
-//!   missed messages, so it resynchronises (forgets every loop's sessions,
-//!   reloads the catalogue).
+//!   missed messages, so it resynchronises (forgets the mirror and every
+//!   loop's sessions, reloads the catalogue).
 //!
 //! **Failures.** fred reconnects with exponential back-off for ever; while
 //! disconnected, commands fail at once (`fail_fast`) and callers answer 503.
 //! Sessions and items are durable in the store, which stays the truth: a
 //! Redis that lost its data costs a store lookup per session, not a login.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::*;
 use fred::types::config::{ServerConfig, UnresponsiveConfig};
 use fred::types::{Expiration, Message};
 
-use super::{Cache, CacheError, CacheEvent, CaptchaEntry, EventSink, PutCaptchaError};
-use crate::auth::session::{Session, TOKEN_LEN, TokenHash, token_key};
+use super::mirror::SessionMirror;
+use super::{Cache, CacheError, CacheEvent, CaptchaEntry, EventSink, InFlight, PutCaptchaError};
+use crate::auth::session::{Session, TOKEN_LEN, TokenHash, token_hash, token_key};
 use crate::bridge::{Bridge, BridgeError};
 use seckill_config::CacheUrl;
 
 /// Commands per pipeline when writing many sessions (start-up, write-backs).
 const PIPELINE_MAX: usize = 1_000;
+/// The in-flight marks of an item go with their key this long after the
+/// last batch marked one (each mark also carries its own deadline).
+const IN_FLIGHT_KEY_TTL_MS: i64 = 60_000;
 /// Reconnect back-off: from 50 ms, doubling, at most 2 s, for ever.
 const RECONNECT_MIN_MS: u32 = 50;
 const RECONNECT_MAX_MS: u32 = 2_000;
@@ -47,6 +58,8 @@ pub struct RedisOptions {
     pub url: CacheUrl,
     pub key_prefix: String,
     pub command_timeout: Duration,
+    /// Sessions the instance remembers beside Redis ([`SessionMirror`]).
+    pub sessions_instance_max: usize,
 }
 
 /// The cache on Redis. See the module doc.
@@ -56,6 +69,8 @@ pub struct RedisCache {
     prefix: String,
     channel: String,
     shown: String,
+    /// Sessions known without asking Redis, shared by the loops.
+    mirror: Arc<SessionMirror>,
 }
 
 impl std::fmt::Debug for RedisCache {
@@ -151,6 +166,7 @@ impl RedisCache {
             prefix: options.key_prefix.clone(),
             channel: format!("{}events", options.key_prefix),
             shown,
+            mirror: Arc::new(SessionMirror::new(options.sessions_instance_max)),
         };
         cache.ping()?;
         Ok(cache)
@@ -183,6 +199,27 @@ impl RedisCache {
 
     fn captcha_key(&self, user_id: u64, item_id: u64) -> String {
         format!("{}c:{user_id}:{item_id}", self.prefix)
+    }
+
+    fn in_flight_key(&self, item_id: u64) -> String {
+        format!("{}f:{item_id}", self.prefix)
+    }
+
+    /// `orders` grouped by item: the item's key and its (user, value) fields.
+    fn in_flight_by_item(
+        &self,
+        orders: &[InFlight],
+        value: impl Fn(&InFlight) -> String,
+    ) -> Vec<(String, Vec<(String, String)>)> {
+        let mut by_item: Vec<(u64, Vec<(String, String)>)> = Vec::new();
+        for order in orders {
+            let field = (order.user_id.to_string(), value(order));
+            match by_item.iter_mut().find(|(item, _)| *item == order.item_id) {
+                Some((_, fields)) => fields.push(field),
+                None => by_item.push((order.item_id, vec![field])),
+            }
+        }
+        by_item.into_iter().map(|(item, fields)| (self.in_flight_key(item), fields)).collect()
     }
 }
 
@@ -225,11 +262,13 @@ impl Cache for RedisCache {
         self.ping()
     }
 
-    fn session_now(&self, _hash: &TokenHash, _now_ms: u64) -> Option<Option<Session>> {
-        None
+    fn session_now(&self, hash: &TokenHash, now_ms: u64) -> Option<Option<Session>> {
+        // Known here: valid. Unknown here: only Redis can say.
+        self.mirror.get(hash, now_ms).map(Some)
     }
 
     fn session(&self, hash: &TokenHash, now_ms: u64) -> Result<Option<Session>, CacheError> {
+        let revision = self.mirror.revision();
         let key = self.session_key(hash);
         let (user, ttl): (Option<u64>, i64) = self.run(move |client| async move {
             let pipeline = client.pipeline();
@@ -237,7 +276,11 @@ impl Cache for RedisCache {
             let () = pipeline.pttl(&key).await?;
             pipeline.all().await
         })?;
-        Ok(user.filter(|_| ttl > 0).map(|user_id| Session { user_id, expires_ms: now_ms + ttl.unsigned_abs() }))
+        let session = user.filter(|_| ttl > 0).map(|user_id| Session { user_id, expires_ms: now_ms + ttl.unsigned_abs() });
+        if let Some(session) = session {
+            self.mirror.keep_looked_up(*hash, session, revision);
+        }
+        Ok(session)
     }
 
     fn put_sessions(&self, sessions: &[(TokenHash, Session)]) -> Result<(), CacheError> {
@@ -252,10 +295,16 @@ impl Cache for RedisCache {
                 pipeline.all::<()>().await
             })?;
         }
+        // Only once Redis has them: a loop that finds one here may be
+        // answered by another instance next.
+        for (hash, session) in sessions {
+            self.mirror.keep(*hash, *session);
+        }
         Ok(())
     }
 
     fn remove_session(&self, hash: &TokenHash) -> Result<(), CacheError> {
+        self.mirror.forget(hash);
         let key = self.session_key(hash);
         self.run(move |client| async move { client.del::<(), _>(key).await })
     }
@@ -273,6 +322,9 @@ impl Cache for RedisCache {
                 }
                 pipeline.all::<()>().await
             })?;
+        }
+        for (hash, expires_ms) in touches {
+            self.mirror.slide(hash, *expires_ms);
         }
         Ok(())
     }
@@ -308,8 +360,38 @@ impl Cache for RedisCache {
     }
 
     fn sizes(&self) -> (usize, usize) {
-        // Counting shared keys would cost a scan; the gauges stay at zero.
-        (0, 0)
+        // The sessions this instance remembers; counting Redis's own keys
+        // would cost a scan, so captchas stay at zero.
+        (self.mirror.len(), 0)
+    }
+
+    fn orders_in_flight(&self, orders: &[InFlight]) {
+        let key_ttl_ms = IN_FLIGHT_KEY_TTL_MS;
+        for (key, fields) in self.in_flight_by_item(orders, |o| format!("{}", o.until_ms)) {
+            // Sent in order on fred's connection, so the batch's HDEL always
+            // comes after its HSET; a failure here only costs the mark.
+            let _ = self.bridge.spawn(move |client| async move {
+                let pipeline = client.pipeline();
+                let _: Result<(), _> = pipeline.hset(&key, fields).await;
+                let _: Result<(), _> = pipeline.pexpire(&key, key_ttl_ms, None).await;
+                let _: Result<(), _> = pipeline.all::<()>().await;
+            });
+        }
+    }
+
+    fn orders_landed(&self, orders: &[InFlight]) {
+        for (key, fields) in self.in_flight_by_item(orders, |_| String::new()) {
+            let users: Vec<String> = fields.into_iter().map(|(user, _)| user).collect();
+            let _ = self.bridge.spawn(move |client| async move {
+                let _: Result<(), _> = client.hdel(&key, users).await;
+            });
+        }
+    }
+
+    fn order_in_flight(&self, user_id: u64, item_id: u64, now_ms: u64) -> Result<bool, CacheError> {
+        let key = self.in_flight_key(item_id);
+        let until: Option<u64> = self.run(move |client| async move { client.hget(key, user_id).await })?;
+        Ok(until.is_some_and(|until| now_ms < until))
     }
 
     fn announce(&self, event: &CacheEvent) -> Result<(), CacheError> {
@@ -322,6 +404,7 @@ impl Cache for RedisCache {
         let subscriber =
             builder(&self.config, Duration::from_secs(5)).build_subscriber_client().map_err(unavailable)?;
         let channel = self.channel.clone();
+        let mirror = self.mirror.clone();
         let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), CacheError>>(1);
         self.bridge
             .spawn(move |_client| async move {
@@ -339,13 +422,13 @@ impl Cache for RedisCache {
                 loop {
                     tokio::select! {
                         message = messages.recv() => match message {
-                            Ok(message) => deliver(&sink, &message),
+                            Ok(message) => deliver(&sink, &mirror, &message),
                             // Fell behind the broadcast buffer: messages were lost.
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => sink(CacheEvent::Resync),
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => resync(&sink, &mirror),
                             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                         },
                         reconnect = reconnects.recv() => match reconnect {
-                            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => sink(CacheEvent::Resync),
+                            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => resync(&sink, &mirror),
                             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                         },
                     }
@@ -359,10 +442,22 @@ impl Cache for RedisCache {
     }
 }
 
-fn deliver(sink: &EventSink, message: &Message) {
+/// Hands an event to the instance; a revocation leaves the mirror first, so
+/// no loop can learn the session from it once the loops hear of the logout.
+fn deliver(sink: &EventSink, mirror: &SessionMirror, message: &Message) {
     if let Some(event) = message.value.as_str().as_deref().and_then(decode_event) {
+        if let CacheEvent::Revoked(token) = &event {
+            mirror.forget(&token_hash(token));
+        }
         sink(event);
     }
+}
+
+/// News may have been lost: the mirror forgets everything, then the
+/// instance resynchronises.
+fn resync(sink: &EventSink, mirror: &SessionMirror) {
+    mirror.forget_all();
+    sink(CacheEvent::Resync);
 }
 
 #[cfg(test)]
