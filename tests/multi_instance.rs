@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::nginx::Nginx;
-use common::sale::{Backends, PASSWORD, Shop, User, assert_conserved, fast, path_on, poll_until, send};
+use common::sale::{Backends, PASSWORD, Shop, StoreLock, User, assert_conserved, fast, path_on, poll_until, send};
 use common::{Conn, Server, ServerOptions};
 use serde_json::{Value, json};
 
@@ -19,13 +19,20 @@ const SECRET: &str = "multi-instance-shared-secret-0123456789abcdef";
 
 /// Two instances sharing one database, one key prefix and one secret.
 fn two_instances() -> (Server, Server) {
+    two_instances_with(|options| options)
+}
+
+/// The same, with more settings for both.
+fn two_instances_with(more: impl Fn(ServerOptions) -> ServerOptions) -> (Server, Server) {
     let backends = Backends::fresh();
     let options = || -> ServerOptions {
-        backends
-            .apply(fast())
-            .set("auth.admin_token", ADMIN)
-            .set("auth.secret", SECRET)
-            .set("cache.sessions_per_loop_max", 1024)
+        more(
+            backends
+                .apply(fast())
+                .set("auth.admin_token", ADMIN)
+                .set("auth.secret", SECRET)
+                .set("cache.sessions_per_loop_max", 1024),
+        )
     };
     let a = Server::start_with(options());
     let b = Server::start_with(options());
@@ -146,4 +153,36 @@ fn orders_placed_through_nginx_on_both_instances_are_all_in_mysql_and_never_over
         assert_eq!(stats["pending_payment"].as_u64().unwrap() + stats["paid"].as_u64().unwrap(), STOCK, "{stats}");
         assert_conserved(&stats);
     }
+}
+
+/// Async confirmation behind a balancer: the 202 comes from A, the client's
+/// next `/result` may land on B, which must read `pending` (not `none`)
+/// while A's batch is still being written, then `success`.
+#[test]
+fn an_order_in_flight_on_one_instance_reads_pending_on_the_other() {
+    let (a, b) = two_instances_with(|options| options.set("sale.confirm", "async"));
+    let shop = Shop { server: &a, admin: ADMIN.into() };
+    shop.put_item(5, 10, 1);
+    assert!(
+        poll_until(Duration::from_secs(5), || (call(b.addr, "GET", "/api/items/5", None, &Value::Null).status == 200)
+            .then_some(()))
+        .is_some()
+    );
+    let user = &shop.users("flight", 1)[0];
+    let path = shop.path(user, 5);
+    // The item's row locked: A's batch waits inside its commit.
+    let lock = StoreLock::take(&a, 5);
+    let body = json!({ "item_id": 5, "request_id": "in-flight-1" });
+    let bought = call(a.addr, "POST", &format!("/api/seckill/{path}"), Some(&user.token), &body);
+    assert_eq!(bought.status, 202, "{}", bought.text());
+    let result = |server: &Server| call(server.addr, "GET", "/api/items/5/result", Some(&user.token), &Value::Null);
+    let pending = poll_until(Duration::from_secs(5), || (result(&b).json()["status"] == "pending").then_some(()));
+    assert!(pending.is_some(), "B never read pending while A's batch was held: {}", result(&b).text());
+    lock.release();
+    let done = poll_until(Duration::from_secs(10), || {
+        let seen = result(&b).json();
+        (seen["status"] == "success").then_some(seen)
+    })
+    .expect("B reads success once A's batch committed");
+    assert_eq!(done, result(&a).json(), "both instances give the same answer");
 }

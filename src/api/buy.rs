@@ -205,8 +205,8 @@ impl LoopHandler {
             b"pending"
         } else if self.app.cache.is_shared() {
             // Another instance may have sold to this user: the store knows.
-            let user = session.user_id;
-            return self.offload(call, Pool::General, move |app| shared_result(app, user, item_id));
+            let (user, now_ms) = (session.user_id, call.now_ms);
+            return self.offload(call, Pool::General, move |app| shared_result(app, user, item_id, now_ms));
         } else if sale.stock.slot(item_id).is_none_or(|slot| sale.stock.is_sold_out(slot)) {
             b"sold_out"
         } else {
@@ -221,10 +221,16 @@ impl LoopHandler {
 }
 
 /// `/result` when several instances share the store and this one knows of
-/// no order: a live order in the store is `success`; otherwise `sold_out`
-/// when the store has no unit left, else `none`. (An order still queued on
-/// another instance reads `none` here until its batch commits, a few ms.)
-fn shared_result(app: &App, user: u64, item_id: u64) -> Result<Reply, ApiError> {
+/// no order: an order another instance marked in flight (async confirmation)
+/// is `pending`; a live order in the store is `success`; otherwise
+/// `sold_out` when the store has no unit left, else `none`. The mark is read
+/// first: it goes only after its batch is decided, so an order between the
+/// two reads is found in the store. (An order answered 202 whose batch has
+/// not started yet reads `none` here for those few ms.)
+fn shared_result(app: &App, user: u64, item_id: u64, now_ms: u64) -> Result<Reply, ApiError> {
+    if app.cache.order_in_flight(user, item_id, now_ms).map_err(|_| ApiError::Unavailable)? {
+        return Ok(Reply::json_value(Status::OK, &serde_json::json!({ "status": "pending" })));
+    }
     if let Some(order_id) = live_order(app, user, item_id)? {
         return Ok(success_reply(order_id));
     }

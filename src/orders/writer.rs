@@ -82,6 +82,8 @@ impl Decision {
 /// Where the writer's decisions go. `T` is what travels with each order
 /// (for the server: where to answer).
 pub trait Sink<T> {
+    /// A batch is about to be committed (before the store is asked).
+    fn batch_started(&mut self, _orders: &[NewOrder], _tickets: &[T]) {}
     fn decided(&mut self, order: &NewOrder, ticket: T, decision: Decision);
     /// Every order of the batch (`orders` of them, committed in `commit`)
     /// has been decided.
@@ -175,6 +177,7 @@ fn commit<T>(
     stop: &AtomicBool,
     retry: Duration,
 ) {
+    sink.batch_started(orders, tickets);
     let started = Instant::now();
     let mut result = store.commit_orders(orders);
     if let Err(StoreError::OutcomeUnknown(why)) = &result {

@@ -16,6 +16,7 @@ use seckill_reactor::Completer;
 use super::{Ticket, WheelOp};
 use crate::api_error::ApiError;
 use crate::app::{App, Counters};
+use crate::cache::InFlight;
 use crate::expiry::{Entry, Expirer, ExpiryDriver, Progress};
 use crate::handler::{Answer, Completion};
 use crate::log;
@@ -32,6 +33,9 @@ const EXPIRY_ROUNDS_MAX: usize = 4;
 /// How often, while batches are being written, the store checkpoints
 /// between two of them.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
+/// How long another instance believes an in-flight mark: far beyond a
+/// batch's commit, so only a mark whose instance died runs out.
+const IN_FLIGHT_MARK_MS: u64 = 30_000;
 
 pub struct Confirmer {
     app: Arc<App>,
@@ -40,6 +44,9 @@ pub struct Confirmer {
     ops: crossbeam_channel::Receiver<WheelOp>,
     /// Items whose stock changed since the catalogue was last told.
     touched: Vec<ItemId>,
+    /// Orders of the batch being written that were answered 202 already,
+    /// marked in flight in a shared cache until the batch is decided.
+    in_flight: Vec<InFlight>,
     /// Batches were written since the last checkpoint, which was then.
     unchecked: bool,
     last_checkpoint: Instant,
@@ -64,6 +71,7 @@ impl Confirmer {
             driver,
             ops,
             touched: Vec::new(),
+            in_flight: Vec::new(),
             unchecked: false,
             last_checkpoint: Instant::now(),
         }
@@ -107,6 +115,24 @@ pub fn publish_left(app: &App, item_id: ItemId) {
 }
 
 impl Sink<Ticket> for Confirmer {
+    fn batch_started(&mut self, orders: &[NewOrder], tickets: &[Ticket]) {
+        // Only a shared cache has other instances to tell, and only orders
+        // answered 202 have a client polling `/result` (perhaps elsewhere).
+        if !self.app.cache.is_shared() {
+            return;
+        }
+        let until_ms = crate::clock::now_ms() + IN_FLIGHT_MARK_MS;
+        self.in_flight.clear();
+        for (order, ticket) in orders.iter().zip(tickets) {
+            if matches!(ticket, Ticket::Async) {
+                self.in_flight.push(InFlight { user_id: order.user_id, item_id: order.item_id, until_ms });
+            }
+        }
+        if !self.in_flight.is_empty() {
+            self.app.cache.orders_in_flight(&self.in_flight);
+        }
+    }
+
     fn decided(&mut self, order: &NewOrder, ticket: Ticket, decision: Decision) {
         let app = self.app.clone();
         let sale = &app.sale;
@@ -161,6 +187,10 @@ impl Sink<Ticket> for Confirmer {
         self.publish();
         // One wake per loop for the whole batch.
         self.completer.flush();
+        if !self.in_flight.is_empty() {
+            self.app.cache.orders_landed(&self.in_flight);
+            self.in_flight.clear();
+        }
         let sale = &self.app.sale;
         sale.batch_sizes.record(orders as u64);
         sale.commit_latency_us.record(u64::try_from(commit.as_micros()).unwrap_or(u64::MAX));
