@@ -97,6 +97,9 @@ SALE OPTIONS (a whole flash sale, then the promise check of api.md §5):
                           (needs --rate: the humans' total rate)
         --report FILE     a self-contained HTML report with SVG plots
         --no-progress     no live progress line on stderr
+        --redis-stats URL the Redis commands the buy cost, from that Redis's
+                          INFO commandstats before and after it (a Redis of the
+                          benchmark's own: every client's commands count)
     -c, -t, -d, --warmup, --pipeline, --rate, --json: as for a run [-c 64, -d 5s]
     Each connection cycles over the users: a user who bought keeps clicking
     (409), the rest meet the sell-out (410). Exit status 3 when a promise broke.
@@ -323,6 +326,11 @@ fn sale_option<'a>(c: &mut SaleConfig, it: &mut Args<'a>, flag: &str, inline: Op
         "--bot-conns" => c.bot_connections = number(flag, it.value(flag, inline)?)?,
         "--bot-rate-x" => c.bot_rate_x = number(flag, it.value(flag, inline)?)?,
         "--no-progress" => c.progress = false,
+        "--redis-stats" => {
+            let url = it.value(flag, inline)?;
+            crate::redis_stats::address(url)?;
+            c.redis_stats = Some(url.to_string());
+        }
         "-c" | "--connections" => r.connections = number(flag, it.value(flag, inline)?)?,
         "-t" | "--threads" => r.threads = number(flag, it.value(flag, inline)?)?,
         "-d" | "--duration" => r.duration = duration(flag, it.value(flag, inline)?)?,

@@ -98,6 +98,7 @@ pub mod idle;
 pub mod metrics;
 pub mod promises;
 pub mod recorder;
+pub mod redis_stats;
 pub mod report;
 pub mod response;
 pub mod run;

@@ -79,6 +79,9 @@ pub struct SaleConfig {
     pub bot_rate_x: f64,
     /// The live progress line on stderr.
     pub progress: bool,
+    /// A Redis (`redis://host:port`) whose `INFO commandstats` is read
+    /// before and after the buy: the Redis commands the buy cost.
+    pub redis_stats: Option<String>,
 }
 
 impl SaleConfig {
@@ -103,6 +106,7 @@ impl SaleConfig {
             bot_connections: 64,
             bot_rate_x: 50.0,
             progress: true,
+            redis_stats: None,
         }
     }
 
@@ -416,6 +420,19 @@ pub struct SaleReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fairness: Option<Fairness>,
     pub promises: PromiseReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisCost>,
+}
+
+/// The Redis commands run during the buy (`--redis-stats`), by name, and per
+/// unit sold and per answer other than 200 (an upper bound on what a refusal
+/// costs: those commands include the sold units').
+#[derive(Clone, Debug, Serialize)]
+pub struct RedisCost {
+    pub commands: crate::redis_stats::Calls,
+    pub total: u64,
+    pub per_sold_unit: f64,
+    pub per_other_answer: f64,
 }
 
 /// What the contract's statuses mean for a buy (api.md §3), for the table.
@@ -535,6 +552,12 @@ fn sell(config: &SaleConfig, target: &Target, token: &str, times: &mut SetupTime
     let mut human_run = config.run.clone();
     human_run.target = target.clone();
     let bot_run = (!bots.is_empty()).then(|| bot_run_config(config, &human_run));
+    let redis_address = config.redis_stats.as_deref().map(crate::redis_stats::address).transpose();
+    let redis_address = redis_address.map_err(|e| SaleError::Config(BenchError::Config(e)))?;
+    let redis_read = |address: &str| {
+        crate::redis_stats::read(address).map_err(|e| SaleError::Config(BenchError::Config(e)))
+    };
+    let redis_before = redis_address.as_deref().map(redis_read).transpose()?;
     let done = AtomicBool::new(false);
     let quantity = config.quantity;
     let (human_summary, bot_summary) = std::thread::scope(|scope| {
@@ -552,6 +575,7 @@ fn sell(config: &SaleConfig, target: &Target, token: &str, times: &mut SetupTime
         done.store(true, Relaxed);
         (humans_result, bots_result)
     });
+    let redis_after = redis_address.as_deref().map(redis_read).transpose()?;
     let run = human_summary.map_err(SaleError::Run)?;
     let bots_run = bot_summary.transpose().map_err(SaleError::Run)?;
 
@@ -564,6 +588,10 @@ fn sell(config: &SaleConfig, target: &Target, token: &str, times: &mut SetupTime
     let promises = promise_report(&observations, &store, settle_s);
     let fairness = bot_run.as_ref().map(|b| fairness(&store, humans, bots, &human_run, b));
     let series = series(&ledger);
+    let status_all: BTreeMap<String, u64> = ledger.tally.counts().into_iter().map(|(s, n)| (s.to_string(), n)).collect();
+    let redis = redis_before.zip(redis_after).map(|(before, after)| {
+        redis_cost(crate::redis_stats::between(&before, &after), promises.live_units, &status_all)
+    });
     let quantity = u64::from(config.quantity.unwrap_or(1));
     let units_to_sell = config.stock / quantity * quantity;
     Ok(SaleReport {
@@ -580,12 +608,20 @@ fn sell(config: &SaleConfig, target: &Target, token: &str, times: &mut SetupTime
         setup: *times,
         run,
         bots_run,
-        status_all: ledger.tally.counts().into_iter().map(|(s, n)| (s.to_string(), n)).collect(),
+        status_all,
         sold_out_after_ms: sold_out_after(&series, promises.live_units >= units_to_sell && units_to_sell > 0),
         series,
         fairness,
         promises,
+        redis,
     })
+}
+
+fn redis_cost(commands: crate::redis_stats::Calls, sold_units: u64, status_all: &BTreeMap<String, u64>) -> RedisCost {
+    let total: u64 = commands.values().sum();
+    let others: u64 = status_all.iter().filter(|(status, _)| status.as_str() != "200").map(|(_, n)| n).sum();
+    let per = |n: u64| if n == 0 { 0.0 } else { round3(total as f64 / n as f64) };
+    RedisCost { commands, total, per_sold_unit: per(sold_units), per_other_answer: per(others) }
 }
 
 fn lap(since: Instant) -> f64 {
@@ -898,6 +934,17 @@ impl SaleReport {
         );
         for v in &pr.violations {
             let _ = writeln!(out, "    VIOLATION {v}");
+        }
+        if let Some(redis) = &self.redis {
+            let by_name: Vec<String> = redis.commands.iter().map(|(name, n)| format!("{name} {n}")).collect();
+            let _ = writeln!(
+                out,
+                "\n  Redis during the buy (INFO commandstats): {} commands ({}); {} per unit sold, at most {} per other answer",
+                redis.total,
+                if by_name.is_empty() { "none".to_string() } else { by_name.join(", ") },
+                redis.per_sold_unit,
+                redis.per_other_answer
+            );
         }
         out
     }
