@@ -178,10 +178,15 @@ impl LoopHandler {
                 let hash = token_hash(&token);
                 match self.app.cache.session_now(&hash, now_ms) {
                     Some(Some(shared)) => {
-                        let session =
-                            Session { user_id: shared.user_id, expires_ms: now_ms + self.app.settings.session_ttl_ms };
+                        let settings = &self.app.settings;
+                        let session = Session { user_id: shared.user_id, expires_ms: now_ms + settings.session_ttl_ms };
                         self.sessions.insert(token, session, now_ms);
-                        self.app.touches.offer(hash, session.expires_ms);
+                        // Written back only when the shared expiry lags by a
+                        // whole interval, as the loop's cache does later: a
+                        // session made or slid a moment ago costs no write.
+                        if shared.expires_ms + settings.session_touch_interval_ms <= session.expires_ms {
+                            self.app.touches.offer(hash, session.expires_ms);
+                        }
                         Ok((token, session))
                     }
                     Some(None) => Err(ApiError::Unauthenticated),

@@ -255,7 +255,8 @@ impl StoreLock {
     /// database named by its `store.url`).
     pub fn take(server: &Server, item: u64) -> StoreLock {
         use std::io::{BufRead, Write};
-        let url = server.options.args.iter().find_map(|a| a.strip_prefix("store.url=")).map(str::to_owned);
+        // The last setting wins, as on the server's command line.
+        let url = server.options.args.iter().rev().find_map(|a| a.strip_prefix("store.url=")).map(str::to_owned);
         let Some(url) = url.filter(|u| u.starts_with("mysql://")) else {
             let db = rusqlite::Connection::open(server.dir.path().join("data/seckill.db")).unwrap();
             db.execute_batch("BEGIN IMMEDIATE").unwrap();
