@@ -300,8 +300,8 @@ schema! {
         secret: Option<Secret>;
         /// Sliding session lifetime, milliseconds.
         session_ttl_ms: u64 = "1800000";
-        /// A session's expiry is written back at most once per this many milliseconds; at most half of session_ttl_ms.
-        session_touch_interval_ms: u64 = "5000";
+        /// A session's expiry is written back (store, Redis) at most once per this many milliseconds per loop, so a session expires at most this much early; at most half of session_ttl_ms.
+        session_touch_interval_ms: u64 = "60000";
         /// Public salt the login page mixes into the client-side password hash.
         client_salt: String = "1a2b3c4d";
         /// Argon2id memory cost per hash, KiB (at least 8 × argon2_parallelism).
