@@ -107,7 +107,8 @@ SALE OPTIONS (a whole flash sale, then the promise check of api.md §5):
 COMPARE OPTIONS (the same sale on servers started with different settings):
         --variant NAME:K=V,K=V  a server configuration (repeatable) [reuseport:
                           server.reactor=reuseport, acceptor: server.reactor=acceptor,
-                          1 loop: server.threads=1, async confirm: sale.confirm=async]
+                          1 loop: server.threads=1, async confirm: sale.confirm=async];
+                          `--variant nginx`: nginx `return 200` gets the same buys
         --rounds N        rounds, each running every variant once, alternating [3]
     and every SALE OPTION except --target and --report (--server-set applies to
     all variants). Prints medians and ratios to the first variant.

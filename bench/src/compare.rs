@@ -7,7 +7,9 @@
 //!
 //! A variant is `NAME` or `NAME:key=value,key=value`, the keys being the
 //! server's configuration keys (`seckill --help`, config/seckill.example.toml),
-//! passed as `--set` flags.
+//! passed as `--set` flags. The variant `nginx` (no settings) is the
+//! reference: nginx answering `return 200` to the same buys over the same
+//! connections ([`crate::nginx`]); it has no promises to check.
 
 use crate::buy::median;
 use crate::report::group;
@@ -79,6 +81,16 @@ impl CompareConfig {
     }
 }
 
+/// The name of the reference variant.
+pub const NGINX: &str = "nginx";
+
+impl Variant {
+    /// nginx `return 200`, not a seckill server.
+    pub fn is_nginx(&self) -> bool {
+        self.name == NGINX && self.sets.is_empty()
+    }
+}
+
 /// One sale of one variant.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Run {
@@ -101,6 +113,8 @@ pub struct VariantReport {
     pub requests_per_s_ratio: f64,
     pub p99_ratio: f64,
     pub promises_held: bool,
+    /// The nginx reference: no sale, no promises.
+    pub reference: bool,
 }
 
 /// Everything `seckill-bench compare` measured; its `--json` document.
@@ -125,6 +139,17 @@ pub fn run_compare(config: &CompareConfig) -> Result<CompareReport, SaleError> {
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); config.variants.len()];
     for round in 0..config.rounds {
         for (i, variant) in config.variants.iter().enumerate() {
+            if variant.is_nginx() {
+                let run = nginx_run(config, round)?;
+                eprintln!(
+                    "seckill-bench compare: round {} nginx return 200: {} req/s, p99 {:.2} ms",
+                    round + 1,
+                    group(run.requests_per_s),
+                    run.p99_us / 1000.0
+                );
+                runs[i].push(run);
+                continue;
+            }
             let mut sale = config.sale.clone();
             sale.server_sets.extend(variant.sets.iter().cloned());
             // A variant may keep its data between runs (a shared MySQL
@@ -174,6 +199,7 @@ pub fn run_compare(config: &CompareConfig) -> Result<CompareReport, SaleError> {
         .map(|((variant, runs), &(rate, p99))| VariantReport {
             variant: variant.clone(),
             promises_held: runs.iter().all(|r| r.promises_held),
+            reference: variant.is_nginx(),
             runs,
             requests_per_s_median: rate,
             p99_us_median: p99,
@@ -192,6 +218,35 @@ pub fn run_compare(config: &CompareConfig) -> Result<CompareReport, SaleError> {
         rate_per_s: s.run.rate_per_s,
         common_sets: s.server_sets.clone(),
         variants,
+    })
+}
+
+/// The same load as a sale's buys (connections, threads, duration, warm-up,
+/// pipeline, rate, request shape) against nginx `return 200`.
+fn nginx_run(config: &CompareConfig, round: usize) -> Result<Run, SaleError> {
+    let nginx = crate::nginx::Nginx::return_200()
+        .map_err(|e| SaleError::Config(crate::BenchError::Config(format!("the nginx variant: {e}"))))?;
+    let mut run = config.sale.run.clone();
+    let url = format!("http://{}/api/seckill/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", nginx.addr);
+    run.target = crate::target::Target::parse(&url)
+        .map_err(|e| SaleError::Config(crate::BenchError::Config(format!("{url}: {e}"))))?;
+    run.method = "POST".into();
+    run.headers = vec![
+        "Content-Type: application/json".into(),
+        // A bearer token as long as a session's.
+        format!("Authorization: Bearer {}", "A".repeat(43)),
+    ];
+    run.body = crate::setup::buy_body(1, config.sale.quantity);
+    let summary = crate::run::run(&run).map_err(SaleError::Run)?;
+    let successes = summary.status.get("200").copied().unwrap_or(0);
+    Ok(Run {
+        round,
+        requests_per_s: summary.requests_per_s,
+        p50_us: summary.latency_us.p50,
+        p99_us: summary.latency_us.p99,
+        successes,
+        sold_out_after_ms: None,
+        promises_held: true,
     })
 }
 
@@ -234,7 +289,13 @@ impl CompareReport {
                 v.requests_per_s_ratio,
                 v.p99_us_median / 1000.0,
                 v.p99_ratio,
-                if v.promises_held { "held" } else { "BROKEN" },
+                if v.reference {
+                    "n/a"
+                } else if v.promises_held {
+                    "held"
+                } else {
+                    "BROKEN"
+                },
                 runs.join(", ")
             );
         }
@@ -244,7 +305,12 @@ impl CompareReport {
             self.variants[0].variant.name
         );
         for v in &self.variants {
-            let _ = writeln!(out, "  {:<16}--set {}", v.variant.name, v.variant.sets.join(" --set "));
+            if v.reference {
+                let _ =
+                    writeln!(out, "  {:<16}nginx `return 200` (2 workers, reuseport), the same buys", v.variant.name);
+            } else {
+                let _ = writeln!(out, "  {:<16}--set {}", v.variant.name, v.variant.sets.join(" --set "));
+            }
         }
         out
     }
@@ -263,5 +329,7 @@ mod tests {
         assert!(Variant::parse(":a=b").is_err());
         assert!(Variant::parse("x:novalue").is_err());
         assert_eq!(default_variants().len(), 4);
+        assert!(Variant::parse("nginx").unwrap().is_nginx());
+        assert!(!Variant::parse("nginx:server.threads=1").unwrap().is_nginx());
     }
 }

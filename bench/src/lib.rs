@@ -96,6 +96,7 @@ pub mod driver;
 pub mod html;
 pub mod idle;
 pub mod metrics;
+pub mod nginx;
 pub mod promises;
 pub mod recorder;
 pub mod redis_stats;

@@ -80,7 +80,8 @@ mod tests {
 
     #[test]
     fn counts_are_parsed_and_subtracted() {
-        let before = parse("# Commandstats\r\ncmdstat_get:calls=3,usec=9,usec_per_call=3.00\r\ncmdstat_info:calls=1,usec=1\r\n");
+        let before =
+            parse("# Commandstats\r\ncmdstat_get:calls=3,usec=9,usec_per_call=3.00\r\ncmdstat_info:calls=1,usec=1\r\n");
         let after = parse(
             "# Commandstats\r\ncmdstat_get:calls=5,usec=9\r\ncmdstat_evalsha:calls=2,usec=1\r\ncmdstat_info:calls=2,usec=1\r\n",
         );

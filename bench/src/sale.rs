@@ -554,9 +554,8 @@ fn sell(config: &SaleConfig, target: &Target, token: &str, times: &mut SetupTime
     let bot_run = (!bots.is_empty()).then(|| bot_run_config(config, &human_run));
     let redis_address = config.redis_stats.as_deref().map(crate::redis_stats::address).transpose();
     let redis_address = redis_address.map_err(|e| SaleError::Config(BenchError::Config(e)))?;
-    let redis_read = |address: &str| {
-        crate::redis_stats::read(address).map_err(|e| SaleError::Config(BenchError::Config(e)))
-    };
+    let redis_read =
+        |address: &str| crate::redis_stats::read(address).map_err(|e| SaleError::Config(BenchError::Config(e)));
     let redis_before = redis_address.as_deref().map(redis_read).transpose()?;
     let done = AtomicBool::new(false);
     let quantity = config.quantity;
@@ -588,7 +587,8 @@ fn sell(config: &SaleConfig, target: &Target, token: &str, times: &mut SetupTime
     let promises = promise_report(&observations, &store, settle_s);
     let fairness = bot_run.as_ref().map(|b| fairness(&store, humans, bots, &human_run, b));
     let series = series(&ledger);
-    let status_all: BTreeMap<String, u64> = ledger.tally.counts().into_iter().map(|(s, n)| (s.to_string(), n)).collect();
+    let status_all: BTreeMap<String, u64> =
+        ledger.tally.counts().into_iter().map(|(s, n)| (s.to_string(), n)).collect();
     let redis = redis_before.zip(redis_after).map(|(before, after)| {
         redis_cost(crate::redis_stats::between(&before, &after), promises.live_units, &status_all)
     });

@@ -110,3 +110,31 @@ fn bots_and_humans_share_a_sale() {
     assert_eq!(units, json["promises"]["live_units"].as_u64().unwrap());
     assert!(json["bots_run"]["requests"].as_u64().is_some());
 }
+
+/// `compare` alternates a seckill variant with the nginx `return 200`
+/// reference, which gets the same buys and has no promises to check.
+#[test]
+fn compare_runs_the_nginx_reference_beside_a_server() {
+    let scratch = Scratch::new("compare");
+    let json = scratch.path("compare.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_seckill-bench"))
+        .arg("compare")
+        .arg("--seckill")
+        .arg(server_binary())
+        .args(["--users", "20", "--stock", "5", "-c", "2", "-t", "1", "-d", "1s", "--rounds", "1"])
+        .args(["--setup-connections", "2", "--start-in", "200ms", "--variant", "seckill", "--variant", "nginx"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run seckill-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", output.status);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let nginx = &report["variants"][1];
+    assert_eq!((nginx["variant"]["name"].as_str(), nginx["reference"].as_bool()), (Some("nginx"), Some(true)));
+    let run = &nginx["runs"][0];
+    assert!(run["requests_per_s"].as_f64().unwrap() > 0.0, "{run}");
+    assert!(run["successes"].as_u64().unwrap() > 0, "nginx answers 200: {run}");
+    assert!(stdout.contains("n/a"), "{stdout}");
+}

@@ -101,7 +101,6 @@ impl SessionMirror {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
 }
 
 fn insert(shard: &mut HashMap<TokenHash, Session>, max: usize, hash: TokenHash, session: Session) {

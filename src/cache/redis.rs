@@ -276,7 +276,8 @@ impl Cache for RedisCache {
             let () = pipeline.pttl(&key).await?;
             pipeline.all().await
         })?;
-        let session = user.filter(|_| ttl > 0).map(|user_id| Session { user_id, expires_ms: now_ms + ttl.unsigned_abs() });
+        let session =
+            user.filter(|_| ttl > 0).map(|user_id| Session { user_id, expires_ms: now_ms + ttl.unsigned_abs() });
         if let Some(session) = session {
             self.mirror.keep_looked_up(*hash, session, revision);
         }
