@@ -49,6 +49,11 @@ pub enum Answer {
         token: TokenKey,
         session: Session,
     },
+    /// Not an answer: handle the buy again, now that a worker refilled its
+    /// item's allotment from the shared pool.
+    Refilled {
+        request: Box<OwnedRequest>,
+    },
 }
 
 impl Answer {
@@ -57,7 +62,7 @@ impl Answer {
             Answer::Reply(reply) => reply.status,
             Answer::Order { .. } => Status::OK,
             Answer::Error(error) => error.status(),
-            Answer::Replay { .. } => Status::INTERNAL_SERVER_ERROR,
+            Answer::Replay { .. } | Answer::Refilled { .. } => Status::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -70,7 +75,7 @@ impl Answer {
             }
             Answer::Error(error) => error.finish(ResponseWriter::new(out, date, info, error.status())),
             // `Handler::replay` takes these before anything is written.
-            Answer::Replay { .. } => {
+            Answer::Replay { .. } | Answer::Refilled { .. } => {
                 ResponseWriter::new(out, date, info, Status::INTERNAL_SERVER_ERROR).empty();
             }
         }
@@ -115,6 +120,8 @@ pub struct LoopHandler {
     /// The request being handled is a replay: its session was just put in
     /// this loop's cache, so a second miss must not ask again (no loop).
     replaying: bool,
+    /// The item a buy answered `StockElsewhere` for.
+    pub(crate) refill_item: u64,
 }
 
 impl LoopHandler {
@@ -126,8 +133,14 @@ impl LoopHandler {
             catalogue: CatalogueView::new(app.catalogue.clone()),
             path_signer: app.path_signer.clone(),
             replaying: false,
+            refill_item: 0,
             app,
         }
+    }
+
+    /// Whether the request being handled is a replay (handled once already).
+    pub(crate) fn is_replaying(&self) -> bool {
+        self.replaying
     }
 
     fn dispatch(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
@@ -265,6 +278,31 @@ impl LoopHandler {
     }
 }
 
+impl LoopHandler {
+    /// Parks a buy whose item's allotment is short while the shared pool
+    /// has units (contract §3: "refills or answers 503"): a worker refills
+    /// the item, unless a refill landed meanwhile, and the buy is handled
+    /// again once, answering 503 if it is still short. Only the buy asks
+    /// for this, and only when its item's source may grant more.
+    fn refill_then_replay(&self, request: &Request<'_>, exchange: &mut Exchange<'_>, matched: Matched) -> Outcome {
+        let Some(reservation) = self.app.workers.try_reserve() else {
+            Counters::bump(&self.app.counters.workers_full);
+            return Err(ApiError::Unavailable);
+        };
+        let park = exchange.park(exchange.now() + WORKER_ANSWER_DEADLINE);
+        let copy = Box::new(OwnedRequest::copy_of(request));
+        let app = self.app.clone();
+        let item_id = self.refill_item;
+        reservation.submit(Box::new(move |completer| {
+            if let Some(slot) = app.sale.stock.slot(item_id) {
+                app.sale.stock.refill_if_short(slot);
+            }
+            completer.push(park, Completion { route: matched.route, answer: Answer::Refilled { request: copy } });
+        }));
+        Ok(Answered::Later)
+    }
+}
+
 /// The session of `hash` in the shared cache, else in the store (the truth:
 /// a cache that lost its data, or cannot be reached, costs a store lookup,
 /// not a login). Runs on a worker.
@@ -294,6 +332,7 @@ impl Handler for LoopHandler {
                 let mut call = Call { request, exchange: &mut *exchange, matched, now_ms };
                 let result = match self.dispatch(&mut call) {
                     Err(ApiError::SessionElsewhere) => self.find_session_elsewhere(request, exchange, matched.route),
+                    Err(ApiError::StockElsewhere) => self.refill_then_replay(request, exchange, matched),
                     result => result,
                 };
                 self.replaying = false;
@@ -333,6 +372,10 @@ impl Handler for LoopHandler {
                 // wipe the entry before the replay reads it).
                 self.sessions.catch_up(&self.app.revocations);
                 self.sessions.insert(token, session, crate::clock::now_ms());
+                self.replaying = true;
+                Ok(*request)
+            }
+            Answer::Refilled { request } => {
                 self.replaying = true;
                 Ok(*request)
             }

@@ -17,6 +17,7 @@ use crate::cache::CacheEvent;
 use crate::catalogue::Item;
 use crate::handler::{Call, LoopHandler, Outcome, Pool};
 use crate::reply::Reply;
+use crate::stock::{Seeding, StockError};
 use crate::store::{ItemRecord, ItemStats, StoreError};
 
 /// The most users one bulk call may create.
@@ -58,12 +59,22 @@ pub(crate) fn stats_json(stats: &ItemStats) -> serde_json::Value {
 
 /// Puts `record` in the catalogue, its stock in the stock table when the
 /// item is new or its total changed (the store allows that only while it
-/// has no orders), and the live stock left in the item.
-pub(crate) fn publish_item(app: &App, record: ItemRecord, stats: &ItemStats) -> Result<Arc<Item>, ApiError> {
+/// has no orders), and the live stock left in the item. `seeding`: whether
+/// this instance made the change (`Replace` the shared pool) or heard of it
+/// (`IfAbsent`: the instance that made it seeded the pool already).
+pub(crate) fn publish_item(
+    app: &App,
+    record: ItemRecord,
+    stats: &ItemStats,
+    seeding: Seeding,
+) -> Result<Arc<Item>, ApiError> {
     let item_id = record.id;
     let before = app.catalogue.get(item_id).map(|item| item.spec.stock_total);
     if before != Some(record.stock_total) || app.sale.stock.slot(item_id).is_none() {
-        app.sale.restock(item_id, stats.stock_left).map_err(|_| ApiError::Overloaded)?;
+        app.sale.restock(item_id, stats.stock_left, seeding).map_err(|e| match e {
+            StockError::TableFull { .. } => ApiError::Overloaded,
+            StockError::SourceUnavailable => ApiError::Unavailable,
+        })?;
     }
     // Renders the item's page and the list page anew (issue 11).
     let item = app.catalogue.put(record, app.sale.left(item_id));
@@ -75,7 +86,7 @@ pub(crate) fn publish_item(app: &App, record: ItemRecord, stats: &ItemStats) -> 
 pub(crate) fn reload_item(app: &App, item_id: u64) -> Result<(), ApiError> {
     let Some(record) = app.store.item(item_id)? else { return Ok(()) };
     let stats = app.store.item_stats(item_id)?;
-    publish_item(app, record, &stats).map(drop)
+    publish_item(app, record, &stats, Seeding::IfAbsent).map(drop)
 }
 
 /// Tells the other instances that `item_id` changed. The change is durable
@@ -146,7 +157,7 @@ impl LoopHandler {
         self.offload(call, Pool::General, move |app| {
             let stored = app.store.put_item(&record)?;
             let stats = app.store.item_stats(stored.id)?;
-            let item = publish_item(app, stored, &stats)?;
+            let item = publish_item(app, stored, &stats, Seeding::Replace)?;
             announce_item(app, item.spec.id);
             let mut body = Vec::new();
             item.write_json(&mut body, now_ms);
@@ -277,7 +288,7 @@ impl LoopHandler {
                 let expected = store_left.saturating_sub(in_flight.get(&row.item_id).copied().unwrap_or(0));
                 let local = app.sale.left(row.item_id);
                 if local != expected {
-                    app.sale.restock(row.item_id, expected).map_err(|_| ApiError::Internal)?;
+                    app.sale.restock(row.item_id, expected, Seeding::Replace).map_err(|_| ApiError::Internal)?;
                     stock_fixed.push(serde_json::json!({
                         "item_id": row.item_id, "local_left": local, "store_left": expected
                     }));

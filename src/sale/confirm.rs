@@ -88,11 +88,17 @@ impl Confirmer {
         }
     }
 
-    /// Tells the catalogue the stock of every touched item.
+    /// Tells the catalogue the stock of every touched item. When other
+    /// instances sell the same stock, the store's count is the global one:
+    /// one query per item per batch, not per order.
     fn publish(&mut self) {
         self.touched.sort_unstable();
         self.touched.dedup();
+        let shared = self.app.sale.stock.source().is_shared();
         for &item_id in &self.touched {
+            if shared && let Ok(stats) = self.app.store.item_stats(item_id) {
+                self.app.sale.note_store_count(stats);
+            }
             publish_left(&self.app, item_id);
         }
         self.touched.clear();

@@ -92,6 +92,7 @@
 
 mod allotment;
 mod bits;
+pub mod leased;
 pub mod order_id;
 mod source;
 mod table;
@@ -103,8 +104,9 @@ mod tests;
 
 pub use allotment::{Allotment, Take};
 pub use bits::{SlotBits, SoldOut};
+pub use leased::{LeaseSettings, LeasedSource, SharedPool};
 pub use order_id::{OrderIdError, OrderIdParts, OrderIds};
-pub use source::{Beyond, EmbeddedSource, Refill, Renewal, Return, StockSource};
+pub use source::{Beyond, EmbeddedSource, Refill, Renewal, Return, Seeding, SourceError, StockSource};
 pub use table::{ItemStock, Outcome, Slot, Stock, StockError};
 
 /// An item's id, as the store's `ItemId`.

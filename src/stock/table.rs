@@ -38,12 +38,15 @@ pub enum Outcome {
 pub enum StockError {
     /// Every one of the `items_max` slots is taken.
     TableFull { items_max: usize },
+    /// The stock source (the shared pool) cannot be reached.
+    SourceUnavailable,
 }
 
 impl std::fmt::Display for StockError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::TableFull { items_max } => write!(f, "the stock table is full ({items_max} items)"),
+            Self::SourceUnavailable => f.write_str("the stock source cannot be reached"),
         }
     }
 }
@@ -92,6 +95,10 @@ pub struct Stock {
     refill_wanted: SlotBits,
     /// Slots in use. Only adding an item takes the lock; lookups never do.
     used: Mutex<u32>,
+    /// One refill at a time (the refiller, workers refilling for a parked
+    /// buy, start-up and admin): two racing refills could store their
+    /// `beyond` answers in the wrong order.
+    refilling: Mutex<()>,
     source: Arc<dyn StockSource>,
 }
 
@@ -114,6 +121,7 @@ impl Stock {
             sold_out: SlotBits::new(items_max),
             refill_wanted: SlotBits::new(items_max),
             used: Mutex::new(0),
+            refilling: Mutex::new(()),
             source,
         }
     }
@@ -215,6 +223,30 @@ impl Stock {
         self.sold_out.clear(slot.index());
     }
 
+    /// Units a loop took and could not use (the order was never queued):
+    /// straight back into the allotment, without asking the source, since
+    /// loops never call it.
+    pub fn put_back(&self, slot: Slot, quantity: u64) {
+        self.items[slot.index()].allotment.give_back(quantity);
+        self.sold_out.clear(slot.index());
+    }
+
+    /// Another instance put units of the item in `slot` back into the shared
+    /// pool: it is on sale again, and the next take that finds the allotment
+    /// short asks for a refill.
+    pub fn units_returned(&self, slot: Slot) {
+        let item = &self.items[slot.index()];
+        self.source.units_returned(item.id());
+        if item.beyond() != Beyond::Pool {
+            self.set_beyond(slot, Beyond::Pool);
+        }
+    }
+
+    /// The stock source behind this table (admin changes go through it).
+    pub fn source(&self) -> &dyn StockSource {
+        &*self.source
+    }
+
     /// Takes `units` out of the allotment for good (an admin stock decrease),
     /// all or none; false if fewer are left here (`stock_below_sold`).
     pub fn withdraw(&self, slot: Slot, units: u64) -> bool {
@@ -230,10 +262,9 @@ impl Stock {
 
     /// Asks the source for more units of the item in `slot` and applies the
     /// answer. May block on the source: start-up, admin and the refiller only.
-    /// One caller at a time per item (the refiller; start-up runs before the
-    /// loops, admin hands its refill to the refiller): two racing refills
-    /// could store their `beyond` answers in the wrong order.
+    /// Refills are serialised (`refilling`).
     pub fn refill(&self, slot: Slot) -> Refill {
+        let _one_at_a_time = self.refilling.lock().unwrap_or_else(PoisonError::into_inner);
         let item = &self.items[slot.index()];
         let refill = self.source.refill(item.id(), item.allotment.left());
         item.allotment.grant(refill.units);
@@ -242,6 +273,20 @@ impl Stock {
         item.low_water.store(low_water, Ordering::Relaxed);
         self.set_beyond(slot, refill.beyond);
         refill
+    }
+
+    /// Refills the item in `slot` if its allotment is empty and more may
+    /// come; a refill that landed while the caller waited for its turn is
+    /// enough. For a worker serving a parked buy.
+    pub fn refill_if_short(&self, slot: Slot) {
+        let item = &self.items[slot.index()];
+        let short = || item.allotment.left() == 0 && item.beyond() == Beyond::Pool;
+        if short() {
+            let _wait_for_a_refill_in_progress = self.refilling.lock().unwrap_or_else(PoisonError::into_inner);
+        }
+        if short() {
+            self.refill(slot);
+        }
     }
 
     /// Refills every item a loop asked for since the last call; returns how

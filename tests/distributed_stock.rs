@@ -1,0 +1,254 @@
+//! Distributed stock (issue 7): three instances on Redis + MariaDB selling
+//! one item from leased allotments. Exactly the stock is sold, no user goes
+//! above its limit, MySQL and every instance agree; an instance killed with
+//! `kill -9` leaves no unit stranded once its lease lapses; an instance
+//! paused past its lease sells nothing stale when it resumes.
+//! Real processes and real services; each test has its own database and key
+//! prefix. No timed assertion: waits are polls with generous deadlines.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::nginx::Nginx;
+use common::sale::{Backends, Shop, User, assert_conserved, fast, path_on, poll_until, send};
+use common::{Conn, Server, ServerOptions};
+use serde_json::json;
+
+const ADMIN: &str = "distributed-stock-admin-token-0123456789";
+const SECRET: &str = "distributed-stock-shared-secret-0123456789abcdef";
+const ITEM: u64 = 7;
+/// Short leases, so that a dead instance's units come back quickly.
+const LEASE_MS: u64 = 1_000;
+/// How long a test waits for a sale to finish before it fails.
+const SALE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// `count` instances sharing one database, one key prefix and one secret.
+fn instances(count: usize) -> Vec<Server> {
+    instances_on(&Backends::fresh(), count)
+}
+
+fn instances_on(backends: &Backends, count: usize) -> Vec<Server> {
+    (0..count)
+        .map(|_| {
+            let options: ServerOptions = backends
+                .apply(fast())
+                .set("auth.admin_token", ADMIN)
+                .set("auth.secret", SECRET)
+                .set("sale.lease_ms", LEASE_MS)
+                .set("sale.lease_chunk_max", 5);
+            Server::start_with(options)
+        })
+        .collect()
+}
+
+/// Puts the item on instance 0 and waits until every instance serves it.
+fn put_item(servers: &[Server], stock: u64, per_user_limit: u32) -> Shop<'_> {
+    let shop = Shop { server: &servers[0], admin: ADMIN.into() };
+    shop.put_item(ITEM, stock, per_user_limit);
+    for server in servers {
+        let seen = poll_until(Duration::from_secs(10), || {
+            (send(&mut server.connect(), "GET", &format!("/api/items/{ITEM}"), None, b"").status == 200).then_some(())
+        });
+        assert!(seen.is_some(), "instance {} never saw the item", server.addr);
+    }
+    shop
+}
+
+/// What one buy came to, after retrying 503s (same request id) until the
+/// answer is final.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Bought {
+    Order(String),
+    SoldOut,
+    LimitReached,
+}
+
+/// Buys one unit for `user` on `conn`, retrying 503 with the same request id
+/// (contract §3: another instance may still hold units).
+fn buy(conn: &mut Conn, user: &User, path: &str, request_id: &str) -> Bought {
+    let body = json!({ "item_id": ITEM, "request_id": request_id }).to_string();
+    let deadline = Instant::now() + SALE_DEADLINE;
+    loop {
+        let resp = send(conn, "POST", &format!("/api/seckill/{path}"), Some(&user.token), body.as_bytes());
+        match resp.status {
+            200 => return Bought::Order(resp.json()["order_id"].as_str().unwrap().to_string()),
+            410 => return Bought::SoldOut,
+            409 => return Bought::LimitReached,
+            503 => {
+                assert!(resp.header("Retry-After").is_some(), "a 503 without Retry-After");
+                assert!(Instant::now() < deadline, "still 503 after {SALE_DEADLINE:?}: {}", resp.text());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => panic!("unexpected {other}: {}", resp.text()),
+        }
+    }
+}
+
+/// Every acknowledged order is in MySQL and nothing else; every instance's
+/// stats say the stock is sold exactly and conserved.
+fn assert_sold_exactly(servers: &[Server], acknowledged: &HashSet<String>, stock: u64) {
+    assert_eq!(acknowledged.len() as u64, stock, "exactly the stock sold");
+    let shop = Shop { server: &servers[0], admin: ADMIN.into() };
+    let stored: HashSet<String> =
+        shop.item_orders(ITEM).iter().map(|o| o["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(&stored, acknowledged, "every acknowledged order is in MySQL, and nothing else");
+    for server in servers {
+        let stats = Shop { server, admin: ADMIN.into() }.stats(ITEM);
+        let held = stats["pending_payment"].as_u64().unwrap() + stats["paid"].as_u64().unwrap();
+        assert_eq!(held, stock, "{stats}");
+        assert_conserved(&stats);
+    }
+}
+
+#[test]
+fn three_instances_behind_nginx_sell_exactly_the_stock_and_respect_limits() {
+    const STOCK: u64 = 60;
+    const LIMIT: u32 = 2;
+    let servers = instances(3);
+    let nginx = Nginx::round_robin(&servers.iter().map(|s| s.addr).collect::<Vec<_>>());
+    let shop = put_item(&servers, STOCK, LIMIT);
+    let users = shop.users("lease", 60);
+    let results: Mutex<Vec<(u64, Bought)>> = Mutex::new(Vec::new());
+    // Four clients at once, each user trying one more unit than allowed.
+    std::thread::scope(|scope| {
+        for chunk in users.chunks(users.len() / 4) {
+            let results = &results;
+            let nginx = &nginx;
+            scope.spawn(move || {
+                let mut conn = Conn::connect(nginx.addr);
+                for user in chunk {
+                    let path = path_on(&mut conn, ADMIN, user, ITEM);
+                    for attempt in 0..=LIMIT {
+                        let bought = buy(&mut conn, user, &path, &format!("r-{}-{attempt}", user.id));
+                        results.lock().unwrap().push((user.id, bought));
+                    }
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap();
+    let mut per_user: HashMap<u64, u32> = HashMap::new();
+    let mut acknowledged = HashSet::new();
+    for (user, bought) in &results {
+        if let Bought::Order(id) = bought {
+            *per_user.entry(*user).or_default() += 1;
+            assert!(acknowledged.insert(id.clone()), "order {id} acknowledged twice");
+        }
+    }
+    assert!(per_user.values().all(|&n| n <= LIMIT), "a user above the limit: {per_user:?}");
+    assert!(results.iter().any(|(_, b)| *b == Bought::SoldOut), "demand above stock ends in 410");
+    assert_sold_exactly(&servers, &acknowledged, STOCK);
+}
+
+/// Buys on `server` with fresh users until it answers 410; returns the orders.
+fn buy_until_sold_out(server: &Server, users: &[User], acknowledged: &mut HashSet<String>) -> usize {
+    let mut conn = server.connect();
+    for user in users {
+        let path = path_on(&mut conn, ADMIN, user, ITEM);
+        match buy(&mut conn, user, &path, &format!("r-{}", user.id)) {
+            Bought::Order(id) => {
+                acknowledged.insert(id);
+            }
+            Bought::SoldOut => return acknowledged.len(),
+            Bought::LimitReached => panic!("user {} was fresh", user.id),
+        }
+    }
+    panic!("not sold out after {} buyers", users.len());
+}
+
+#[test]
+fn a_killed_instance_strands_nothing_once_its_lease_lapses() {
+    const STOCK: u64 = 40;
+    let mut servers = instances(3);
+    let shop = put_item(&servers, STOCK, 1);
+    let users = shop.users("kill", 100);
+    let mut acknowledged = HashSet::new();
+    // Instance 0 sells a few, so it holds the rest of a leased chunk.
+    let mut conn = servers[0].connect();
+    for user in &users[..3] {
+        let path = path_on(&mut conn, ADMIN, user, ITEM);
+        match buy(&mut conn, user, &path, &format!("r-{}", user.id)) {
+            Bought::Order(id) => assert!(acknowledged.insert(id)),
+            other => panic!("{other:?} with the stock untouched"),
+        }
+    }
+    drop(conn);
+    servers[0].kill9();
+    let survivors = &servers[1..];
+    // The survivors answer 503 while the dead lease holds units, then sell them.
+    buy_until_sold_out(&survivors[0], &users[3..], &mut acknowledged);
+    assert_sold_exactly(survivors, &acknowledged, STOCK);
+}
+
+#[test]
+fn an_instance_paused_past_its_lease_sells_nothing_stale() {
+    const STOCK: u64 = 30;
+    let servers = instances(2);
+    let shop = put_item(&servers, STOCK, 1);
+    let users = shop.users("pause", 80);
+    let mut acknowledged = HashSet::new();
+    let paused = &servers[0];
+    let mut conn = paused.connect();
+    let path = path_on(&mut conn, ADMIN, &users[0], ITEM);
+    match buy(&mut conn, &users[0], &path, "r-first") {
+        Bought::Order(id) => assert!(acknowledged.insert(id)),
+        other => panic!("{other:?} with the stock untouched"),
+    }
+    // A path for the paused instance's next buyer, made before the pause.
+    let stale_path = path_on(&mut conn, ADMIN, &users[1], ITEM);
+    paused.signal(libc::SIGSTOP);
+    // The other instance sells everything, the paused lease's units included
+    // once it lapses.
+    buy_until_sold_out(&servers[1], &users[2..], &mut acknowledged);
+    paused.signal(libc::SIGCONT);
+    // Whatever the paused instance still had in its allotment is not its to sell.
+    assert_eq!(buy(&mut conn, &users[1], &stale_path, "r-stale"), Bought::SoldOut);
+    assert_sold_exactly(&servers, &acknowledged, STOCK);
+}
+
+/// Deletes every key of the test's prefix, as a Redis restarted without
+/// persistence would have lost them (FLUSHALL would hit the other tests).
+fn lose_redis_data(backends: &Backends) {
+    let redis_cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .arg("-u")
+            .arg(&backends.cache_url)
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let pattern = format!("{}*", backends.key_prefix);
+    let keys = redis_cli(&["--scan", "--pattern", &pattern]);
+    let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+    assert!(keys.iter().any(|k| k.contains(&format!("{{{ITEM}:"))), "the pool's keys: {keys:?}");
+    let mut del = vec!["DEL"];
+    del.extend(keys);
+    redis_cli(&del);
+}
+
+#[test]
+fn a_pool_lost_by_redis_is_rebuilt_from_the_store_and_the_sale_completes_exactly() {
+    const STOCK: u64 = 30;
+    let backends = Backends::fresh();
+    let servers = instances_on(&backends, 2);
+    let shop = put_item(&servers, STOCK, 1);
+    let users = shop.users("lost", 80);
+    let mut acknowledged = HashSet::new();
+    let mut conn = servers[0].connect();
+    for user in &users[..5] {
+        let path = path_on(&mut conn, ADMIN, user, ITEM);
+        match buy(&mut conn, user, &path, &format!("r-{}", user.id)) {
+            Bought::Order(id) => assert!(acknowledged.insert(id)),
+            other => panic!("{other:?} with the stock untouched"),
+        }
+    }
+    lose_redis_data(&backends);
+    // Both instances sell on: 503 until one rebuilds the pool, then orders.
+    buy_until_sold_out(&servers[1], &users[5..40], &mut acknowledged);
+    assert_sold_exactly(&servers, &acknowledged, STOCK);
+}
