@@ -442,6 +442,28 @@ mod tests {
         assert_eq!(b.refill(ITEM, 0).units + b.refill(ITEM, 0).units, 2);
     }
 
+    /// An instance that sold nothing of its lease since the last renewal
+    /// hands it back, and another instance gets the units.
+    #[test]
+    fn an_idle_lease_is_handed_back() {
+        let pool = Arc::new(redis("idle"));
+        let (idle, busy) = (source(&pool, "idle", 100, 60_000), source(&pool, "busy", 100, 60_000));
+        idle.seed(ITEM, 4, Seeding::IfAbsent).unwrap();
+        let mut held = 0;
+        while let Refill { units: units @ 1.., .. } = idle.refill(ITEM, held) {
+            held += units;
+        }
+        assert_eq!(busy.refill(ITEM, 0), Refill { units: 0, beyond: Beyond::Elsewhere });
+        assert_eq!(idle.renew(ITEM, held), Renewal::GiveBack);
+        idle.release(ITEM, held);
+        busy.units_returned(ITEM);
+        let mut got = 0;
+        while let Refill { units: units @ 1.., .. } = busy.refill(ITEM, got) {
+            got += units;
+        }
+        assert_eq!(got, 4);
+    }
+
     /// A lease that lapses (its holder paused) is swept by another instance,
     /// and the holder's next renewal drops its units: revoked.
     #[test]

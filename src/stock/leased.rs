@@ -23,7 +23,9 @@
 //! renews every item a few times per period ([`StockSource::renew`]): the
 //! units sold since the last renewal are subtracted from the leases (they
 //! are in orders now, whose outcome the store decides), the rest is
-//! extended. A lease that is gone (swept after expiring while this process
+//! extended; a lease of which nothing sold since the last renewal is handed
+//! back ([`Renewal::GiveBack`]), so that an idle instance does not keep
+//! units from busy ones. A lease that is gone (swept after expiring while this process
 //! was paused, or wiped with the pool) is **fenced**: the renewal answers
 //! [`Renewal::Revoked`] and the local units are dropped unsold, and a lease
 //! whose renewal is overdue here is treated the same way without asking.
@@ -336,8 +338,14 @@ impl StockSource for LeasedSource {
             self.end_leases(item, left_here);
             return Renewal::Revoked;
         }
-        if before.iter().all(|&units| units == 0) {
+        let leased: u64 = before.iter().sum();
+        if leased == 0 {
             return Renewal::Kept;
+        }
+        if left_here >= leased {
+            // Nothing sold here since the last renewal: this instance has no
+            // buyers for the item, and others may have.
+            return Renewal::GiveBack;
         }
         let after = shrink(&before, left_here);
         let mut fenced = false;

@@ -67,6 +67,11 @@ pub enum Renewal {
     /// pool was rebuilt after the cache lost its data): the units here are no
     /// longer this instance's to sell and are dropped without release.
     Revoked,
+    /// None of the units here sold since the last renewal: they are handed
+    /// back ([`StockSource::release`]), so that an instance with buyers can
+    /// sell them rather than wait for this idle one; a new buyer here gets
+    /// a refill.
+    GiveBack,
 }
 
 /// How [`StockSource::seed`] treats a pool that exists already.

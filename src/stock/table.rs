@@ -309,12 +309,17 @@ impl Stock {
     pub fn renew(&self) {
         for slot in self.slots() {
             let item = &self.items[slot.index()];
-            if self.source.renew(item.id(), item.allotment.left()) == Renewal::Revoked {
-                item.allotment.drain();
-                item.low_water.store(0, Ordering::Relaxed);
-                // Back to asking: loops answer 503 until a refill succeeds.
-                self.set_beyond(slot, Beyond::Pool);
+            let renewal = self.source.renew(item.id(), item.allotment.left());
+            if renewal == Renewal::Kept {
+                continue;
             }
+            let units = item.allotment.drain();
+            if renewal == Renewal::GiveBack && units > 0 {
+                self.source.release(item.id(), units);
+            }
+            item.low_water.store(0, Ordering::Relaxed);
+            // Back to asking: the next buy here asks for a refill.
+            self.set_beyond(slot, Beyond::Pool);
         }
     }
 
