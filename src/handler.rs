@@ -120,8 +120,11 @@ pub struct LoopHandler {
     /// The request being handled is a replay: its session was just put in
     /// this loop's cache, so a second miss must not ask again (no loop).
     replaying: bool,
-    /// The item a buy answered `StockElsewhere` for.
-    pub(crate) refill_item: u64,
+    /// The request being handled is a buy replayed after a refill: a second
+    /// short allotment answers 503 (no loop).
+    refilled: bool,
+    /// The item and quantity a buy answered `StockElsewhere` for.
+    pub(crate) refill_for: (u64, u32),
 }
 
 impl LoopHandler {
@@ -133,14 +136,15 @@ impl LoopHandler {
             catalogue: CatalogueView::new(app.catalogue.clone()),
             path_signer: app.path_signer.clone(),
             replaying: false,
-            refill_item: 0,
+            refilled: false,
+            refill_for: (0, 0),
             app,
         }
     }
 
-    /// Whether the request being handled is a replay (handled once already).
-    pub(crate) fn is_replaying(&self) -> bool {
-        self.replaying
+    /// Whether the request being handled is a buy replayed after a refill.
+    pub(crate) fn was_refilled(&self) -> bool {
+        self.refilled
     }
 
     fn dispatch(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
@@ -292,10 +296,10 @@ impl LoopHandler {
         let park = exchange.park(exchange.now() + WORKER_ANSWER_DEADLINE);
         let copy = Box::new(OwnedRequest::copy_of(request));
         let app = self.app.clone();
-        let item_id = self.refill_item;
+        let (item_id, quantity) = self.refill_for;
         reservation.submit(Box::new(move |completer| {
             if let Some(slot) = app.sale.stock.slot(item_id) {
-                app.sale.stock.refill_if_short(slot);
+                app.sale.stock.refill_until(slot, u64::from(quantity));
             }
             completer.push(park, Completion { route: matched.route, answer: Answer::Refilled { request: copy } });
         }));
@@ -336,6 +340,7 @@ impl Handler for LoopHandler {
                     result => result,
                 };
                 self.replaying = false;
+                self.refilled = false;
                 (Some(matched.route), result)
             }
             Err(Miss::NotFound) => (None, Err(ApiError::NotFound)),
@@ -376,7 +381,7 @@ impl Handler for LoopHandler {
                 Ok(*request)
             }
             Answer::Refilled { request } => {
-                self.replaying = true;
+                self.refilled = true;
                 Ok(*request)
             }
             answer => Err(Completion { route: completion.route, answer }),

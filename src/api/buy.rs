@@ -118,9 +118,9 @@ impl LoopHandler {
         }
         let slot = sale.stock.slot(item_id).ok_or(ApiError::Unavailable)?;
         if let Err(refusal) = sale.take(user, item_id, slot, quantity.get(), limit) {
-            if refusal == Refusal::Busy && !self.is_replaying() && sale.stock.item(slot).beyond() == Beyond::Pool {
+            if refusal == Refusal::Busy && !self.was_refilled() && sale.stock.item(slot).beyond() == Beyond::Pool {
                 // The pool has units: a worker refills, then this buy runs again.
-                self.refill_item = item_id;
+                self.refill_for = (item_id, quantity.get());
                 return Err(ApiError::StockElsewhere);
             }
             let error = refusal_error(refusal, &sale.counters);

@@ -118,6 +118,16 @@ redis.call('HINCRBY', KEYS[1], 'pool', ARGV[1])
 return {1}
 ";
 
+/// KEYS[1] shard; ARGV units. Takes at most `units` out of the pool for
+/// good. Returns {taken}.
+const TAKE: &str = r"
+local pool = redis.call('HGET', KEYS[1], 'pool')
+if not pool then return {0} end
+local taken = math.min(tonumber(pool), tonumber(ARGV[1]))
+if taken > 0 then redis.call('HINCRBY', KEYS[1], 'pool', -taken) end
+return {taken}
+";
+
 /// KEYS[1] shard; ARGV units, 'absent' or 'replace'. Returns {1} if written.
 const SEED: &str = r"
 if ARGV[2] == 'absent' and redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
@@ -146,6 +156,7 @@ struct StockScripts {
     renew: Script,
     release: Script,
     put: Script,
+    take: Script,
     seed: Script,
 }
 
@@ -156,6 +167,7 @@ impl StockScripts {
             renew: Script::new(RENEW),
             release: Script::new(RELEASE),
             put: Script::new(PUT),
+            take: Script::new(TAKE),
             seed: Script::new(SEED),
         }
     }
@@ -250,6 +262,11 @@ impl SharedPool for RedisCache {
     fn put_units(&self, item: ItemId, shard: u32, units: u64) -> Result<bool, SourceError> {
         let reply = self.eval(&scripts().put, self.shard_key(item, shard), vec![units.to_string()])?;
         Ok(reply.first() == Some(&1))
+    }
+
+    fn take_units(&self, item: ItemId, shard: u32, units: u64) -> Result<u64, SourceError> {
+        let reply = self.eval(&scripts().take, self.shard_key(item, shard), vec![units.to_string()])?;
+        Ok(reply.first().copied().map_or(0, unsigned))
     }
 
     fn seed_shard(&self, item: ItemId, shard: u32, units: u64, seeding: Seeding) -> Result<bool, SourceError> {

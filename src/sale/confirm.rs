@@ -88,25 +88,27 @@ impl Confirmer {
         }
     }
 
-    /// Tells the catalogue the stock of every touched item. When other
-    /// instances sell the same stock, the store's count is the global one:
-    /// one query per item per batch, not per order.
+    /// Tells the catalogue the stock of every touched item.
     fn publish(&mut self) {
         self.touched.sort_unstable();
         self.touched.dedup();
-        let shared = self.app.sale.stock.source().is_shared();
         for &item_id in &self.touched {
-            if shared && let Ok(stats) = self.app.store.item_stats(item_id) {
-                self.app.sale.note_store_count(stats);
-            }
             publish_left(&self.app, item_id);
         }
         self.touched.clear();
     }
 }
 
-/// The catalogue's `stock_left` of `item_id` from the stock table.
+/// The catalogue's `stock_left` of `item_id` from the stock table. When
+/// other instances sell the same stock, the store's count is the global one:
+/// one query per item (per batch, cancellation, reconcile), never per order
+/// nor on a loop.
 pub fn publish_left(app: &App, item_id: ItemId) {
+    if app.sale.stock.source().is_shared()
+        && let Ok(stats) = app.store.item_stats(item_id)
+    {
+        app.sale.note_store_count(stats);
+    }
     if let Some(item) = app.catalogue.get(item_id) {
         item.set_stock_left(app.sale.left(item_id));
     }

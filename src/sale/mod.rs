@@ -349,10 +349,23 @@ impl Sale {
     }
 
     /// Takes `units` of `item` off sale for good (an admin decrease); false
-    /// if fewer are left here.
+    /// if fewer are left here (embedded), or in the shared pool once this
+    /// instance's allotment is back in it (leased: units other instances
+    /// hold cannot be withdrawn).
     pub fn withdraw_units(&self, item: ItemId, units: u64) -> bool {
         let _one_at_a_time = self.restock_lock.lock();
-        self.stock.slot(item).is_some_and(|slot| self.stock.withdraw(slot, units))
+        let Some(slot) = self.stock.slot(item) else { return false };
+        let source = self.stock.source();
+        if !source.is_shared() {
+            return self.stock.withdraw(slot, units);
+        }
+        let here = self.stock.item(slot).allotment().drain();
+        if here > 0 {
+            source.release(item, here);
+        }
+        let withdrawn = source.withdraw(item, units).unwrap_or(false);
+        self.stock.refill(slot);
+        withdrawn
     }
 
     /// The store's count of an item's units (a batch just committed, or the
@@ -368,7 +381,8 @@ impl Sale {
     /// Units of `item` left, as the catalogue shows them (contract §3: global,
     /// possibly a moment stale): those here when nothing is beyond this
     /// allotment (the embedded source always), else at least the store's last
-    /// count (the keeper's, every few seconds), and never 0 while more may come.
+    /// count (after each batch, and the keeper's every few seconds), and not
+    /// 0 before the store has counted.
     pub fn left(&self, item: ItemId) -> u64 {
         let Some(slot) = self.stock.slot(item) else { return 0 };
         let stock = self.stock.item(slot);
@@ -376,7 +390,9 @@ impl Sale {
         if stock.beyond() == Beyond::Nothing {
             return here;
         }
-        let counted = self.store_stats.lock().iter().find(|s| s.item_id == item).map_or(0, |s| s.stock_left);
-        here.max(counted).max(1)
+        match self.store_stats.lock().iter().find(|s| s.item_id == item) {
+            Some(counted) => here.max(counted.stock_left),
+            None => here.max(1),
+        }
     }
 }

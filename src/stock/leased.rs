@@ -107,6 +107,8 @@ pub trait SharedPool: Send + Sync + std::fmt::Debug {
     /// (at most what the lease holds; nothing if the lease is gone). Returns
     /// the units that went back.
     fn release_shard(&self, item: ItemId, shard: u32, lease: &str, units: u64) -> Result<u64, SourceError>;
+    /// Takes up to `units` out of the shard's pool for good; returns how many.
+    fn take_units(&self, item: ItemId, shard: u32, units: u64) -> Result<u64, SourceError>;
     /// `units` into the shard's pool; false if the shard is missing (lost).
     fn put_units(&self, item: ItemId, shard: u32, units: u64) -> Result<bool, SourceError>;
     /// Creates the shard with `units` in its pool and no lease; with
@@ -148,6 +150,10 @@ pub struct LeasedSource {
     lease: String,
     settings: LeaseSettings,
     items: Mutex<HashMap<ItemId, Leases>>,
+    /// One lease operation (refill, renewal, release, seeding) at a time: a
+    /// refill that read a shard's lease as held while a renewal was ending
+    /// it would find itself fenced. The refiller makes nearly all of them.
+    serial: Mutex<()>,
     stock_left: StockLeft,
 }
 
@@ -158,10 +164,15 @@ impl std::fmt::Debug for LeasedSource {
 }
 
 impl LeasedSource {
-    /// `lease` names this instance's leases (its instance id: unique per run).
+    /// `lease` names this node's leases: kept in its data directory, so that
+    /// a restart reclaims what a killed run held (see [`StockSource::seed`]).
     pub fn new(pool: Arc<dyn SharedPool>, lease: String, settings: LeaseSettings, stock_left: StockLeft) -> Self {
         assert!((1..=SHARDS_MAX).contains(&settings.shards), "stock shards {} out of 1..=64", settings.shards);
-        Self { pool, lease, settings, items: Mutex::new(HashMap::new()), stock_left }
+        Self { pool, lease, settings, items: Mutex::new(HashMap::new()), serial: Mutex::new(()), stock_left }
+    }
+
+    fn one_at_a_time(&self) -> MutexGuard<'_, ()> {
+        self.serial.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn items(&self) -> MutexGuard<'_, HashMap<ItemId, Leases>> {
@@ -201,9 +212,35 @@ impl LeasedSource {
             item_id = item,
             units = units
         );
-        if self.seed(item, units, Seeding::Replace).is_ok() {
+        if self.seed_shards(item, units, Seeding::Replace).is_ok() {
+            // The units here came from the old pool, which counts them again.
+            self.with(item, |l| l.revoked = true);
             self.pool.announce_returned(item);
         }
+    }
+
+    /// Writes every shard of `item` (see [`StockSource::seed`]).
+    fn seed_shards(&self, item: ItemId, units: u64, seeding: Seeding) -> Result<(), SourceError> {
+        let shards = self.settings.shards;
+        let mut reclaimed = 0;
+        for shard in 0..shards {
+            let written = self.pool.seed_shard(item, shard, share(units, shards, shard), seeding)?;
+            if !written {
+                // A lease of this node's previous run (killed before it could
+                // hand it back): the units are not in its allotment any more.
+                reclaimed += self.pool.release_shard(item, shard, &self.lease, u64::MAX)?;
+            }
+        }
+        if reclaimed > 0 {
+            self.pool.announce_returned(item);
+        }
+        if seeding == Seeding::Replace {
+            // Every lease on the item is gone with the old pool.
+            self.with(item, |l| *l = Leases { held: vec![0; shards as usize], ..Leases::default() });
+        } else {
+            self.units_returned(item);
+        }
+        Ok(())
     }
 
     /// Ends every lease on `item`, `units` of them back to the pool
@@ -258,6 +295,7 @@ pub fn share(units: u64, shards: u32, shard: u32) -> u64 {
 impl StockSource for LeasedSource {
     fn refill(&self, item: ItemId, _left_here: u64) -> Refill {
         const BUSY: Refill = Refill { units: 0, beyond: Beyond::Pool };
+        let _serial = self.one_at_a_time();
         let (held, empty, revoked) = self.with(item, |l| (l.held.clone(), l.empty, l.revoked));
         if revoked {
             // The next renewal drops the fenced units first.
@@ -308,6 +346,7 @@ impl StockSource for LeasedSource {
     }
 
     fn release(&self, item: ItemId, units: u64) {
+        let _serial = self.one_at_a_time();
         self.end_leases(item, units);
     }
 
@@ -327,6 +366,7 @@ impl StockSource for LeasedSource {
     }
 
     fn renew(&self, item: ItemId, left_here: u64) -> Renewal {
+        let _serial = self.one_at_a_time();
         let (before, revoked, overdue) = self.with(item, |l| {
             if l.held.iter().all(|&units| units == 0) {
                 // Nothing leased: nothing to renew, nothing that can lapse.
@@ -380,17 +420,8 @@ impl StockSource for LeasedSource {
     }
 
     fn seed(&self, item: ItemId, units: u64, seeding: Seeding) -> Result<(), SourceError> {
-        let shards = self.settings.shards;
-        for shard in 0..shards {
-            self.pool.seed_shard(item, shard, share(units, shards, shard), seeding)?;
-        }
-        if seeding == Seeding::Replace {
-            // Every lease on the item is gone with the old pool.
-            self.with(item, |l| *l = Leases { held: vec![0; shards as usize], ..Leases::default() });
-        } else {
-            self.units_returned(item);
-        }
-        Ok(())
+        let _serial = self.one_at_a_time();
+        self.seed_shards(item, units, seeding)
     }
 
     fn is_shared(&self) -> bool {
@@ -401,6 +432,25 @@ impl StockSource for LeasedSource {
         if let Some(leases) = self.items().get_mut(&item) {
             leases.empty = 0;
         }
+    }
+
+    fn withdraw(&self, item: ItemId, units: u64) -> Result<bool, SourceError> {
+        let _serial = self.one_at_a_time();
+        let mut taken = 0;
+        for shard in 0..self.settings.shards {
+            if taken == units {
+                break;
+            }
+            taken += self.pool.take_units(item, shard, units - taken)?;
+        }
+        if taken < units {
+            // All or none: what was taken goes back.
+            if taken > 0 {
+                self.pool.put_units(item, 0, taken)?;
+            }
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     fn add_units(&self, item: ItemId, units: u64) -> Result<(), SourceError> {

@@ -142,6 +142,14 @@ pub trait StockSource: Send + Sync {
         let _ = item;
     }
 
+    /// Takes `units` of `item` out of the source for good (an admin stock
+    /// decrease), all or none: false if it holds fewer. The embedded source
+    /// has granted everything to the allotment, where the decrease is taken.
+    fn withdraw(&self, item: ItemId, units: u64) -> Result<bool, SourceError> {
+        let _ = (item, units);
+        Ok(false)
+    }
+
     /// `units` more of `item` (an admin stock increase); the next refill,
     /// here or elsewhere, grants them.
     fn add_units(&self, item: ItemId, units: u64) -> Result<(), SourceError>;

@@ -9,6 +9,10 @@ use super::bits::SlotBits;
 use super::source::{Beyond, Refill, Renewal, Return, StockSource};
 use crate::sync::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
+/// Most refills a parked buy waits for: a leased source grants from one
+/// shard per refill, and a buy of several units may need several.
+pub const REFILLS_PER_BUY_MAX: usize = 4;
+
 /// An item's dense index in the table, `0..items_max`: what the hot path
 /// carries once the item id has been looked up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -275,16 +279,17 @@ impl Stock {
         refill
     }
 
-    /// Refills the item in `slot` if its allotment is empty and more may
-    /// come; a refill that landed while the caller waited for its turn is
-    /// enough. For a worker serving a parked buy.
-    pub fn refill_if_short(&self, slot: Slot) {
+    /// Refills the item in `slot` until its allotment holds `quantity`
+    /// units or the source has no more to grant, in at most
+    /// [`REFILLS_PER_BUY_MAX`] refills (a refill that landed meanwhile
+    /// counts). For a worker serving a parked buy.
+    pub fn refill_until(&self, slot: Slot, quantity: u64) {
         let item = &self.items[slot.index()];
-        let short = || item.allotment.left() == 0 && item.beyond() == Beyond::Pool;
-        if short() {
-            let _wait_for_a_refill_in_progress = self.refilling.lock().unwrap_or_else(PoisonError::into_inner);
-        }
-        if short() {
+        let short = || item.allotment.left() < quantity && item.beyond() == Beyond::Pool;
+        for _ in 0..REFILLS_PER_BUY_MAX {
+            if !short() {
+                return;
+            }
             self.refill(slot);
         }
     }
