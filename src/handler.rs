@@ -53,6 +53,8 @@ pub enum Answer {
     /// item's allotment from the shared pool.
     Refilled {
         request: Box<OwnedRequest>,
+        /// How many times the buy was parked for a refill so far.
+        rounds: u32,
     },
 }
 
@@ -120,9 +122,9 @@ pub struct LoopHandler {
     /// The request being handled is a replay: its session was just put in
     /// this loop's cache, so a second miss must not ask again (no loop).
     replaying: bool,
-    /// The request being handled is a buy replayed after a refill: a second
-    /// short allotment answers 503 (no loop).
-    refilled: bool,
+    /// The request being handled is a buy replayed after this many refills
+    /// (0: not a replay); at [`REFILL_ROUNDS_MAX`] a short allotment is 503.
+    refill_rounds: u32,
     /// The item and quantity a buy answered `StockElsewhere` for.
     pub(crate) refill_for: (u64, u32),
 }
@@ -136,15 +138,17 @@ impl LoopHandler {
             catalogue: CatalogueView::new(app.catalogue.clone()),
             path_signer: app.path_signer.clone(),
             replaying: false,
-            refilled: false,
+            refill_rounds: 0,
             refill_for: (0, 0),
             app,
         }
     }
 
-    /// Whether the request being handled is a buy replayed after a refill.
-    pub(crate) fn was_refilled(&self) -> bool {
-        self.refilled
+    /// Whether the buy being handled may be parked for a refill (again): a
+    /// buy that lost its refilled units to others tries a few more rounds,
+    /// each of which sold units to someone, then answers 503.
+    pub(crate) fn may_wait_for_refill(&self) -> bool {
+        self.refill_rounds < REFILL_ROUNDS_MAX
     }
 
     fn dispatch(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
@@ -297,15 +301,20 @@ impl LoopHandler {
         let copy = Box::new(OwnedRequest::copy_of(request));
         let app = self.app.clone();
         let (item_id, quantity) = self.refill_for;
+        let rounds = self.refill_rounds + 1;
         reservation.submit(Box::new(move |completer| {
             if let Some(slot) = app.sale.stock.slot(item_id) {
                 app.sale.stock.refill_until(slot, u64::from(quantity));
             }
-            completer.push(park, Completion { route: matched.route, answer: Answer::Refilled { request: copy } });
+            completer
+                .push(park, Completion { route: matched.route, answer: Answer::Refilled { request: copy, rounds } });
         }));
         Ok(Answered::Later)
     }
 }
+
+/// Most times one buy is parked for a refill before it answers 503.
+const REFILL_ROUNDS_MAX: u32 = 8;
 
 /// The session of `hash` in the shared cache, else in the store (the truth:
 /// a cache that lost its data, or cannot be reached, costs a store lookup,
@@ -340,7 +349,7 @@ impl Handler for LoopHandler {
                     result => result,
                 };
                 self.replaying = false;
-                self.refilled = false;
+                self.refill_rounds = 0;
                 (Some(matched.route), result)
             }
             Err(Miss::NotFound) => (None, Err(ApiError::NotFound)),
@@ -380,8 +389,8 @@ impl Handler for LoopHandler {
                 self.replaying = true;
                 Ok(*request)
             }
-            Answer::Refilled { request } => {
-                self.refilled = true;
+            Answer::Refilled { request, rounds } => {
+                self.refill_rounds = rounds;
                 Ok(*request)
             }
             answer => Err(Completion { route: completion.route, answer }),

@@ -118,7 +118,8 @@ impl LoopHandler {
         }
         let slot = sale.stock.slot(item_id).ok_or(ApiError::Unavailable)?;
         if let Err(refusal) = sale.take(user, item_id, slot, quantity.get(), limit) {
-            if refusal == Refusal::Busy && !self.was_refilled() && sale.stock.item(slot).beyond() == Beyond::Pool {
+            if refusal == Refusal::Busy && self.may_wait_for_refill() && sale.stock.item(slot).beyond() == Beyond::Pool
+            {
                 // The pool has units: a worker refills, then this buy runs again.
                 self.refill_for = (item_id, quantity.get());
                 return Err(ApiError::StockElsewhere);
