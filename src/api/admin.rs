@@ -76,7 +76,7 @@ pub(crate) fn publish_item(
             StockError::SourceUnavailable => ApiError::Unavailable,
         })?;
     }
-    app.sale.note_store_count(*stats);
+    app.sale.note_store_left(item_id, stats.stock_left);
     // Renders the item's page and the list page anew (issue 11).
     let item = app.catalogue.put(record, app.sale.left(item_id));
     Ok(item)
@@ -253,7 +253,7 @@ impl LoopHandler {
                 app.sale.add_units(item_id, units).map_err(|_| ApiError::Internal)?;
             }
             let record = app.store.item(item_id)?.ok_or(ApiError::NoSuchItem)?;
-            app.sale.note_store_count(stats);
+            app.sale.note_store_left(item_id, stats.stock_left);
             app.catalogue.put(record, app.sale.left(item_id));
             announce_item(app, item_id);
             Ok(Reply::json_value(Status::OK, &stats_json(&stats)))

@@ -36,6 +36,7 @@ pub mod confirm;
 pub mod holdings;
 pub mod requests;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -182,6 +183,9 @@ pub struct Sale {
     /// Each item's units by order status as the store last counted them
     /// (the keeper refreshes it every few seconds), for `/metrics`.
     pub store_stats: Mutex<Vec<ItemStats>>,
+    /// Each item's units left as the store last counted them, when other
+    /// instances sell the same stock (see [`left`](Self::left)).
+    store_left: Mutex<HashMap<ItemId, u64>>,
 }
 
 impl Sale {
@@ -213,6 +217,7 @@ impl Sale {
             commit_latency_us: Buckets::new(&COMMIT_BOUNDS_US),
             batch_sizes: Buckets::new(&BATCH_BOUNDS),
             store_stats: Mutex::new(Vec::new()),
+            store_left: Mutex::new(HashMap::new()),
         }
     }
 
@@ -368,21 +373,17 @@ impl Sale {
         withdrawn
     }
 
-    /// The store's count of an item's units (a batch just committed, or the
-    /// keeper's round), for [`left`](Self::left).
-    pub fn note_store_count(&self, stats: ItemStats) {
-        let mut counted = self.store_stats.lock();
-        match counted.iter_mut().find(|s| s.item_id == stats.item_id) {
-            Some(known) => *known = stats,
-            None => counted.push(stats),
-        }
+    /// The store's count of the units of `item` left (`total − pending −
+    /// paid`: after a batch, a cancellation, an admin change), for
+    /// [`left`](Self::left).
+    pub fn note_store_left(&self, item: ItemId, units: u64) {
+        self.store_left.lock().insert(item, units);
     }
 
     /// Units of `item` left, as the catalogue shows them (contract §3: global,
     /// possibly a moment stale): those here when nothing is beyond this
     /// allotment (the embedded source always), else at least the store's last
-    /// count (after each batch, and the keeper's every few seconds), and not
-    /// 0 before the store has counted.
+    /// count, and not 0 before the store has counted.
     pub fn left(&self, item: ItemId) -> u64 {
         let Some(slot) = self.stock.slot(item) else { return 0 };
         let stock = self.stock.item(slot);
@@ -390,8 +391,8 @@ impl Sale {
         if stock.beyond() == Beyond::Nothing {
             return here;
         }
-        match self.store_stats.lock().iter().find(|s| s.item_id == item) {
-            Some(counted) => here.max(counted.stock_left),
+        match self.store_left.lock().get(&item) {
+            Some(&counted) => here.max(counted),
             None => here.max(1),
         }
     }
