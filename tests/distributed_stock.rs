@@ -103,6 +103,14 @@ fn assert_sold_exactly(servers: &[Server], acknowledged: &HashSet<String>, stock
     }
 }
 
+/// Orders this instance placed, from its `/metrics`.
+fn placed(server: &Server) -> u64 {
+    let metrics = server.get("/metrics").text();
+    let line = metrics.lines().find(|l| l.starts_with("seckill_orders_total{event=\"placed\"}"));
+    let value = line.and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok());
+    value.unwrap_or_else(|| panic!("no placed orders in /metrics:\n{metrics}"))
+}
+
 #[test]
 fn three_instances_behind_nginx_sell_exactly_the_stock_and_respect_limits() {
     const STOCK: u64 = 60;
@@ -141,6 +149,8 @@ fn three_instances_behind_nginx_sell_exactly_the_stock_and_respect_limits() {
     assert!(per_user.values().all(|&n| n <= LIMIT), "a user above the limit: {per_user:?}");
     assert!(results.iter().any(|(_, b)| *b == Bought::SoldOut), "demand above stock ends in 410");
     assert_sold_exactly(&servers, &acknowledged, STOCK);
+    // Every instance's own count of the orders it placed adds up to the same.
+    assert_eq!(servers.iter().map(placed).sum::<u64>(), STOCK);
 }
 
 /// Buys on `server` with fresh users until it answers 410; returns the orders.
