@@ -261,4 +261,12 @@ fn a_pool_lost_by_redis_is_rebuilt_from_the_store_and_the_sale_completes_exactly
     // Both instances sell on: 503 until one rebuilds the pool, then orders.
     buy_until_sold_out(&servers[1], &users[5..40], &mut acknowledged);
     assert_sold_exactly(&servers, &acknowledged, STOCK);
+    // Reconcile rebuilds the pool on demand; at rest nothing is left to sell.
+    let report = shop.admin_call("POST", "/admin/reconcile", &serde_json::Value::Null);
+    assert_eq!(report.status, 200, "{}", report.text());
+    assert_eq!(report.json()["pools_rebuilt"], json!([ITEM]), "{}", report.text());
+    let mut acknowledged_after = HashSet::new();
+    buy_until_sold_out(&servers[0], &users[40..42], &mut acknowledged_after);
+    assert!(acknowledged_after.is_empty(), "sold after the rebuild: {acknowledged_after:?}");
+    assert_sold_exactly(&servers, &acknowledged, STOCK);
 }

@@ -276,7 +276,8 @@ impl LoopHandler {
 
     /// `POST /admin/reconcile`: the store recomputes its counters from the
     /// orders, then each item's stock here is compared with the store's
-    /// (less what is on its way to it) and corrected. Meant for a sale at
+    /// (less what is on its way to it) and corrected; a shared stock pool
+    /// is rebuilt from the store (`pools_rebuilt`). Meant for a sale at
     /// rest; under load the correction can be off by the orders admitted
     /// meanwhile, which the store's own check at commit still refuses.
     pub(crate) fn admin_reconcile(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
@@ -284,6 +285,8 @@ impl LoopHandler {
         self.offload(call, Pool::General, move |app| {
             let report = app.store.reconcile()?;
             let in_flight = app.sale.holdings.in_flight_by_item();
+            let shared = app.sale.stock.source().is_shared();
+            let mut pools_rebuilt = Vec::new();
             let mut stock_fixed = Vec::new();
             for row in app.store.stock_snapshot()? {
                 let store_left = row.stock_total.saturating_sub(row.sold_units);
@@ -294,6 +297,14 @@ impl LoopHandler {
                     stock_fixed.push(serde_json::json!({
                         "item_id": row.item_id, "local_left": local, "store_left": expected
                     }));
+                } else if shared {
+                    // Other instances hold parts of a shared pool, so it cannot
+                    // be compared from here: it is rebuilt from the store,
+                    // which fences every lease on it.
+                    app.sale.restock(row.item_id, expected, Seeding::Replace).map_err(|_| ApiError::Internal)?;
+                }
+                if shared {
+                    pools_rebuilt.push(row.item_id);
                 }
                 crate::sale::confirm::publish_left(app, row.item_id);
             }
@@ -309,6 +320,7 @@ impl LoopHandler {
                 "sold_fixed": sold_fixed,
                 "holdings_fixed": report.holdings_fixed,
                 "stock_fixed": stock_fixed,
+                "pools_rebuilt": pools_rebuilt,
             });
             Ok(Reply::json_value(Status::OK, &body))
         })
