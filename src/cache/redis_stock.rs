@@ -189,16 +189,18 @@ impl RedisCache {
     /// Runs `script` on `key`: EVALSHA, or EVAL when the server does not
     /// know it (its SHA-1 is learnt from the first SCRIPT LOAD).
     fn eval(&self, script: &'static Script, key: String, args: Vec<String>) -> Result<Vec<i64>, SourceError> {
+        let lua = script.lua.as_str();
         let sha = match script.sha.get() {
             Some(sha) => sha.clone(),
-            None => {
-                let lua = script.lua.clone();
-                let sha: String =
-                    self.run(move |client| async move { client.script_load(lua).await }).map_err(failed)?;
-                script.sha.get_or_init(|| sha).clone()
-            }
+            None => match self.run(move |client| async move { client.script_load::<String, _>(lua).await }) {
+                Ok(sha) => script.sha.get_or_init(|| sha).clone(),
+                // A server that will not load it (a cluster may refuse a
+                // keyless command): EVAL this time, and learn the SHA later.
+                Err(_) => {
+                    return self.run(move |client| async move { client.eval(lua, key, args).await }).map_err(failed);
+                }
+            },
         };
-        let lua = script.lua.as_str();
         self.run(move |client| async move {
             match client.evalsha::<Vec<i64>, _, _, _>(sha, key.clone(), args.clone()).await {
                 Err(e) if e.details().starts_with("NOSCRIPT") => client.eval(lua, key, args).await,
