@@ -2,7 +2,9 @@
 //! one item from leased allotments. Exactly the stock is sold, no user goes
 //! above its limit, MySQL and every instance agree; an instance killed with
 //! `kill -9` leaves no unit stranded once its lease lapses; an instance
-//! paused past its lease sells nothing stale when it resumes.
+//! paused past its lease sells nothing stale when it resumes; Redis losing
+//! the pool's keys costs a rebuild, not a unit; and a 3-node Redis Cluster
+//! started by the test runs a sale with the item's shards on several nodes.
 //! Real processes and real services; each test has its own database and key
 //! prefix. No timed assertion: waits are polls with generous deadlines.
 
@@ -268,5 +270,116 @@ fn a_pool_lost_by_redis_is_rebuilt_from_the_store_and_the_sale_completes_exactly
     let mut acknowledged_after = HashSet::new();
     buy_until_sold_out(&servers[0], &users[40..42], &mut acknowledged_after);
     assert!(acknowledged_after.is_empty(), "sold after the rebuild: {acknowledged_after:?}");
+    assert_sold_exactly(&servers, &acknowledged, STOCK);
+}
+
+/// A 3-node Redis Cluster (no replicas) on free loopback ports, each node in
+/// its own directory; the nodes are killed on drop.
+struct RedisCluster {
+    nodes: Vec<(u16, std::process::Child)>,
+    _dir: common::TempDir,
+}
+
+impl RedisCluster {
+    fn start() -> RedisCluster {
+        let dir = common::TempDir::new("redis-cluster");
+        let mut nodes = Vec::new();
+        for port in free_ports(3) {
+            let node_dir = dir.path().join(port.to_string());
+            std::fs::create_dir_all(&node_dir).unwrap();
+            let child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", "nodes.conf", "--appendonly", "no", "--save", ""])
+                .current_dir(&node_dir)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server");
+            nodes.push((port, child));
+        }
+        let cluster = RedisCluster { nodes, _dir: dir };
+        for (port, _) in &cluster.nodes {
+            let up = poll_until(Duration::from_secs(10), || (cluster.cli(*port, &["ping"]) == "PONG").then_some(()));
+            assert!(up.is_some(), "redis-server on {port} never answered");
+        }
+        let addrs: Vec<String> = cluster.nodes.iter().map(|(port, _)| format!("127.0.0.1:{port}")).collect();
+        let mut create = vec!["--cluster", "create"];
+        create.extend(addrs.iter().map(String::as_str));
+        create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        cluster.cli(cluster.nodes[0].0, &create);
+        for (port, _) in &cluster.nodes {
+            let ok = poll_until(Duration::from_secs(20), || {
+                cluster.cli(*port, &["cluster", "info"]).contains("cluster_state:ok").then_some(())
+            });
+            assert!(ok.is_some(), "the cluster never became ok on {port}");
+        }
+        cluster
+    }
+
+    fn cli(&self, port: u16, args: &[&str]) -> String {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn url(&self) -> String {
+        let addrs: Vec<String> = self.nodes.iter().map(|(port, _)| format!("127.0.0.1:{port}")).collect();
+        format!("redis-cluster://{}", addrs.join(","))
+    }
+
+    /// How many nodes hold at least one shard key of item `ITEM`.
+    fn nodes_holding_the_pool(&self) -> usize {
+        let pattern = format!("*{{{ITEM}:*");
+        self.nodes.iter().filter(|(port, _)| !self.cli(*port, &["--scan", "--pattern", &pattern]).is_empty()).count()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.nodes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `count` loopback ports free now, whose cluster bus ports (+10000) are free too.
+fn free_ports(count: usize) -> Vec<u16> {
+    let mut ports = Vec::new();
+    while ports.len() < count {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        let bus_free = port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok();
+        if bus_free && !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    ports
+}
+
+#[test]
+fn a_redis_cluster_runs_a_sale_with_the_pool_on_several_nodes() {
+    const STOCK: u64 = 40;
+    let cluster = RedisCluster::start();
+    let mut backends = Backends::fresh();
+    backends.cache_url = cluster.url();
+    let servers = instances_on(&backends, 2);
+    let shop = put_item(&servers, STOCK, 1);
+    assert!(cluster.nodes_holding_the_pool() >= 2, "the item's shards sit on one node");
+    let users = shop.users("cluster", 60);
+    let mut acknowledged = HashSet::new();
+    // Half the buyers on each instance, then the rest on the first.
+    let mut conns: Vec<Conn> = servers.iter().map(Server::connect).collect();
+    for (i, user) in users[..20].iter().enumerate() {
+        let conn = &mut conns[i % 2];
+        let path = path_on(conn, ADMIN, user, ITEM);
+        match buy(conn, user, &path, &format!("r-{}", user.id)) {
+            Bought::Order(id) => assert!(acknowledged.insert(id)),
+            other => panic!("{other:?} with units left"),
+        }
+    }
+    buy_until_sold_out(&servers[0], &users[20..], &mut acknowledged);
     assert_sold_exactly(&servers, &acknowledged, STOCK);
 }
