@@ -33,6 +33,11 @@ pub enum ApiError {
     /// worker finds the session and the request is handled again. Should it
     /// ever reach a client, it reads as `Unavailable`.
     SessionElsewhere,
+    /// Not an answer: the allotment here is short while the shared pool has
+    /// units. The handler parks the request, a worker refills the item and
+    /// the request is handled again. Should it ever reach a client, it reads
+    /// as `Unavailable`.
+    StockElsewhere,
     NoSuchItem,
     NotStarted,
     Ended,
@@ -65,7 +70,8 @@ impl ApiError {
             | ApiError::Draining
             | ApiError::Overloaded
             | ApiError::Unavailable
-            | ApiError::SessionElsewhere => Status::SERVICE_UNAVAILABLE,
+            | ApiError::SessionElsewhere
+            | ApiError::StockElsewhere => Status::SERVICE_UNAVAILABLE,
             ApiError::InvalidInput(_) => Status::BAD_REQUEST,
             ApiError::UsernameTaken
             | ApiError::ItemHasOrders
@@ -99,7 +105,7 @@ impl ApiError {
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Overloaded => "overloaded",
-            ApiError::Unavailable | ApiError::SessionElsewhere => "unavailable",
+            ApiError::Unavailable | ApiError::SessionElsewhere | ApiError::StockElsewhere => "unavailable",
             ApiError::NoSuchItem => "no_such_item",
             ApiError::NotStarted => "not_started",
             ApiError::Ended => "ended",
@@ -133,7 +139,9 @@ impl ApiError {
             ApiError::Unauthenticated => "a valid session or token is needed",
             ApiError::RateLimited { .. } => "too many requests; retry after the given seconds",
             ApiError::Overloaded => "the server is busy; retry shortly",
-            ApiError::Unavailable | ApiError::SessionElsewhere => "a backend is unavailable; retry shortly",
+            ApiError::Unavailable | ApiError::SessionElsewhere | ApiError::StockElsewhere => {
+                "a backend is unavailable; retry shortly"
+            }
             ApiError::NoSuchItem => "no such item",
             ApiError::NotStarted => "the sale has not started",
             ApiError::Ended => "the sale has ended",
@@ -162,7 +170,8 @@ impl ApiError {
             | ApiError::Draining
             | ApiError::Overloaded
             | ApiError::Unavailable
-            | ApiError::SessionElsewhere => Some(1),
+            | ApiError::SessionElsewhere
+            | ApiError::StockElsewhere => Some(1),
             _ => None,
         }
     }

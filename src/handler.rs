@@ -49,6 +49,13 @@ pub enum Answer {
         token: TokenKey,
         session: Session,
     },
+    /// Not an answer: handle the buy again, now that a worker refilled its
+    /// item's allotment from the shared pool.
+    Refilled {
+        request: Box<OwnedRequest>,
+        /// How many times the buy was parked for a refill so far.
+        rounds: u32,
+    },
 }
 
 impl Answer {
@@ -57,7 +64,7 @@ impl Answer {
             Answer::Reply(reply) => reply.status,
             Answer::Order { .. } => Status::OK,
             Answer::Error(error) => error.status(),
-            Answer::Replay { .. } => Status::INTERNAL_SERVER_ERROR,
+            Answer::Replay { .. } | Answer::Refilled { .. } => Status::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -70,7 +77,7 @@ impl Answer {
             }
             Answer::Error(error) => error.finish(ResponseWriter::new(out, date, info, error.status())),
             // `Handler::replay` takes these before anything is written.
-            Answer::Replay { .. } => {
+            Answer::Replay { .. } | Answer::Refilled { .. } => {
                 ResponseWriter::new(out, date, info, Status::INTERNAL_SERVER_ERROR).empty();
             }
         }
@@ -115,6 +122,11 @@ pub struct LoopHandler {
     /// The request being handled is a replay: its session was just put in
     /// this loop's cache, so a second miss must not ask again (no loop).
     replaying: bool,
+    /// The request being handled is a buy replayed after this many refills
+    /// (0: not a replay); at [`REFILL_ROUNDS_MAX`] a short allotment is 503.
+    refill_rounds: u32,
+    /// The item and quantity a buy answered `StockElsewhere` for.
+    pub(crate) refill_for: (u64, u32),
 }
 
 impl LoopHandler {
@@ -126,8 +138,17 @@ impl LoopHandler {
             catalogue: CatalogueView::new(app.catalogue.clone()),
             path_signer: app.path_signer.clone(),
             replaying: false,
+            refill_rounds: 0,
+            refill_for: (0, 0),
             app,
         }
+    }
+
+    /// Whether the buy being handled may be parked for a refill (again): a
+    /// buy that lost its refilled units to others tries a few more rounds,
+    /// each of which sold units to someone, then answers 503.
+    pub(crate) fn may_wait_for_refill(&self) -> bool {
+        self.refill_rounds < REFILL_ROUNDS_MAX
     }
 
     fn dispatch(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
@@ -270,6 +291,36 @@ impl LoopHandler {
     }
 }
 
+impl LoopHandler {
+    /// Parks a buy whose item's allotment is short while the shared pool
+    /// has units (contract §3: "refills or answers 503"): a worker refills
+    /// the item, unless a refill landed meanwhile, and the buy is handled
+    /// again once, answering 503 if it is still short. Only the buy asks
+    /// for this, and only when its item's source may grant more.
+    fn refill_then_replay(&self, request: &Request<'_>, exchange: &mut Exchange<'_>, matched: Matched) -> Outcome {
+        let Some(reservation) = self.app.workers.try_reserve() else {
+            Counters::bump(&self.app.counters.workers_full);
+            return Err(ApiError::Unavailable);
+        };
+        let park = exchange.park(exchange.now() + WORKER_ANSWER_DEADLINE);
+        let copy = Box::new(OwnedRequest::copy_of(request));
+        let app = self.app.clone();
+        let (item_id, quantity) = self.refill_for;
+        let rounds = self.refill_rounds + 1;
+        reservation.submit(Box::new(move |completer| {
+            if let Some(slot) = app.sale.stock.slot(item_id) {
+                app.sale.stock.refill_until(slot, u64::from(quantity));
+            }
+            completer
+                .push(park, Completion { route: matched.route, answer: Answer::Refilled { request: copy, rounds } });
+        }));
+        Ok(Answered::Later)
+    }
+}
+
+/// Most times one buy is parked for a refill before it answers 503.
+const REFILL_ROUNDS_MAX: u32 = 8;
+
 /// The session of `hash` in the shared cache, else in the store (the truth:
 /// a cache that lost its data, or cannot be reached, costs a store lookup,
 /// not a login). Runs on a worker.
@@ -299,9 +350,11 @@ impl Handler for LoopHandler {
                 let mut call = Call { request, exchange: &mut *exchange, matched, now_ms };
                 let result = match self.dispatch(&mut call) {
                     Err(ApiError::SessionElsewhere) => self.find_session_elsewhere(request, exchange, matched.route),
+                    Err(ApiError::StockElsewhere) => self.refill_then_replay(request, exchange, matched),
                     result => result,
                 };
                 self.replaying = false;
+                self.refill_rounds = 0;
                 (Some(matched.route), result)
             }
             Err(Miss::NotFound) => (None, Err(ApiError::NotFound)),
@@ -339,6 +392,10 @@ impl Handler for LoopHandler {
                 self.sessions.catch_up(&self.app.revocations);
                 self.sessions.insert(token, session, crate::clock::now_ms());
                 self.replaying = true;
+                Ok(*request)
+            }
+            Answer::Refilled { request, rounds } => {
+                self.refill_rounds = rounds;
                 Ok(*request)
             }
             answer => Err(Completion { route: completion.route, answer }),

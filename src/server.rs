@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use seckill_config::{CacheUrl, Config, ConfirmMode, ReactorMode, StoreUrl};
+use seckill_config::{CacheUrl, Config, ConfirmMode, ReactorMode, StockStrategy, StoreUrl};
 use seckill_protocol::Limits;
 use seckill_reactor::{Completer, Design, Reactor, ReactorConfig};
 
@@ -32,7 +32,7 @@ use crate::orders::writer::WriterSettings;
 use crate::pages::Pages;
 use crate::sale::confirm::Confirmer;
 use crate::sale::{Sale, SaleSettings};
-use crate::stock::{EmbeddedSource, OrderIds, Stock};
+use crate::stock::{EmbeddedSource, LeaseSettings, LeasedSource, OrderIds, Seeding, SharedPool, Stock, StockSource};
 use crate::store::{MysqlOptions, MysqlStore, SqliteStore, Store, StoreError};
 use crate::workers::WorkerPool;
 
@@ -109,6 +109,7 @@ pub struct Running {
     reactor: Reactor<Completion>,
     settings: ServerSettings,
     writer: Writer,
+    refiller: Option<Refiller>,
 }
 
 /// How many session write-backs may wait for the keeper.
@@ -141,6 +142,9 @@ pub fn build_app(config: &Config) -> Result<(App, ExpiryDriver, Subscription), S
         let level = if setting == "durable_commits" && value != "yes" { Level::Warn } else { Level::Info };
         log!(level, "store durability", setting = setting, value = value);
     }
+    // The shared stock pool: leased allotments need a shared cache to lease
+    // from and a shared store to arbitrate (issue 7); otherwise embedded.
+    let mut shared_pool: Option<Arc<dyn SharedPool>> = None;
     let cache: Arc<dyn Cache> = match &config.cache.url {
         CacheUrl::Memory => Arc::new(MemoryCache::new(config.captcha.outstanding_max)),
         url @ (CacheUrl::Redis { .. } | CacheUrl::RedisCluster { .. }) => {
@@ -152,7 +156,13 @@ pub fn build_app(config: &Config) -> Result<(App, ExpiryDriver, Subscription), S
             };
             let cache = RedisCache::open(&options).map_err(|e| StartError::Unsupported(e.to_string()))?;
             log!(Level::Info, "cache", url = cache.shown(), key_prefix = config.cache.key_prefix);
-            Arc::new(cache)
+            let cache = Arc::new(cache);
+            let leased = matches!(config.store.url, StoreUrl::Mysql { .. })
+                && config.sale.stock_strategy == StockStrategy::Lease;
+            if leased {
+                shared_pool = Some(cache.clone() as Arc<dyn SharedPool>);
+            }
+            cache
         }
     };
     // Before anything is loaded: a change another instance makes meanwhile
@@ -171,7 +181,7 @@ pub fn build_app(config: &Config) -> Result<(App, ExpiryDriver, Subscription), S
     let hasher = PasswordHasher::new(auth.argon2_memory_kib, auth.argon2_iterations, auth.argon2_parallelism)
         .map_err(|e| StartError::Unsupported(format!("auth.argon2_*: {}", e.0)))?;
     let now_ms = crate::clock::now_ms();
-    let (sale, driver) = build_sale(config, &*store, now_ms)?;
+    let (sale, driver) = build_sale(config, &store, shared_pool, now_ms)?;
     let records = store.items()?.into_iter().map(|record| {
         let left = sale.left(record.id);
         (record, left)
@@ -227,11 +237,28 @@ pub fn build_app(config: &Config) -> Result<(App, ExpiryDriver, Subscription), S
 /// orders' own, pending orders are back in the expiry wheel (those past
 /// their deadline expire at once), and a fresh instance id keeps new order
 /// ids apart from every earlier run's.
-fn build_sale(config: &Config, store: &dyn Store, now_ms: u64) -> Result<(Sale, ExpiryDriver), StartError> {
+fn build_sale(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    shared_pool: Option<Arc<dyn SharedPool>>,
+    now_ms: u64,
+) -> Result<(Sale, ExpiryDriver), StartError> {
     let s = &config.sale;
-    let source = Arc::new(EmbeddedSource::new(s.items_max));
-    let stock = Stock::new(s.items_max, source.clone());
     let instance_id = store.allocate_instance_id(now_ms)?;
+    let source: Arc<dyn StockSource> = match shared_pool {
+        None => Arc::new(EmbeddedSource::new(s.items_max)),
+        Some(pool) => {
+            let settings = LeaseSettings { shards: s.stock_shards, chunk_max: s.lease_chunk_max, lease_ms: s.lease_ms };
+            let store = store.clone();
+            let stock_left = Box::new(move |item| store.item_stats(item).ok().map(|stats| stats.stock_left));
+            let data_dir = std::path::Path::new(&config.server.data_dir);
+            let (lease, _) = secrets::configured_or_kept(data_dir, "stock_lease_id", None)
+                .map_err(|e| StartError::Io("stock lease id in the data directory", e))?;
+            log!(Level::Info, "stock leased from the shared pool", shards = s.stock_shards, lease_ms = s.lease_ms);
+            Arc::new(LeasedSource::new(pool, lease, settings, stock_left))
+        }
+    };
+    let stock = Stock::new(s.items_max, source);
     let order_ids =
         OrderIds::new(instance_id, now_ms).map_err(|e| StartError::Unsupported(format!("order ids: {e:?}")))?;
     let settings = SaleSettings {
@@ -240,10 +267,12 @@ fn build_sale(config: &Config, store: &dyn Store, now_ms: u64) -> Result<(Sale, 
         payment_window_ms: s.payment_window_ms,
         pending_orders_max: u64::from(s.pending_orders_max),
     };
-    let sale = Sale::new(settings, stock, source, order_ids, s.order_queue_max, s.request_ids_max);
+    let sale = Sale::new(settings, stock, order_ids, s.order_queue_max, s.request_ids_max);
     for row in store.stock_snapshot()? {
-        sale.restock(row.item_id, row.stock_total.saturating_sub(row.sold_units))
-            .map_err(|e| StartError::Unsupported(format!("sale.items_max: {e}")))?;
+        // A shared pool that exists is the truth: instances starting
+        // together seed it once between them.
+        sale.restock(row.item_id, row.stock_total.saturating_sub(row.sold_units), Seeding::IfAbsent)
+            .map_err(|e| StartError::Unsupported(format!("stock of item {}: {e}", row.item_id)))?;
     }
     for holding in store.holdings_snapshot()? {
         sale.holdings.load(holding.user_id, holding.item_id, holding.units);
@@ -295,6 +324,7 @@ pub fn start(config: &Config) -> Result<Running, StartError> {
     app.hash_pool.start(&reactor.completer()).map_err(|e| StartError::Io("hash threads", e))?;
     app.workers.start(&reactor.completer()).map_err(|e| StartError::Io("worker threads", e))?;
     start_keeper(app.clone()).map_err(|e| StartError::Io("keeper thread", e))?;
+    let refiller = start_refiller(app.clone(), config).map_err(|e| StartError::Io("refiller thread", e))?;
     events::start(app.clone(), subscription).map_err(|e| StartError::Io("cache events thread", e))?;
     let addr = reactor.local_addr();
     crate::log!(
@@ -307,7 +337,7 @@ pub fn start(config: &Config) -> Result<Running, StartError> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on http://{addr}").map_err(|e| StartError::Io("stdout", e))?;
     stdout.flush().map_err(|e| StartError::Io("stdout", e))?;
-    Ok(Running { app, reactor, settings, writer })
+    Ok(Running { app, reactor, settings, writer, refiller })
 }
 
 fn writer_settings(config: &Config) -> WriterSettings {
@@ -341,6 +371,46 @@ fn start_writer(
 /// The running order writer.
 #[derive(Debug)]
 struct Writer {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// How often the refiller serves the refills the loops asked for: a loop
+/// that finds its allotment short answers 503 and flags the item, so this
+/// is about how long such an item waits for its next chunk.
+const REFILL_ROUND: Duration = Duration::from_millis(5);
+
+/// The refiller (leased stock only): every round, refills the items the
+/// loops flagged; every third of a lease, renews every lease. Loops never
+/// call the stock source; this thread does it for them, at its own pace.
+fn start_refiller(app: Arc<App>, config: &Config) -> std::io::Result<Option<Refiller>> {
+    let leased = matches!(config.store.url, StoreUrl::Mysql { .. })
+        && !matches!(config.cache.url, CacheUrl::Memory)
+        && config.sale.stock_strategy == StockStrategy::Lease;
+    if !leased {
+        return Ok(None);
+    }
+    let renew_every = Duration::from_millis((config.sale.lease_ms / 3).max(1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread_stop = stop.clone();
+    let thread = std::thread::Builder::new().name("refiller".into()).spawn(move || {
+        let stock = &app.sale.stock;
+        let mut last_renewal = Instant::now();
+        while !thread_stop.load(Ordering::Relaxed) {
+            std::thread::sleep(REFILL_ROUND);
+            stock.refill_wanted();
+            if last_renewal.elapsed() >= renew_every {
+                last_renewal = Instant::now();
+                stock.renew();
+            }
+        }
+    })?;
+    Ok(Some(Refiller { stop, thread }))
+}
+
+/// The refiller thread and its stop flag.
+#[derive(Debug)]
+struct Refiller {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<()>,
 }
@@ -444,6 +514,13 @@ impl Running {
         let mut finished = reactor.join(deadline);
         self.writer.stop.store(true, Ordering::Relaxed);
         finished &= join_until(self.writer.thread, deadline);
+        if let Some(refiller) = self.refiller {
+            refiller.stop.store(true, Ordering::Relaxed);
+            finished &= join_until(refiller.thread, deadline);
+            // Every order is written: what is left here goes back to the
+            // shared pool now rather than when the leases lapse.
+            self.app.sale.stock.release_all();
+        }
         if finished {
             log!(Level::Info, "shutdown complete");
         } else {

@@ -21,6 +21,17 @@ impl StockSource for Pool {
     fn returned(&self, _item: u64, _units: u64) -> seckill::stock::Return {
         seckill::stock::Return::Local
     }
+    fn seed(
+        &self,
+        _item: u64,
+        _units: u64,
+        _seeding: seckill::stock::Seeding,
+    ) -> Result<(), seckill::stock::SourceError> {
+        Ok(())
+    }
+    fn add_units(&self, _item: u64, _units: u64) -> Result<(), seckill::stock::SourceError> {
+        Ok(())
+    }
 }
 
 #[test]

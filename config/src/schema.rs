@@ -364,6 +364,8 @@ schema! {
         lease_ms: u64 = "5000";
         /// Most units one refill leases to an instance.
         lease_chunk_max: u64 = "100";
+        /// Redis keys each item's shared stock is split over (1–64); each key has its own hash tag, so in a Redis Cluster a hot item's refills spread over several nodes.
+        stock_shards: u32 = "4";
         /// Orders pending payment an instance tracks (about 80 bytes each, allocated at start-up); beyond: 503 overloaded.
         pending_orders_max: u32 = "262144";
         /// Request ids remembered in memory for instant retries; beyond, retries that would be refused ask the store.

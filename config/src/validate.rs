@@ -35,6 +35,7 @@ const AT_LEAST_ONE: &[&str] = &[
     "sale.batch_orders_max",
     "sale.lease_ms",
     "sale.lease_chunk_max",
+    "sale.stock_shards",
     "sale.pending_orders_max",
     "sale.request_ids_max",
     "sale.items_max",
@@ -145,6 +146,7 @@ fn check_sale(config: &Config, check: &Checker) -> Result<(), ConfigError> {
         format!("must be less than sale.confirm_timeout_ms ({})", sale.confirm_timeout_ms)
     })?;
     check.require("sale.pending_orders_max", sale.pending_orders_max <= 1 << 31, || "must be at most 2^31".into())?;
+    check.require("sale.stock_shards", sale.stock_shards <= 64, || "must be at most 64".into())?;
     check.require("sale.items_max", sale.items_max <= 1 << 24, || "must be at most 2^24".into())
 }
 

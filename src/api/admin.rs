@@ -17,6 +17,7 @@ use crate::cache::CacheEvent;
 use crate::catalogue::Item;
 use crate::handler::{Call, LoopHandler, Outcome, Pool};
 use crate::reply::Reply;
+use crate::stock::{Seeding, StockError};
 use crate::store::{ItemRecord, ItemStats, STOCK_MAX, StoreError};
 
 /// The most users one bulk call may create.
@@ -58,13 +59,24 @@ pub(crate) fn stats_json(stats: &ItemStats) -> serde_json::Value {
 
 /// Puts `record` in the catalogue, its stock in the stock table when the
 /// item is new or its total changed (the store allows that only while it
-/// has no orders), and the live stock left in the item.
-pub(crate) fn publish_item(app: &App, record: ItemRecord, stats: &ItemStats) -> Result<Arc<Item>, ApiError> {
+/// has no orders), and the live stock left in the item. `seeding`: whether
+/// this instance made the change (`Replace` the shared pool) or heard of it
+/// (`IfAbsent`: the instance that made it seeded the pool already).
+pub(crate) fn publish_item(
+    app: &App,
+    record: ItemRecord,
+    stats: &ItemStats,
+    seeding: Seeding,
+) -> Result<Arc<Item>, ApiError> {
     let item_id = record.id;
     let before = app.catalogue.get(item_id).map(|item| item.spec.stock_total);
     if before != Some(record.stock_total) || app.sale.stock.slot(item_id).is_none() {
-        app.sale.restock(item_id, stats.stock_left).map_err(|_| ApiError::Overloaded)?;
+        app.sale.restock(item_id, stats.stock_left, seeding).map_err(|e| match e {
+            StockError::TableFull { .. } => ApiError::Overloaded,
+            StockError::SourceUnavailable => ApiError::Unavailable,
+        })?;
     }
+    app.sale.note_store_left(item_id, stats.stock_left);
     // Renders the item's page and the list page anew (issue 11).
     let item = app.catalogue.put(record, app.sale.left(item_id));
     Ok(item)
@@ -75,7 +87,7 @@ pub(crate) fn publish_item(app: &App, record: ItemRecord, stats: &ItemStats) -> 
 pub(crate) fn reload_item(app: &App, item_id: u64) -> Result<(), ApiError> {
     let Some(record) = app.store.item(item_id)? else { return Ok(()) };
     let stats = app.store.item_stats(item_id)?;
-    publish_item(app, record, &stats).map(drop)
+    publish_item(app, record, &stats, Seeding::IfAbsent).map(drop)
 }
 
 /// Tells the other instances that `item_id` changed. The change is durable
@@ -149,7 +161,7 @@ impl LoopHandler {
         self.offload(call, Pool::General, move |app| {
             let stored = app.store.put_item(&record)?;
             let stats = app.store.item_stats(stored.id)?;
-            let item = publish_item(app, stored, &stats)?;
+            let item = publish_item(app, stored, &stats, Seeding::Replace)?;
             announce_item(app, item.spec.id);
             let mut body = Vec::new();
             item.write_json(&mut body, now_ms);
@@ -247,6 +259,7 @@ impl LoopHandler {
                 app.sale.add_units(item_id, units).map_err(|_| ApiError::Internal)?;
             }
             let record = app.store.item(item_id)?.ok_or(ApiError::NoSuchItem)?;
+            app.sale.note_store_left(item_id, stats.stock_left);
             app.catalogue.put(record, app.sale.left(item_id));
             announce_item(app, item_id);
             Ok(Reply::json_value(Status::OK, &stats_json(&stats)))
@@ -269,7 +282,8 @@ impl LoopHandler {
 
     /// `POST /admin/reconcile`: the store recomputes its counters from the
     /// orders, then each item's stock here is compared with the store's
-    /// (less what is on its way to it) and corrected. Meant for a sale at
+    /// (less what is on its way to it) and corrected; a shared stock pool
+    /// is rebuilt from the store (`pools_rebuilt`). Meant for a sale at
     /// rest; under load the correction can be off by the orders admitted
     /// meanwhile, which the store's own check at commit still refuses.
     pub(crate) fn admin_reconcile(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
@@ -277,16 +291,26 @@ impl LoopHandler {
         self.offload(call, Pool::General, move |app| {
             let report = app.store.reconcile()?;
             let in_flight = app.sale.holdings.in_flight_by_item();
+            let shared = app.sale.stock.source().is_shared();
+            let mut pools_rebuilt = Vec::new();
             let mut stock_fixed = Vec::new();
             for row in app.store.stock_snapshot()? {
                 let store_left = row.stock_total.saturating_sub(row.sold_units);
                 let expected = store_left.saturating_sub(in_flight.get(&row.item_id).copied().unwrap_or(0));
                 let local = app.sale.left(row.item_id);
                 if local != expected {
-                    app.sale.restock(row.item_id, expected).map_err(|_| ApiError::Internal)?;
+                    app.sale.restock(row.item_id, expected, Seeding::Replace).map_err(|_| ApiError::Internal)?;
                     stock_fixed.push(serde_json::json!({
                         "item_id": row.item_id, "local_left": local, "store_left": expected
                     }));
+                } else if shared {
+                    // Other instances hold parts of a shared pool, so it cannot
+                    // be compared from here: it is rebuilt from the store,
+                    // which fences every lease on it.
+                    app.sale.restock(row.item_id, expected, Seeding::Replace).map_err(|_| ApiError::Internal)?;
+                }
+                if shared {
+                    pools_rebuilt.push(row.item_id);
                 }
                 crate::sale::confirm::publish_left(app, row.item_id);
             }
@@ -302,6 +326,7 @@ impl LoopHandler {
                 "sold_fixed": sold_fixed,
                 "holdings_fixed": report.holdings_fixed,
                 "stock_fixed": stock_fixed,
+                "pools_rebuilt": pools_rebuilt,
             });
             Ok(Reply::json_value(Status::OK, &body))
         })

@@ -23,6 +23,7 @@ use crate::catalogue::SaleState;
 use crate::handler::{Answered, Call, LoopHandler, Outcome, Pool};
 use crate::reply::Reply;
 use crate::sale::{Known, Refusal, Ticket};
+use crate::stock::Beyond;
 use crate::store::{NewOrder, OrderRecord};
 
 /// The longest request id (contract §3).
@@ -117,6 +118,12 @@ impl LoopHandler {
         }
         let slot = sale.stock.slot(item_id).ok_or(ApiError::Unavailable)?;
         if let Err(refusal) = sale.take(user, item_id, slot, quantity.get(), limit) {
+            if refusal == Refusal::Busy && self.may_wait_for_refill() && sale.stock.item(slot).beyond() == Beyond::Pool
+            {
+                // The pool has units: a worker refills, then this buy runs again.
+                self.refill_for = (item_id, quantity.get());
+                return Err(ApiError::StockElsewhere);
+            }
             let error = refusal_error(refusal, &sale.counters);
             // A retry of an order the index has forgotten must still get its order.
             if let Some(request_id) = request_id
@@ -128,7 +135,7 @@ impl LoopHandler {
             return Err(error);
         }
         let Ok(order_id) = sale.order_ids.next(now_ms) else {
-            sale.undo_take(user, item_id, quantity.get(), false);
+            sale.untake(user, item_id, quantity.get());
             return Err(ApiError::Unavailable);
         };
         if let Some(request_id) = request_id {

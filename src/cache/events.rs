@@ -1,5 +1,6 @@
 //! What an instance does with the other instances' news: logouts, changed
-//! items, and a resynchronisation after news may have been lost.
+//! items, units back in a shared stock pool, and a resynchronisation after
+//! news may have been lost.
 //!
 //! The shared cache delivers events on its own thread, which must never
 //! block (it also serves every Redis call). So the sink only queues them, in
@@ -69,6 +70,11 @@ fn apply(app: &App, event: CacheEvent) {
         CacheEvent::ItemChanged(item_id) => {
             if let Err(e) = reload_item(app, item_id) {
                 log!(Level::Warn, "item reload failed", item_id = item_id, error = e.code());
+            }
+        }
+        CacheEvent::StockReturned(item_id) => {
+            if let Some(slot) = app.sale.stock.slot(item_id) {
+                app.sale.stock.units_returned(slot);
             }
         }
         CacheEvent::Resync => {

@@ -12,6 +12,7 @@ pub mod events;
 pub mod memory;
 pub mod mirror;
 pub mod redis;
+pub mod redis_stock;
 
 use std::sync::Arc;
 
@@ -48,6 +49,9 @@ pub enum CacheEvent {
     Revoked(TokenKey),
     /// An item or its stock changed in the store: reload it.
     ItemChanged(u64),
+    /// Units of an item went back into the shared stock pool (returned,
+    /// cancelled, expired, a lease that lapsed): clear its sold-out mark.
+    StockReturned(u64),
     /// Events may have been missed (the subscription reconnected): forget
     /// every loop's sessions and reload every item. Never sent, only delivered.
     Resync,

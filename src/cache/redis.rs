@@ -21,9 +21,10 @@
 //!   instance; a mark past its deadline (its instance died) is ignored;
 //! - channel `events`: `r:{token}` (a logout: a revoked token is dead, so
 //!   broadcasting it reveals nothing usable) and `i:{item}` (an item or its
-//!   stock changed). Every instance subscribes; after a reconnect it may have
-//!   missed messages, so it resynchronises (forgets the mirror and every
-//!   loop's sessions, reloads the catalogue).
+//!   stock changed), `s:{item}` (units went back into the item's shared
+//!   stock pool: sold-out marks clear). Every instance subscribes; after a
+//!   reconnect it may have missed messages, so it resynchronises (forgets the
+//!   mirror and every loop's sessions, reloads the catalogue).
 //!
 //! **Failures.** fred reconnects with exponential back-off for ever; while
 //! disconnected, commands fail at once (`fail_fast`) and callers answer 503.
@@ -181,7 +182,12 @@ impl RedisCache {
         self.run(|client| async move { client.ping::<()>(None).await })
     }
 
-    fn run<T, F, Fut>(&self, job: F) -> Result<T, CacheError>
+    /// Prefix of every key of this cache (`cache.key_prefix`).
+    pub(super) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub(super) fn run<T, F, Fut>(&self, job: F) -> Result<T, CacheError>
     where
         T: Send + 'static,
         F: FnOnce(Client) -> Fut + Send + 'static,
@@ -237,6 +243,7 @@ fn encode_event(event: &CacheEvent) -> Option<String> {
     match event {
         CacheEvent::Revoked(token) => Some(format!("r:{}", std::str::from_utf8(token).ok()?)),
         CacheEvent::ItemChanged(item_id) => Some(format!("i:{item_id}")),
+        CacheEvent::StockReturned(item_id) => Some(format!("s:{item_id}")),
         CacheEvent::Resync => None,
     }
 }
@@ -245,6 +252,7 @@ fn decode_event(text: &str) -> Option<CacheEvent> {
     match text.split_once(':')? {
         ("r", token) if token.len() == TOKEN_LEN => token_key(token.as_bytes()).map(CacheEvent::Revoked),
         ("i", item) => item.parse().ok().map(CacheEvent::ItemChanged),
+        ("s", item) => item.parse().ok().map(CacheEvent::StockReturned),
         _ => None,
     }
 }
@@ -468,7 +476,7 @@ mod tests {
     #[test]
     fn events_round_trip() {
         let token = [b'A'; TOKEN_LEN];
-        for event in [CacheEvent::Revoked(token), CacheEvent::ItemChanged(42)] {
+        for event in [CacheEvent::Revoked(token), CacheEvent::ItemChanged(42), CacheEvent::StockReturned(7)] {
             assert_eq!(decode_event(&encode_event(&event).unwrap()), Some(event));
         }
         assert_eq!(encode_event(&CacheEvent::Resync), None);

@@ -107,8 +107,18 @@ impl Confirmer {
     }
 }
 
-/// The catalogue's `stock_left` of `item_id` from the stock table.
+/// The catalogue's `stock_left` of `item_id` from the stock table. When
+/// other instances sell the same stock, the store's count is the global one:
+/// one read of the items' sold counters (not of their orders) per call (a
+/// batch, a cancellation, reconcile), never per order nor on a loop.
 pub fn publish_left(app: &App, item_id: ItemId) {
+    if app.sale.stock.source().is_shared()
+        && let Ok(rows) = app.store.stock_snapshot()
+    {
+        for row in rows {
+            app.sale.note_store_left(row.item_id, row.stock_total.saturating_sub(row.sold_units));
+        }
+    }
     if let Some(item) = app.catalogue.get(item_id) {
         item.set_stock_left(app.sale.left(item_id));
     }

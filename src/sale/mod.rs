@@ -36,7 +36,7 @@ pub mod confirm;
 pub mod holdings;
 pub mod requests;
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -45,7 +45,7 @@ use parking_lot::Mutex;
 use seckill_reactor::ParkToken;
 
 use crate::orders::writer::{Queued, WriterStats};
-use crate::stock::{EmbeddedSource, OrderIds, Outcome, Slot, Stock, StockError};
+use crate::stock::{Beyond, OrderIds, Outcome, Seeding, Slot, Stock, StockError};
 use crate::store::{ItemId, ItemStats, NewOrder, UserId};
 pub use holdings::Holdings;
 pub use requests::{Known, RequestIndex};
@@ -160,9 +160,9 @@ pub struct SaleSettings {
 #[derive(Debug)]
 pub struct Sale {
     pub settings: SaleSettings,
+    /// The stock table; its source (embedded, or leased from a shared pool)
+    /// is what admin changes go through.
     pub stock: Stock,
-    /// The embedded stock source behind `stock`: admin changes go through it.
-    pub source: Arc<EmbeddedSource>,
     pub order_ids: OrderIds,
     pub holdings: Holdings,
     pub requests: RequestIndex,
@@ -183,13 +183,15 @@ pub struct Sale {
     /// Each item's units by order status as the store last counted them
     /// (the keeper refreshes it every few seconds), for `/metrics`.
     pub store_stats: Mutex<Vec<ItemStats>>,
+    /// Each item's units left as the store last counted them, when other
+    /// instances sell the same stock (see [`left`](Self::left)).
+    store_left: Mutex<HashMap<ItemId, u64>>,
 }
 
 impl Sale {
     pub fn new(
         settings: SaleSettings,
         stock: Stock,
-        source: Arc<EmbeddedSource>,
         order_ids: OrderIds,
         queue_max: usize,
         request_ids_max: usize,
@@ -201,7 +203,6 @@ impl Sale {
         Sale {
             settings,
             stock,
-            source,
             order_ids,
             holdings: Holdings::new(),
             requests: RequestIndex::new(request_ids_max),
@@ -216,6 +217,7 @@ impl Sale {
             commit_latency_us: Buckets::new(&COMMIT_BOUNDS_US),
             batch_sizes: Buckets::new(&BATCH_BOUNDS),
             store_stats: Mutex::new(Vec::new()),
+            store_left: Mutex::new(HashMap::new()),
         }
     }
 
@@ -239,7 +241,7 @@ impl Sale {
         // take, so that a refusal touches no shared counter.
         if self.pending.fetch_add(1, Relaxed) >= self.settings.pending_orders_max {
             self.pending.fetch_sub(1, Relaxed);
-            self.stock.give_back(slot, u64::from(quantity));
+            self.stock.put_back(slot, u64::from(quantity));
             return Err(Refusal::Overloaded);
         }
         held.reserve(u64::from(quantity));
@@ -258,13 +260,24 @@ impl Sale {
         self.pending.fetch_sub(1, Relaxed);
     }
 
+    /// Undoes a [`take`](Self::take) on the loop, before its order left
+    /// it: units back into the allotment (loops never call the source),
+    /// out of the user's in-flight units, and the pending place freed.
+    pub fn untake(&self, user: UserId, item: ItemId, quantity: u32) {
+        if let Some(slot) = self.stock.slot(item) {
+            self.stock.put_back(slot, u64::from(quantity));
+        }
+        self.holdings.settle(user, item, u64::from(quantity), None);
+        self.pending.fetch_sub(1, Relaxed);
+    }
+
     /// Queues an admitted order for the writer without blocking. A full
     /// queue gives the order back (undo) and answers 503 `overloaded`.
     pub fn queue(&self, order: NewOrder, ticket: Ticket) -> Result<(), Refusal> {
         match self.queue.try_send(Queued { order, ticket }) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(q) | TrySendError::Disconnected(q)) => {
-                self.undo_take(q.order.user_id, q.order.item_id, q.order.quantity.get(), false);
+                self.untake(q.order.user_id, q.order.item_id, q.order.quantity.get());
                 if let Some(request_id) = &q.order.request_id {
                     self.requests.forget(q.order.user_id, request_id);
                 }
@@ -314,14 +327,19 @@ impl Sale {
         Some((self.queue_rx.lock().take()?, self.wheel_ops_rx.lock().take()?))
     }
 
-    /// Sets the units of `item` on sale here to `units` (start-up, a new
-    /// item, a changed stock total, reconcile): whatever the allotment held
-    /// is replaced. Holds the restock lock; never on a loop.
-    pub fn restock(&self, item: ItemId, units: u64) -> Result<Slot, StockError> {
+    /// Sets the units of `item` not yet sold to `units` (start-up, a new
+    /// item, a changed stock total, reconcile), as `seeding` says: the
+    /// allotment here is handed back first, then the source seeded, then a
+    /// first refill taken. Holds the restock lock; never on a loop.
+    pub fn restock(&self, item: ItemId, units: u64, seeding: Seeding) -> Result<Slot, StockError> {
         let _one_at_a_time = self.restock_lock.lock();
         let slot = self.stock.add(item)?;
-        self.stock.item(slot).allotment().drain();
-        self.source.set(item, units);
+        let source = self.stock.source();
+        let drained = self.stock.item(slot).allotment().drain();
+        if drained > 0 {
+            source.release(item, drained);
+        }
+        source.seed(item, units, seeding).map_err(|_| StockError::SourceUnavailable)?;
         self.stock.refill(slot);
         Ok(slot)
     }
@@ -330,20 +348,52 @@ impl Sale {
     pub fn add_units(&self, item: ItemId, units: u64) -> Result<(), StockError> {
         let _one_at_a_time = self.restock_lock.lock();
         let slot = self.stock.add(item)?;
-        self.source.add(item, units);
+        self.stock.source().add_units(item, units).map_err(|_| StockError::SourceUnavailable)?;
         self.stock.refill(slot);
         Ok(())
     }
 
     /// Takes `units` of `item` off sale for good (an admin decrease); false
-    /// if fewer are left here.
+    /// if fewer are left here (embedded), or in the shared pool once this
+    /// instance's allotment is back in it (leased: units other instances
+    /// hold cannot be withdrawn).
     pub fn withdraw_units(&self, item: ItemId, units: u64) -> bool {
         let _one_at_a_time = self.restock_lock.lock();
-        self.stock.slot(item).is_some_and(|slot| self.stock.withdraw(slot, units))
+        let Some(slot) = self.stock.slot(item) else { return false };
+        let source = self.stock.source();
+        if !source.is_shared() {
+            return self.stock.withdraw(slot, units);
+        }
+        let here = self.stock.item(slot).allotment().drain();
+        if here > 0 {
+            source.release(item, here);
+        }
+        let withdrawn = source.withdraw(item, units).unwrap_or(false);
+        self.stock.refill(slot);
+        withdrawn
     }
 
-    /// Units of `item` on sale here now.
+    /// The store's count of the units of `item` left (`total − pending −
+    /// paid`: after a batch, a cancellation, an admin change), for
+    /// [`left`](Self::left).
+    pub fn note_store_left(&self, item: ItemId, units: u64) {
+        self.store_left.lock().insert(item, units);
+    }
+
+    /// Units of `item` left, as the catalogue shows them (contract §3: global,
+    /// possibly a moment stale): those here when nothing is beyond this
+    /// allotment (the embedded source always), else at least the store's last
+    /// count, and not 0 before the store has counted.
     pub fn left(&self, item: ItemId) -> u64 {
-        self.stock.slot(item).map_or(0, |slot| self.stock.item(slot).allotment().left())
+        let Some(slot) = self.stock.slot(item) else { return 0 };
+        let stock = self.stock.item(slot);
+        let here = stock.allotment().left();
+        if stock.beyond() == Beyond::Nothing {
+            return here;
+        }
+        match self.store_left.lock().get(&item) {
+            Some(&counted) => here.max(counted),
+            None => here.max(1),
+        }
     }
 }

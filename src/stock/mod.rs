@@ -47,23 +47,28 @@
 //! units go straight back into the allotment, and the refiller only runs after
 //! an admin stock change (`EmbeddedSource::add`, then [`Stock::refill`]).
 //!
-//! **Distributed** (issue 7) fits the same trait without changing this module:
-//! - `refill` is one Lua call that leases a chunk from a random non-empty
-//!   shard of the item's pool, sized `min(lease_chunk_max, pool / k)` so the
-//!   last units are not stranded on one instance, and answers `Pool` while the
-//!   pool has units, `Elsewhere` when it is empty but other leases still hold
-//!   units (503, keep asking), `Nothing` when no lease holds any (410);
-//! - each lease carries the epoch of the pool it was taken from; `renew`
-//!   (called by the refiller a few times per `lease_ms`) extends it, and
-//!   answers [`Renewal::Revoked`] when the epoch moved (the lease expired while
-//!   this instance was paused, or Redis lost its data and the pool is being
-//!   rebuilt): the local units are dropped unsold and loops answer 503 until a
-//!   refill under the new epoch succeeds. The epoch check itself lives in the
-//!   source's scripts, which refuse stale writes;
+//! **Leased** ([`LeasedSource`], Redis + MySQL; see its module doc): the
+//! same trait, with the pool in Redis behind [`SharedPool`]:
+//! - `refill` is one Lua call on one shard of the item's pool (another only
+//!   if that one had nothing), leasing a chunk of `min(lease_chunk_max, pool,
+//!   ceil(pool / (2 × holders)))` so the last units are not stranded on one
+//!   instance; it answers `Pool` while a shard has units, `Elsewhere` when
+//!   every shard is empty but other leases hold units (503, keep asking),
+//!   `Nothing` when no lease holds any (410);
+//! - `renew` (the refiller, every third of `lease_ms`) shrinks the leases by
+//!   what sold and extends them; it answers [`Renewal::Revoked`] when a lease
+//!   is gone (it lapsed while this instance was paused, or the pool was
+//!   rebuilt after Redis lost its data) or overdue here, and the units here
+//!   are dropped unsold; [`Renewal::GiveBack`] when nothing sold since the
+//!   last renewal, and the units go back to the pool for busier instances;
 //! - `returned` puts an order's units back into the pool and announces them
 //!   (pub/sub), answering [`Return::Pooled`]: every instance's mark clears and
 //!   the units are sellable everywhere, not just here;
 //! - `release` hands back what is left at shutdown ([`Stock::release_all`]).
+//!
+//! A buy that finds the allotment short while the pool has units is parked
+//! and a worker refills ([`Stock::refill_until`]) before the buy runs again
+//! once: the loop still never calls the source.
 //!
 //! # Invariants
 //!
@@ -92,6 +97,7 @@
 
 mod allotment;
 mod bits;
+pub mod leased;
 pub mod order_id;
 mod source;
 mod table;
@@ -103,8 +109,9 @@ mod tests;
 
 pub use allotment::{Allotment, Take};
 pub use bits::{SlotBits, SoldOut};
+pub use leased::{LeaseSettings, LeasedSource, SharedPool};
 pub use order_id::{OrderIdError, OrderIdParts, OrderIds};
-pub use source::{Beyond, EmbeddedSource, Refill, Renewal, Return, StockSource};
+pub use source::{Beyond, EmbeddedSource, Refill, Renewal, Return, Seeding, SourceError, StockSource};
 pub use table::{ItemStock, Outcome, Slot, Stock, StockError};
 
 /// An item's id, as the store's `ItemId`.

@@ -67,7 +67,37 @@ pub enum Renewal {
     /// pool was rebuilt after the cache lost its data): the units here are no
     /// longer this instance's to sell and are dropped without release.
     Revoked,
+    /// None of the units here sold since the last renewal: they are handed
+    /// back ([`StockSource::release`]), so that an instance with buyers can
+    /// sell them rather than wait for this idle one; a new buyer here gets
+    /// a refill.
+    GiveBack,
 }
+
+/// How [`StockSource::seed`] treats a pool that exists already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seeding {
+    /// Start-up, or another instance changed the item: a shared pool that
+    /// exists is the truth and is left alone, so instances starting together
+    /// seed it once between them.
+    IfAbsent,
+    /// This instance changed the item's stock (a new total, reconcile, a
+    /// rebuild): the pool is replaced and every lease on it is fenced.
+    Replace,
+}
+
+/// A source that could not be reached (the shared cache is down): the
+/// caller answers 503 and tries again later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceError(pub String);
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stock source unavailable: {}", self.0)
+    }
+}
+
+impl std::error::Error for SourceError {}
 
 /// Where an instance's allotments come from, and go back to.
 ///
@@ -95,6 +125,34 @@ pub trait StockSource: Send + Sync {
         let _ = (item, left_here);
         Renewal::Kept
     }
+
+    /// The units of `item` not yet in any allotment become `units` (the
+    /// store's stock left: `total - pending - paid`), as `seeding` says.
+    fn seed(&self, item: ItemId, units: u64, seeding: Seeding) -> Result<(), SourceError>;
+
+    /// Whether other instances sell from the same stock (what is left here
+    /// is not what is left).
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Another instance announced units of `item` back in the shared pool:
+    /// shards this source saw empty may have some again.
+    fn units_returned(&self, item: ItemId) {
+        let _ = item;
+    }
+
+    /// Takes `units` of `item` out of the source for good (an admin stock
+    /// decrease), all or none: false if it holds fewer. The embedded source
+    /// has granted everything to the allotment, where the decrease is taken.
+    fn withdraw(&self, item: ItemId, units: u64) -> Result<bool, SourceError> {
+        let _ = (item, units);
+        Ok(false)
+    }
+
+    /// `units` more of `item` (an admin stock increase); the next refill,
+    /// here or elsewhere, grants them.
+    fn add_units(&self, item: ItemId, units: u64) -> Result<(), SourceError>;
 }
 
 /// The single-instance source: the stock of each item lives in this process,
@@ -156,6 +214,17 @@ impl StockSource for EmbeddedSource {
 
     fn returned(&self, _item: ItemId, _units: u64) -> Return {
         Return::Local
+    }
+
+    /// Only this process holds the stock, so both seedings set it.
+    fn seed(&self, item: ItemId, units: u64, _seeding: Seeding) -> Result<(), SourceError> {
+        self.set(item, units);
+        Ok(())
+    }
+
+    fn add_units(&self, item: ItemId, units: u64) -> Result<(), SourceError> {
+        self.add(item, units);
+        Ok(())
     }
 }
 

@@ -9,6 +9,10 @@ use super::bits::SlotBits;
 use super::source::{Beyond, Refill, Renewal, Return, StockSource};
 use crate::sync::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
+/// Most refills a parked buy waits for: a leased source grants from one
+/// shard per refill, and a buy of several units may need several.
+pub const REFILLS_PER_BUY_MAX: usize = 4;
+
 /// An item's dense index in the table, `0..items_max`: what the hot path
 /// carries once the item id has been looked up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,12 +42,15 @@ pub enum Outcome {
 pub enum StockError {
     /// Every one of the `items_max` slots is taken.
     TableFull { items_max: usize },
+    /// The stock source (the shared pool) cannot be reached.
+    SourceUnavailable,
 }
 
 impl std::fmt::Display for StockError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::TableFull { items_max } => write!(f, "the stock table is full ({items_max} items)"),
+            Self::SourceUnavailable => f.write_str("the stock source cannot be reached"),
         }
     }
 }
@@ -92,6 +99,10 @@ pub struct Stock {
     refill_wanted: SlotBits,
     /// Slots in use. Only adding an item takes the lock; lookups never do.
     used: Mutex<u32>,
+    /// One refill at a time (the refiller, workers refilling for a parked
+    /// buy, start-up and admin): two racing refills could store their
+    /// `beyond` answers in the wrong order.
+    refilling: Mutex<()>,
     source: Arc<dyn StockSource>,
 }
 
@@ -114,6 +125,7 @@ impl Stock {
             sold_out: SlotBits::new(items_max),
             refill_wanted: SlotBits::new(items_max),
             used: Mutex::new(0),
+            refilling: Mutex::new(()),
             source,
         }
     }
@@ -215,6 +227,30 @@ impl Stock {
         self.sold_out.clear(slot.index());
     }
 
+    /// Units a loop took and could not use (the order was never queued):
+    /// straight back into the allotment, without asking the source, since
+    /// loops never call it.
+    pub fn put_back(&self, slot: Slot, quantity: u64) {
+        self.items[slot.index()].allotment.give_back(quantity);
+        self.sold_out.clear(slot.index());
+    }
+
+    /// Another instance put units of the item in `slot` back into the shared
+    /// pool: it is on sale again, and the next take that finds the allotment
+    /// short asks for a refill.
+    pub fn units_returned(&self, slot: Slot) {
+        let item = &self.items[slot.index()];
+        self.source.units_returned(item.id());
+        if item.beyond() != Beyond::Pool {
+            self.set_beyond(slot, Beyond::Pool);
+        }
+    }
+
+    /// The stock source behind this table (admin changes go through it).
+    pub fn source(&self) -> &dyn StockSource {
+        &*self.source
+    }
+
     /// Takes `units` out of the allotment for good (an admin stock decrease),
     /// all or none; false if fewer are left here (`stock_below_sold`).
     pub fn withdraw(&self, slot: Slot, units: u64) -> bool {
@@ -230,10 +266,9 @@ impl Stock {
 
     /// Asks the source for more units of the item in `slot` and applies the
     /// answer. May block on the source: start-up, admin and the refiller only.
-    /// One caller at a time per item (the refiller; start-up runs before the
-    /// loops, admin hands its refill to the refiller): two racing refills
-    /// could store their `beyond` answers in the wrong order.
+    /// Refills are serialised (`refilling`).
     pub fn refill(&self, slot: Slot) -> Refill {
+        let _one_at_a_time = self.refilling.lock().unwrap_or_else(PoisonError::into_inner);
         let item = &self.items[slot.index()];
         let refill = self.source.refill(item.id(), item.allotment.left());
         item.allotment.grant(refill.units);
@@ -242,6 +277,21 @@ impl Stock {
         item.low_water.store(low_water, Ordering::Relaxed);
         self.set_beyond(slot, refill.beyond);
         refill
+    }
+
+    /// Refills the item in `slot` until its allotment holds `quantity`
+    /// units or the source has no more to grant, in at most
+    /// [`REFILLS_PER_BUY_MAX`] refills (a refill that landed meanwhile
+    /// counts). For a worker serving a parked buy.
+    pub fn refill_until(&self, slot: Slot, quantity: u64) {
+        let item = &self.items[slot.index()];
+        let short = || item.allotment.left() < quantity && item.beyond() == Beyond::Pool;
+        for _ in 0..REFILLS_PER_BUY_MAX {
+            if !short() {
+                return;
+            }
+            self.refill(slot);
+        }
     }
 
     /// Refills every item a loop asked for since the last call; returns how
@@ -264,12 +314,17 @@ impl Stock {
     pub fn renew(&self) {
         for slot in self.slots() {
             let item = &self.items[slot.index()];
-            if self.source.renew(item.id(), item.allotment.left()) == Renewal::Revoked {
-                item.allotment.drain();
-                item.low_water.store(0, Ordering::Relaxed);
-                // Back to asking: loops answer 503 until a refill succeeds.
-                self.set_beyond(slot, Beyond::Pool);
+            let renewal = self.source.renew(item.id(), item.allotment.left());
+            if renewal == Renewal::Kept {
+                continue;
             }
+            let units = item.allotment.drain();
+            if renewal == Renewal::GiveBack && units > 0 {
+                self.source.release(item.id(), units);
+            }
+            item.low_water.store(0, Ordering::Relaxed);
+            // Back to asking: the next buy here asks for a refill.
+            self.set_beyond(slot, Beyond::Pool);
         }
     }
 

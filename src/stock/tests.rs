@@ -167,6 +167,16 @@ impl StockSource for Leasing {
     fn renew(&self, _item: ItemId, _left_here: u64) -> Renewal {
         if self.with(|state| std::mem::take(&mut state.revoked)) { Renewal::Revoked } else { Renewal::Kept }
     }
+
+    fn seed(&self, _item: ItemId, units: u64, _seeding: Seeding) -> Result<(), SourceError> {
+        self.with(|state| state.pool = units);
+        Ok(())
+    }
+
+    fn add_units(&self, _item: ItemId, units: u64) -> Result<(), SourceError> {
+        self.with(|state| state.pool += units);
+        Ok(())
+    }
 }
 
 fn leasing(pool: u64, chunk: u64) -> (Stock, Slot, Arc<Leasing>) {

@@ -1,0 +1,484 @@
+//! [`LeasedSource`]: the stock source of several instances sharing one pool
+//! per item (issue 7). Instances sell from local allotments leased in chunks
+//! from the pool; the pool itself lives behind [`SharedPool`] (Redis, in
+//! `crate::cache::redis_stock`), so this module knows leases, not Redis.
+//!
+//! **The pool.** An item's units not in any allotment are split over
+//! `stock_shards` shards (in Redis: one key each, with its own hash tag, so a
+//! Redis Cluster spreads a hot item over several nodes). Each shard also
+//! records the leases taken from it: `lease id → units, expiry`. Every
+//! operation on a shard is one atomic script on that shard alone.
+//!
+//! **A refill** asks one shard, starting at a random one and skipping shards
+//! this instance last saw empty (a per-item bitmap, cleared when another
+//! instance announces returned units); it asks the next shard only if that
+//! one had nothing. The shard grants `min(lease_chunk_max, pool,
+//! ceil(pool / (2 × holders)))` where `holders` counts the live leases on the
+//! shard, this one included: the chunk shrinks as the pool runs low and as
+//! more instances sell, so the last units are not hoarded by one instance
+//! while another answers 503. Before granting, the shard sweeps expired
+//! leases: their units return to its pool.
+//!
+//! **Leases** expire `lease_ms` after their last renewal. The refiller
+//! renews every item a few times per period ([`StockSource::renew`]): the
+//! units sold since the last renewal are subtracted from the leases (they
+//! are in orders now, whose outcome the store decides), the rest is
+//! extended; a lease of which nothing sold since the last renewal is handed
+//! back ([`Renewal::GiveBack`]), so that an idle instance does not keep
+//! units from busy ones. A lease that is gone (swept after expiring while this process
+//! was paused, or wiped with the pool) is **fenced**: the renewal answers
+//! [`Renewal::Revoked`] and the local units are dropped unsold, and a lease
+//! whose renewal is overdue here is treated the same way without asking.
+//!
+//! **Answers.** While some shard has units, `Beyond::Pool` (refill, 503
+//! meanwhile); when every shard is empty but other instances' leases still
+//! hold units, `Elsewhere` (503); only when every shard is empty and no other
+//! lease holds a unit, `Nothing` (410).
+//!
+//! **Recovery.** A shard that is missing (Redis lost its data) makes the
+//! refill answer `Pool` with no units (503) and start a rebuild: the one
+//! instance that claims it reads the stock left from the store (`total −
+//! pending − paid`) and replaces every shard, which also drops every lease
+//! (all holders are fenced at their next renewal). The store's conditional
+//! stock update stays the last word: a unit counted twice while the pool is
+//! rebuilt is refused at commit, never sold twice.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::ItemId;
+use super::source::{Beyond, Refill, Renewal, Return, Seeding, SourceError, StockSource};
+
+/// Most shards per item: the empty-shard bitmap is one `u64`.
+pub const SHARDS_MAX: u32 = 64;
+
+/// What a refill asks of one shard.
+#[derive(Clone, Copy, Debug)]
+pub struct ShardAsk<'a> {
+    /// This instance's lease id.
+    pub lease: &'a str,
+    /// Units this instance believes it holds under its lease on the shard:
+    /// when above 0, a missing lease means it was fenced.
+    pub held_here: u64,
+    pub chunk_max: u64,
+    pub lease_ms: u64,
+}
+
+/// A shard's answer to a refill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardGrant {
+    /// `units` leased to the caller (possibly 0); `pool_left` units stay in
+    /// the shard, other instances' live leases on it hold `held_elsewhere`,
+    /// and `swept` units of expired leases went back into its pool.
+    Granted { units: u64, pool_left: u64, held_elsewhere: u64, swept: u64 },
+    /// The caller's lease on the shard is gone: it was fenced.
+    Revoked { swept: u64 },
+    /// The shard does not exist: the pool was lost.
+    Lost,
+}
+
+/// A shard's answer to a renewal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardLease {
+    Kept,
+    /// The lease was gone or had expired (its units, `returned`, went back to the pool).
+    Revoked {
+        returned: u64,
+    },
+    Lost,
+}
+
+/// The shared pool, one atomic operation per call on one shard. Every call
+/// may block on the network; none is made on an event loop.
+pub trait SharedPool: Send + Sync + std::fmt::Debug {
+    fn refill_shard(&self, item: ItemId, shard: u32, ask: ShardAsk<'_>) -> Result<ShardGrant, SourceError>;
+    /// Sets the caller's lease on the shard to `units` (never more than it
+    /// holds), expiring `lease_ms` from now; 0 ends it.
+    fn renew_shard(
+        &self,
+        item: ItemId,
+        shard: u32,
+        lease: &str,
+        units: u64,
+        lease_ms: u64,
+    ) -> Result<ShardLease, SourceError>;
+    /// Ends the caller's lease on the shard, `units` of it back to the pool
+    /// (at most what the lease holds; nothing if the lease is gone). Returns
+    /// the units that went back.
+    fn release_shard(&self, item: ItemId, shard: u32, lease: &str, units: u64) -> Result<u64, SourceError>;
+    /// Takes up to `units` out of the shard's pool for good; returns how many.
+    fn take_units(&self, item: ItemId, shard: u32, units: u64) -> Result<u64, SourceError>;
+    /// `units` into the shard's pool; false if the shard is missing (lost).
+    fn put_units(&self, item: ItemId, shard: u32, units: u64) -> Result<bool, SourceError>;
+    /// Creates the shard with `units` in its pool and no lease; with
+    /// `IfAbsent`, only if it does not exist. True if it was written.
+    fn seed_shard(&self, item: ItemId, shard: u32, units: u64, seeding: Seeding) -> Result<bool, SourceError>;
+    /// Claims the rebuild of a lost pool for `ttl_ms`; true for one claimant.
+    fn claim_rebuild(&self, item: ItemId, ttl_ms: u64) -> Result<bool, SourceError>;
+    /// Tells every instance that units of `item` went back into the pool.
+    fn announce_returned(&self, item: ItemId);
+}
+
+/// How leases are sized and timed (`sale.stock_shards`, `sale.lease_chunk_max`, `sale.lease_ms`).
+#[derive(Clone, Copy, Debug)]
+pub struct LeaseSettings {
+    pub shards: u32,
+    pub chunk_max: u64,
+    pub lease_ms: u64,
+}
+
+/// The store's stock left of an item (`total − pending − paid`), for a rebuild.
+pub type StockLeft = Box<dyn Fn(ItemId) -> Option<u64> + Send + Sync>;
+
+/// This instance's leases on one item.
+#[derive(Debug, Default)]
+struct Leases {
+    /// Units held under the lease on each shard, as the shards last agreed.
+    held: Vec<u64>,
+    /// Shards last seen with an empty pool (bit per shard).
+    empty: u64,
+    /// A shard fenced this instance's lease: the next renewal drops the units here.
+    revoked: bool,
+    /// When the leases were last renewed (or first taken).
+    renewed: Option<Instant>,
+}
+
+/// The distributed stock source. See the module doc.
+pub struct LeasedSource {
+    pool: Arc<dyn SharedPool>,
+    lease: String,
+    settings: LeaseSettings,
+    items: Mutex<HashMap<ItemId, Leases>>,
+    /// One lease operation (refill, renewal, release, seeding) at a time: a
+    /// refill that read a shard's lease as held while a renewal was ending
+    /// it would find itself fenced. The refiller makes nearly all of them.
+    serial: Mutex<()>,
+    stock_left: StockLeft,
+}
+
+impl std::fmt::Debug for LeasedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeasedSource").field("lease", &self.lease).field("settings", &self.settings).finish()
+    }
+}
+
+impl LeasedSource {
+    /// `lease` names this node's leases: kept in its data directory, so that
+    /// a restart reclaims what a killed run held (see [`StockSource::seed`]).
+    pub fn new(pool: Arc<dyn SharedPool>, lease: String, settings: LeaseSettings, stock_left: StockLeft) -> Self {
+        assert!((1..=SHARDS_MAX).contains(&settings.shards), "stock shards {} out of 1..=64", settings.shards);
+        Self { pool, lease, settings, items: Mutex::new(HashMap::new()), serial: Mutex::new(()), stock_left }
+    }
+
+    fn one_at_a_time(&self) -> MutexGuard<'_, ()> {
+        self.serial.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn items(&self) -> MutexGuard<'_, HashMap<ItemId, Leases>> {
+        // Each critical section is a few field updates that leave the map whole.
+        self.items.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn with<T>(&self, item: ItemId, f: impl FnOnce(&mut Leases) -> T) -> T {
+        let mut items = self.items();
+        let leases = items.entry(item).or_default();
+        if leases.held.is_empty() {
+            leases.held = vec![0; self.settings.shards as usize];
+        }
+        f(leases)
+    }
+
+    /// Shards in the order a refill asks them: from a random one, those not
+    /// known empty first.
+    fn shard_order(&self, empty: u64) -> impl Iterator<Item = u32> + use<> {
+        let shards = self.settings.shards;
+        let start = rand::random_range(0..shards);
+        let ring = (0..shards).map(move |i| (start + i) % shards);
+        let known_empty = move |shard: &u32| empty & (1 << shard) != 0;
+        ring.clone().filter(move |s| !known_empty(s)).chain(ring.filter(known_empty))
+    }
+
+    /// A missing pool: rebuild it from the store, if this instance wins the claim.
+    fn rebuild(&self, item: ItemId) {
+        let claimed = self.pool.claim_rebuild(item, self.settings.lease_ms);
+        if claimed != Ok(true) {
+            return;
+        }
+        let Some(units) = (self.stock_left)(item) else { return };
+        crate::log!(
+            crate::log::Level::Warn,
+            "stock pool lost: rebuilding from the store",
+            item_id = item,
+            units = units
+        );
+        if self.seed_shards(item, units, Seeding::Replace).is_ok() {
+            // The units here came from the old pool, which counts them again.
+            self.with(item, |l| l.revoked = true);
+            self.pool.announce_returned(item);
+        }
+    }
+
+    /// Writes every shard of `item` (see [`StockSource::seed`]).
+    fn seed_shards(&self, item: ItemId, units: u64, seeding: Seeding) -> Result<(), SourceError> {
+        let shards = self.settings.shards;
+        let mut reclaimed = 0;
+        for shard in 0..shards {
+            let written = self.pool.seed_shard(item, shard, share(units, shards, shard), seeding)?;
+            if !written {
+                // A lease of this node's previous run (killed before it could
+                // hand it back): the units are not in its allotment any more.
+                reclaimed += self.pool.release_shard(item, shard, &self.lease, u64::MAX)?;
+            }
+        }
+        if reclaimed > 0 {
+            self.pool.announce_returned(item);
+        }
+        if seeding == Seeding::Replace {
+            // Every lease on the item is gone with the old pool.
+            self.with(item, |l| *l = Leases { held: vec![0; shards as usize], ..Leases::default() });
+        } else {
+            self.units_returned(item);
+        }
+        Ok(())
+    }
+
+    /// Ends every lease on `item`, `units` of them back to the pool
+    /// (shrunk by what was sold since the last renewal first).
+    fn end_leases(&self, item: ItemId, units: u64) {
+        let held = self.with(item, |leases| {
+            let held = shrink(&leases.held, units);
+            leases.held.iter_mut().for_each(|h| *h = 0);
+            leases.revoked = false;
+            leases.renewed = None;
+            held
+        });
+        let mut returned = 0;
+        for (shard, &units) in (0u32..).zip(&held) {
+            if units > 0 {
+                returned += self.pool.release_shard(item, shard, &self.lease, units).unwrap_or(0);
+            }
+        }
+        if returned > 0 {
+            self.pool.announce_returned(item);
+        }
+    }
+
+    /// Whether the leases on `item` went unrenewed for longer than a lease
+    /// lasts (this process was paused, or the pool unreachable): the shards
+    /// may have swept them, so the units here are no longer safe to sell.
+    fn overdue(&self, leases: &Leases) -> bool {
+        let lease = Duration::from_millis(self.settings.lease_ms);
+        leases.renewed.is_some_and(|at| at.elapsed() >= lease)
+    }
+}
+
+/// Lease amounts per shard once `left_here` units remain here: the units
+/// sold since the last renewal come off the shards in order.
+fn shrink(held: &[u64], left_here: u64) -> Vec<u64> {
+    let mut sold = held.iter().sum::<u64>().saturating_sub(left_here);
+    held.iter()
+        .map(|&units| {
+            let off = units.min(sold);
+            sold -= off;
+            units - off
+        })
+        .collect()
+}
+
+/// `units` split over `shards` as evenly as whole units allow.
+pub fn share(units: u64, shards: u32, shard: u32) -> u64 {
+    let shards = u64::from(shards);
+    units / shards + u64::from(u64::from(shard) < units % shards)
+}
+
+impl StockSource for LeasedSource {
+    fn refill(&self, item: ItemId, _left_here: u64) -> Refill {
+        const BUSY: Refill = Refill { units: 0, beyond: Beyond::Pool };
+        let _serial = self.one_at_a_time();
+        let (held, empty, revoked) = self.with(item, |l| (l.held.clone(), l.empty, l.revoked));
+        if revoked {
+            // The next renewal drops the fenced units first.
+            return BUSY;
+        }
+        let mut held_elsewhere = false;
+        for shard in self.shard_order(empty) {
+            let ask = ShardAsk {
+                lease: &self.lease,
+                held_here: held[shard as usize],
+                chunk_max: self.settings.chunk_max,
+                lease_ms: self.settings.lease_ms,
+            };
+            match self.pool.refill_shard(item, shard, ask) {
+                Err(_) => return BUSY,
+                Ok(ShardGrant::Lost) => {
+                    self.rebuild(item);
+                    return BUSY;
+                }
+                Ok(ShardGrant::Revoked { swept }) => {
+                    if swept > 0 {
+                        self.pool.announce_returned(item);
+                    }
+                    self.with(item, |l| l.revoked = true);
+                    return BUSY;
+                }
+                Ok(ShardGrant::Granted { units, pool_left, held_elsewhere: elsewhere, swept }) => {
+                    if swept > 0 {
+                        self.pool.announce_returned(item);
+                    }
+                    held_elsewhere |= elsewhere > 0;
+                    self.with(item, |l| {
+                        l.held[shard as usize] += units;
+                        let bit = 1 << shard;
+                        l.empty = if pool_left == 0 { l.empty | bit } else { l.empty & !bit };
+                        if units > 0 && l.renewed.is_none() {
+                            l.renewed = Some(Instant::now());
+                        }
+                    });
+                    if units > 0 {
+                        return Refill { units, beyond: Beyond::Pool };
+                    }
+                }
+            }
+        }
+        let beyond = if held_elsewhere { Beyond::Elsewhere } else { Beyond::Nothing };
+        Refill { units: 0, beyond }
+    }
+
+    fn release(&self, item: ItemId, units: u64) {
+        let _serial = self.one_at_a_time();
+        self.end_leases(item, units);
+    }
+
+    fn returned(&self, item: ItemId, units: u64) -> Return {
+        let shard = rand::random_range(0..self.settings.shards);
+        match self.pool.put_units(item, shard, units) {
+            Ok(true) => {
+                self.pool.announce_returned(item);
+                Return::Pooled
+            }
+            // The pool is being rebuilt from the store, which counts these
+            // units as left already.
+            Ok(false) => Return::Pooled,
+            // The pool cannot be reached: sell them here rather than lose them.
+            Err(_) => Return::Local,
+        }
+    }
+
+    fn renew(&self, item: ItemId, left_here: u64) -> Renewal {
+        let _serial = self.one_at_a_time();
+        let (before, revoked, overdue) = self.with(item, |l| {
+            if l.held.iter().all(|&units| units == 0) {
+                // Nothing leased: nothing to renew, nothing that can lapse.
+                l.renewed = None;
+            }
+            (l.held.clone(), l.revoked, self.overdue(l))
+        });
+        if revoked || overdue {
+            self.end_leases(item, left_here);
+            return Renewal::Revoked;
+        }
+        let leased: u64 = before.iter().sum();
+        if leased == 0 {
+            return Renewal::Kept;
+        }
+        if left_here >= leased {
+            // Nothing sold here since the last renewal: this instance has no
+            // buyers for the item, and others may have.
+            return Renewal::GiveBack;
+        }
+        let after = shrink(&before, left_here);
+        let mut fenced = false;
+        for (shard, (&was, &now)) in (0u32..).zip(before.iter().zip(&after)) {
+            if was == 0 {
+                continue;
+            }
+            match self.pool.renew_shard(item, shard, &self.lease, now, self.settings.lease_ms) {
+                // Unreachable: keep selling; the lease lapses and is fenced
+                // here (`overdue`) if the pool stays away for a whole lease.
+                Err(_) => return Renewal::Kept,
+                Ok(ShardLease::Kept) => {}
+                Ok(ShardLease::Revoked { returned }) => {
+                    if returned > 0 {
+                        self.pool.announce_returned(item);
+                    }
+                    fenced = true;
+                }
+                Ok(ShardLease::Lost) => fenced = true,
+            }
+        }
+        if fenced {
+            self.with(item, |l| l.held.clone_from(&after));
+            self.end_leases(item, left_here);
+            return Renewal::Revoked;
+        }
+        self.with(item, |l| {
+            l.held = after;
+            l.renewed = Some(Instant::now());
+        });
+        Renewal::Kept
+    }
+
+    fn seed(&self, item: ItemId, units: u64, seeding: Seeding) -> Result<(), SourceError> {
+        let _serial = self.one_at_a_time();
+        self.seed_shards(item, units, seeding)
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn units_returned(&self, item: ItemId) {
+        if let Some(leases) = self.items().get_mut(&item) {
+            leases.empty = 0;
+        }
+    }
+
+    fn withdraw(&self, item: ItemId, units: u64) -> Result<bool, SourceError> {
+        let _serial = self.one_at_a_time();
+        let mut taken = 0;
+        for shard in 0..self.settings.shards {
+            if taken == units {
+                break;
+            }
+            taken += self.pool.take_units(item, shard, units - taken)?;
+        }
+        if taken < units {
+            // All or none: what was taken goes back.
+            if taken > 0 {
+                self.pool.put_units(item, 0, taken)?;
+            }
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn add_units(&self, item: ItemId, units: u64) -> Result<(), SourceError> {
+        let shard = rand::random_range(0..self.settings.shards);
+        if self.pool.put_units(item, shard, units)? {
+            self.pool.announce_returned(item);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sold_units_come_off_the_first_shards() {
+        assert_eq!(shrink(&[5, 0, 7, 3], 15), vec![5, 0, 7, 3], "nothing sold");
+        assert_eq!(shrink(&[5, 0, 7, 3], 8), vec![0, 0, 5, 3]);
+        assert_eq!(shrink(&[5, 0, 7, 3], 0), vec![0, 0, 0, 0]);
+        assert_eq!(shrink(&[2, 2], 9), vec![2, 2], "units here beyond the leases (returned locally)");
+    }
+
+    #[test]
+    fn stock_splits_evenly_over_shards() {
+        let shares: Vec<u64> = (0..4).map(|s| share(10, 4, s)).collect();
+        assert_eq!(shares, vec![3, 3, 2, 2]);
+        assert_eq!((0..4).map(|s| share(3, 4, s)).sum::<u64>(), 3);
+        assert_eq!(share(7, 1, 0), 7);
+    }
+}
