@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::sale::{Shop, User, assert_conserved, fast, poll_until, send};
+use common::sale::{Shop, User, assert_conserved, fast, leased_stock, poll_until, send};
 use common::{Conn, Response, Server, ServerOptions, TempDir};
 use serde_json::{Value, json};
 
@@ -98,16 +98,33 @@ fn answer_of(buyer: &Buyer, attempt: &Attempt, resp: Result<Response, String>) -
     answer
 }
 
+/// How many times a client sends again a buy answered 503 + Retry-After
+/// on leased stock.
+const REFILL_RETRIES_MAX: usize = 50;
+
 /// One client thread: `rounds` of its buyers' plans on one keep-alive
 /// connection, round by round so that every thread contends all the time.
 /// Stops at the first broken connection. Adds acknowledged units to `acked`.
 fn buy_rounds(addr: SocketAddr, buyers: &[Buyer], acked: &AtomicU64) -> Vec<Answer> {
     let mut answers = Vec::with_capacity(buyers.len() * ROUNDS);
     let Some(mut conn) = Conn::try_connect(addr) else { return answers };
+    let retry_refills = leased_stock();
     for round in 0..ROUNDS {
         for buyer in buyers {
             let attempt = &plan(buyer.index)[round];
-            let answer = answer_of(buyer, attempt, try_buy(&mut conn, buyer, attempt));
+            let mut resp = try_buy(&mut conn, buyer, attempt);
+            // On leased stock a short allotment is 503 + Retry-After while
+            // units are refilled (contract §3): a client sends the same
+            // attempt again. Only that answer is retried, and only there.
+            for _ in 0..REFILL_RETRIES_MAX {
+                let refilling = resp.as_ref().is_ok_and(|r| r.status == 503 && r.header("retry-after").is_some());
+                if !(retry_refills && refilling) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                resp = try_buy(&mut conn, buyer, attempt);
+            }
+            let answer = answer_of(buyer, attempt, resp);
             if answer.status == Some(200) {
                 acked.fetch_add(u64::from(attempt.quantity), Ordering::Relaxed);
             }

@@ -29,6 +29,13 @@ pub fn fast() -> ServerOptions {
     }
 }
 
+/// Whether the tests run on Redis + MariaDB (`SECKILL_TEST_BACKENDS=redis-mysql`),
+/// where stock is leased: a buy may be answered 503 with a Retry-After while
+/// units are being refilled (contract §3), which a client retries.
+pub fn leased_stock() -> bool {
+    std::env::var("SECKILL_TEST_BACKENDS").as_deref() == Ok("redis-mysql")
+}
+
 /// Redis + MariaDB for one test: a database and a key prefix nobody else
 /// uses, on the services `tests/services` started (or those named by
 /// `SECKILL_TEST_MYSQL_URL` and `SECKILL_TEST_REDIS_URL`).
