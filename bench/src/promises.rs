@@ -20,8 +20,11 @@
 //! 6. **No undersell**: once a `sold_out` (410) was answered, fewer units
 //!    than one buy's quantity are left.
 //!
-//! Idempotency (promise 5) and expiry (6) need clients that retry and clocks
-//! that run past a payment window; they are the fault campaign's to check.
+//! Idempotency (promise 5) needs clients that retry: [`check_replays`]
+//! checks the fault campaign's retries, at rest, of buys answered 200 (the
+//! same order again), and a retry that made a second order shows above as
+//! an unexplained order. Expiry (6) needs clocks that run past a payment
+//! window, which no check here waits for.
 
 use crate::setup::{Admin, ItemStats, SetupError, StoredOrder};
 use serde::Serialize;
@@ -83,6 +86,7 @@ pub enum Violation {
     UnexplainedOrders { user_id: u64, stored: u64, acknowledged: u64, unknown_or_unanswered: u64 },
     DuplicateOrderId { order_id: String },
     Undersold { units_left: u64, quantity: u64, sold_out_answers: u64 },
+    AnswerChanged { user_id: u64, request_id: String, first: String, replay: String },
 }
 
 impl fmt::Display for Violation {
@@ -120,6 +124,11 @@ impl fmt::Display for Violation {
             Violation::Undersold { units_left, quantity, sold_out_answers } => write!(
                 f,
                 "undersold: {units_left} units left (a buy takes {quantity}) after {sold_out_answers} sold_out answers"
+            ),
+            Violation::AnswerChanged { user_id, request_id, first, replay } => write!(
+                f,
+                "idempotency: user {user_id}'s request {request_id:?} was answered order {first}, \
+                 its retry at rest {replay}"
             ),
         }
     }
@@ -208,6 +217,38 @@ fn check_acknowledgements(observations: &Observations, orders: &[StoredOrder], o
             });
         }
     }
+}
+
+/// A buy answered 200, sent again with its request id once the store is at rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replay {
+    pub user_id: u64,
+    pub request_id: String,
+    /// The order id of the first 200.
+    pub order_id: String,
+    /// The retry's answer: its status, and its order id when it has one.
+    pub status: u16,
+    pub replayed_order_id: Option<String>,
+}
+
+/// Promise 5 on retries: a retry of a buy answered 200 gets that order
+/// again. A retry of unknown outcome (503, 502, 504: the instance it met
+/// was not ready) proves nothing either way.
+pub fn check_replays(replays: &[Replay]) -> Vec<Violation> {
+    replays
+        .iter()
+        .filter(|r| !matches!(r.status, 502..=504))
+        .filter(|r| r.status != 200 || r.replayed_order_id.as_deref() != Some(r.order_id.as_str()))
+        .map(|r| Violation::AnswerChanged {
+            user_id: r.user_id,
+            request_id: r.request_id.clone(),
+            first: r.order_id.clone(),
+            replay: match &r.replayed_order_id {
+                Some(id) => format!("{} with order {id}", r.status),
+                None => r.status.to_string(),
+            },
+        })
+        .collect()
 }
 
 /// Bounds the orders [`read_store`] lists (memory stays bounded).
@@ -384,6 +425,24 @@ mod tests {
         no_410.users.remove(&4);
         no_410.users.remove(&5);
         assert_eq!(check(&no_410, &store(orders)), vec![]);
+    }
+
+    #[test]
+    fn a_retry_answered_differently_fails() {
+        let replay = |status, id: Option<&str>| Replay {
+            user_id: 1,
+            request_id: "r1".into(),
+            order_id: "10".into(),
+            status,
+            replayed_order_id: id.map(str::to_string),
+        };
+        assert_eq!(check_replays(&[replay(200, Some("10")), replay(503, None), replay(502, None)]), vec![]);
+        let changed = check_replays(&[replay(200, Some("11")), replay(409, None)]);
+        assert_eq!(changed.len(), 2);
+        assert_eq!(
+            changed[1].to_string(),
+            "idempotency: user 1's request \"r1\" was answered order 10, its retry at rest 409"
+        );
     }
 
     #[test]

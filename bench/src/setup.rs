@@ -395,6 +395,12 @@ pub fn buy_body(item_id: u64, quantity: Option<u32>) -> Vec<u8> {
     }
 }
 
+/// The JSON body of a buy of one unit with a request id (retries with it
+/// make one order and get one answer). The id is the caller's own ASCII.
+pub fn buy_body_with_request_id(item_id: u64, request_id: &str) -> Vec<u8> {
+    format!("{{\"item_id\":{item_id},\"request_id\":\"{request_id}\"}}").into_bytes()
+}
+
 /// A user-name prefix unlikely to be taken on a server that ran the bench
 /// before: `b` and the time in milliseconds, in hexadecimal (12 characters).
 pub fn fresh_prefix() -> String {
