@@ -1,0 +1,449 @@
+//! `seckill-bench nemesis`: the promises of api.md §5 under faults (issue 10).
+//!
+//! The campaign starts a whole system of real processes ([`cluster`]) and
+//! runs sales on it one after another. During each sale's buying, at moments
+//! drawn from one printed seed ([`faults`]), it kills (`-9`) and restarts
+//! instances, pauses them (SIGSTOP, some past `--pause-ms`, then SIGCONT),
+//! crashes redis-server and mariadbd, and drops, resets, delays or
+//! blackholes an instance's connections to them ([`proxy`]). After each sale,
+//! at rest, it checks promises 1–6 with the bench's one checker
+//! ([`crate::promises`]): the buyers' observations ([`buyers`]) against the
+//! store read through the admin API, via nginx and via every instance, and
+//! the retries of acknowledged buys. A violation is printed with the seed
+//! that replays the schedule, and the exit status is 3.
+//!
+//! - [`proxy`]: the userspace TCP proxy and its faults.
+//! - [`services`]: private redis-server, mariadbd and nginx processes.
+//! - [`cluster`]: the system, and each fault carried out on it.
+//! - [`faults`]: the seeded generator, the plan and the schedule.
+//! - [`buyers`]: buys with request ids and retries, and what they saw.
+
+pub mod buyers;
+pub mod cluster;
+pub mod faults;
+pub mod proxy;
+pub mod services;
+
+use crate::promises::{self, Terms, Violation};
+use crate::sale::{PASSWORD, settle_store};
+use crate::setup::{self, Admin, ItemSpec, SetupError};
+use crate::spawn::{self, SpawnError};
+use buyers::{BuyRecord, BuyerSettings, Outcome};
+use cluster::{Cluster, ClusterError, ClusterSettings};
+use faults::{Bounds, Fault, FaultKind, Rng};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Bounds on the flags, so that a typo cannot ask for a runaway run.
+pub const FAULTS_MAX: usize = 100_000;
+pub const INSTANCES_MAX: usize = 16;
+pub const USERS_MAX: usize = 100_000;
+/// Parallel connections for the per-user setup steps.
+const SETUP_CONNECTIONS: usize = 8;
+/// Longest wait for every instance to know a new item.
+const ITEM_KNOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything `seckill-bench nemesis` takes.
+#[derive(Debug, Clone)]
+pub struct NemesisConfig {
+    /// `None`: drawn from the kernel, and printed.
+    pub seed: Option<u64>,
+    /// Faults in the whole campaign.
+    pub faults: usize,
+    /// Faults per sale; the sales are `faults / faults_per_sale` rounded up
+    /// unless `sales` says.
+    pub faults_per_sale: usize,
+    pub sales: Option<usize>,
+    /// No sale starts after this much of the campaign.
+    pub duration: Duration,
+    pub instances: usize,
+    pub users: usize,
+    pub stock: u64,
+    pub per_user_limit: u32,
+    pub buys_per_user: usize,
+    /// Each sale's buying span (the faults fall in its first 80%).
+    pub buying: Duration,
+    /// A long pause lasts from this to 1.5 times it (meant to exceed the
+    /// lease of distributed stock).
+    pub pause_ms: u64,
+    pub connections: usize,
+    pub request_timeout: Duration,
+    pub attempts_max: usize,
+    pub seckill: Option<PathBuf>,
+    pub server_sets: Vec<String>,
+}
+
+impl Default for NemesisConfig {
+    fn default() -> Self {
+        NemesisConfig {
+            seed: None,
+            faults: 100,
+            faults_per_sale: 8,
+            sales: None,
+            duration: Duration::from_secs(15 * 60),
+            instances: 3,
+            users: 400,
+            stock: 300,
+            per_user_limit: 1,
+            buys_per_user: 2,
+            buying: Duration::from_secs(10),
+            pause_ms: 4_000,
+            connections: 16,
+            request_timeout: Duration::from_secs(20),
+            attempts_max: 20,
+            seckill: None,
+            server_sets: Vec::new(),
+        }
+    }
+}
+
+impl NemesisConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let check = |ok: bool, what: &str| if ok { Ok(()) } else { Err(what.to_string()) };
+        check((1..=FAULTS_MAX).contains(&self.faults), "--faults: 1 to 100000")?;
+        check(self.faults_per_sale >= 1, "--faults-per-sale: at least 1")?;
+        check(self.sales.is_none_or(|s| s >= 1), "--sales: at least 1")?;
+        check((1..=INSTANCES_MAX).contains(&self.instances), "--instances: 1 to 16")?;
+        check((1..=USERS_MAX).contains(&self.users), "--users: 1 to 100000")?;
+        check(self.stock >= 1 && self.per_user_limit >= 1, "--stock and --per-user-limit: at least 1")?;
+        check((1..=10).contains(&self.buys_per_user), "--buys-per-user: 1 to 10")?;
+        check(self.buying >= Duration::from_secs(1), "--buying: at least 1s")?;
+        check(self.pause_ms >= 1, "--pause-ms: at least 1")?;
+        check((1..=256).contains(&self.connections), "-c: 1 to 256")?;
+        check(self.attempts_max >= 1, "--attempts: at least 1")
+    }
+
+    fn sales(&self) -> usize {
+        self.sales.unwrap_or(self.faults.div_ceil(self.faults_per_sale))
+    }
+}
+
+/// Why the campaign could not run (not a broken promise: those are in the report).
+#[derive(Debug)]
+pub enum NemesisError {
+    Cluster(ClusterError),
+    Setup(SetupError),
+    Spawn(SpawnError),
+    /// A fault could not be carried out, or its part did not come back.
+    Fault { fault: Fault, error: ClusterError },
+    Io(std::io::Error),
+}
+
+impl fmt::Display for NemesisError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NemesisError::Cluster(e) => write!(f, "{e}"),
+            NemesisError::Setup(e) => write!(f, "sale setup: {e}"),
+            NemesisError::Spawn(e) => write!(f, "{e}"),
+            NemesisError::Fault { fault, error } => write!(f, "{} at {:?}: {error}", fault.kind.name(), fault.at),
+            NemesisError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for NemesisError {}
+
+impl From<ClusterError> for NemesisError {
+    fn from(e: ClusterError) -> Self {
+        NemesisError::Cluster(e)
+    }
+}
+
+impl From<SetupError> for NemesisError {
+    fn from(e: SetupError) -> Self {
+        NemesisError::Setup(e)
+    }
+}
+
+/// A broken promise, where it was seen.
+#[derive(Debug, Clone, Serialize)]
+pub struct Found {
+    pub sale: usize,
+    /// `nginx`, `instance N` or `retries`.
+    pub seen_via: String,
+    pub violation: Violation,
+}
+
+/// One sale's figures.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SaleFigures {
+    pub faults: usize,
+    pub buys: u64,
+    pub acknowledged: u64,
+    pub sold_out: u64,
+    pub refused_other: u64,
+    pub unknown: u64,
+    pub retried: u64,
+    pub orders: u64,
+    pub live_units: u64,
+    pub took_s: f64,
+}
+
+/// The whole campaign.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NemesisReport {
+    pub seed: u64,
+    pub argv: Vec<String>,
+    pub system: String,
+    pub sales_planned: usize,
+    pub sales: Vec<SaleFigures>,
+    pub faults_by_kind: BTreeMap<FaultKind, u64>,
+    pub violations: Vec<Found>,
+    pub took_s: f64,
+    /// Set when the campaign stopped early (`--duration` or an error).
+    pub stopped: Option<String>,
+}
+
+/// Runs the campaign; the seed is printed to stderr first, so that even a
+/// run that dies says how to replay it.
+pub fn run_nemesis(config: &NemesisConfig) -> Result<NemesisReport, NemesisError> {
+    let seed = match config.seed {
+        Some(seed) => seed,
+        None => random_seed().map_err(NemesisError::Io)?,
+    };
+    eprintln!("seckill-bench nemesis: seed {seed} (replay with --seed {seed})");
+    let started = Instant::now();
+    let mut rng = Rng::new(seed);
+    let kinds = faults::plan(config.faults, &mut rng);
+    let sales = config.sales();
+    let seckill = spawn::find_binary(config.seckill.as_deref()).map_err(NemesisError::Spawn)?;
+    let cluster = Cluster::start(&ClusterSettings {
+        instances: config.instances,
+        seckill,
+        server_sets: config.server_sets.clone(),
+        upstream_read_timeout: config.request_timeout,
+    })?;
+    let mut report =
+        NemesisReport { seed, system: cluster.describe(), sales_planned: sales, ..NemesisReport::default() };
+    for sale in 0..sales {
+        if started.elapsed() >= config.duration {
+            report.stopped = Some(format!("--duration {:?} reached after {sale} sales", config.duration));
+            break;
+        }
+        let share = &kinds[sale * kinds.len() / sales..(sale + 1) * kinds.len() / sales];
+        let bounds = Bounds { buying: config.buying, instances: cluster.instances(), pause_ms: config.pause_ms };
+        let schedule = faults::draw(share, bounds, &mut rng);
+        let figures = run_one_sale(config, &cluster, sale, &schedule, &mut report)?;
+        eprintln!(
+            "sale {}/{sales}: {} faults, {} buys, {} × 200, {} unknown, {} orders, {} violations so far, {:.1} s",
+            sale + 1,
+            figures.faults,
+            figures.buys,
+            figures.acknowledged,
+            figures.unknown,
+            figures.orders,
+            report.violations.len(),
+            figures.took_s
+        );
+        report.sales.push(figures);
+    }
+    report.took_s = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn random_seed() -> std::io::Result<u64> {
+    let mut bytes = [0u8; 8];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+/// One sale: set up at rest, buy under the faults, check at rest.
+fn run_one_sale(
+    config: &NemesisConfig,
+    cluster: &Cluster,
+    sale: usize,
+    schedule: &[Fault],
+    report: &mut NemesisReport,
+) -> Result<SaleFigures, NemesisError> {
+    let started = Instant::now();
+    let item_id = sale as u64 + 1;
+    let terms = Terms { stock: config.stock, per_user_limit: u64::from(config.per_user_limit) };
+    let mut admin = Admin::new(&cluster.front, &cluster.admin_token)?;
+    admin.put_item(&ItemSpec::open_now(item_id, config.stock, config.per_user_limit))?;
+    wait_item_known(cluster, item_id)?;
+    let prefix = format!("{}s{sale}_", setup::fresh_prefix());
+    let users = admin.bulk_users(&prefix, config.users, PASSWORD)?;
+    let buyers = setup::open_paths(&cluster.front, &cluster.admin_token, item_id, &users, SETUP_CONNECTIONS)?;
+    let settings = BuyerSettings {
+        connections: config.connections,
+        buys_per_user: config.buys_per_user,
+        buying: config.buying,
+        request_timeout: config.request_timeout,
+        attempts_max: config.attempts_max,
+        retry_backoff: Duration::from_millis(100),
+    };
+
+    let buying_started = Instant::now();
+    let (records, injected) = std::thread::scope(|scope| {
+        let nemesis = scope.spawn(|| inject_all(cluster, schedule, buying_started));
+        let records = buyers::buy_all(&cluster.front, item_id, sale, &buyers, settings);
+        // A panic in the nemesis thread is a bug: pass it on.
+        (records, nemesis.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    });
+    for fault in &injected? {
+        *report.faults_by_kind.entry(fault.kind).or_default() += 1;
+    }
+
+    // At rest: every part back, the store settled, then the checks.
+    cluster.heal();
+    cluster.wait_ready()?;
+    settle_store(&mut admin, item_id)?;
+    let observations = buyers::observe(&records, &buyers);
+    let replays = buyers::replay_acknowledged(&cluster.front, item_id, &records, &buyers, settings);
+    let found = |seen_via: &str, violations: Vec<Violation>| -> Vec<Found> {
+        violations.into_iter().map(|violation| Found { sale, seen_via: seen_via.to_string(), violation }).collect()
+    };
+    report.violations.extend(found("retries", promises::check_replays(&replays)));
+    settle_store(&mut admin, item_id)?;
+    let store = promises::read_store(&mut admin, item_id, terms, 5)?;
+    report.violations.extend(found("nginx", promises::check(&observations, &store)));
+    // Every instance's own view: its stats must be conserved too.
+    for (i, target) in cluster.instance_targets().iter().enumerate() {
+        let mut direct = Admin::new(target, &cluster.admin_token)?;
+        let view = promises::read_store(&mut direct, item_id, terms, 5)?;
+        report.violations.extend(found(&format!("instance {i}"), promises::check(&observations, &view)));
+    }
+    Ok(figures(&records, schedule.len(), &store, started))
+}
+
+/// Polls every instance, directly, until it knows the item (announced on
+/// Redis, or read from the store after a resynchronisation).
+fn wait_item_known(cluster: &Cluster, item_id: u64) -> Result<(), NemesisError> {
+    let deadline = Instant::now() + ITEM_KNOWN_TIMEOUT;
+    for target in cluster.instance_targets() {
+        let mut admin = Admin::new(&target, &cluster.admin_token)?;
+        while admin.ms_until_start(item_id).is_err() {
+            if Instant::now() >= deadline {
+                let what = format!("{} never heard of item {item_id}", target.url());
+                return Err(ClusterError::NotRecovered(what).into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(())
+}
+
+/// Carries out the schedule, each fault in its own thread at its moment
+/// (they overlap, one part at a time); returns them once all are done.
+fn inject_all(cluster: &Cluster, schedule: &[Fault], started: Instant) -> Result<Vec<Fault>, NemesisError> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = schedule
+            .iter()
+            .map(|fault| {
+                std::thread::sleep((started + fault.at).saturating_duration_since(Instant::now()));
+                scope.spawn(move || cluster.inject(fault).map(|()| *fault))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(schedule)
+            .map(|(h, fault)| {
+                let done = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                done.map_err(|error| NemesisError::Fault { fault: *fault, error })
+            })
+            .collect()
+    })
+}
+
+fn figures(records: &[BuyRecord], faults: usize, store: &promises::StoreView, started: Instant) -> SaleFigures {
+    let count = |f: &dyn Fn(&BuyRecord) -> bool| records.iter().filter(|r| f(r)).count() as u64;
+    SaleFigures {
+        faults,
+        buys: records.len() as u64,
+        acknowledged: count(&|r| matches!(r.outcome, Outcome::Acknowledged(_))),
+        sold_out: count(&|r| r.outcome == Outcome::Refused(410)),
+        refused_other: count(&|r| matches!(r.outcome, Outcome::Refused(s) if s != 410)),
+        unknown: count(&|r| r.outcome == Outcome::Unknown),
+        retried: count(&|r| r.attempts > 1),
+        orders: store.orders.len() as u64,
+        live_units: store.orders.iter().filter(|o| o.is_live()).map(|o| o.quantity).sum(),
+        took_s: started.elapsed().as_secs_f64(),
+    }
+}
+
+impl NemesisReport {
+    pub fn failed(&self) -> bool {
+        !self.violations.is_empty()
+    }
+
+    /// The command line that replays this schedule.
+    pub fn replay_command(&self) -> String {
+        let mut argv: Vec<String> = Vec::with_capacity(self.argv.len() + 2);
+        let mut skip = false;
+        for arg in &self.argv {
+            if skip {
+                skip = false;
+            } else if arg == "--seed" {
+                skip = true;
+            } else if !arg.starts_with("--seed=") {
+                argv.push(arg.clone());
+            }
+        }
+        argv.push(format!("--seed={}", self.seed));
+        argv.join(" ")
+    }
+
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let sum = |f: fn(&SaleFigures) -> u64| self.sales.iter().map(f).sum::<u64>();
+        let _ = writeln!(out, "nemesis: {}", self.system);
+        let _ = writeln!(out, "seed                 {}", self.seed);
+        let _ = writeln!(out, "sales run            {} of {}", self.sales.len(), self.sales_planned);
+        let total: u64 = self.faults_by_kind.values().sum();
+        let _ = writeln!(out, "faults injected      {total}");
+        for (kind, n) in &self.faults_by_kind {
+            let _ = writeln!(out, "  {:<28} {n}", kind.name());
+        }
+        let _ = writeln!(out, "buys                 {} ({} retried)", sum(|s| s.buys), sum(|s| s.retried));
+        let _ = writeln!(out, "  200 (acknowledged)  {}", sum(|s| s.acknowledged));
+        let _ = writeln!(out, "  410 sold_out        {}", sum(|s| s.sold_out));
+        let _ = writeln!(out, "  other refusals      {}", sum(|s| s.refused_other));
+        let _ = writeln!(out, "  outcome unknown     {}", sum(|s| s.unknown));
+        let _ = writeln!(out, "orders stored        {} ({} live units)", sum(|s| s.orders), sum(|s| s.live_units));
+        let _ = writeln!(out, "violations           {}", self.violations.len());
+        for found in &self.violations {
+            let _ = writeln!(out, "  sale {} via {}: {}", found.sale + 1, found.seen_via, found.violation);
+        }
+        if self.failed() {
+            let _ = writeln!(out, "replay with: {}", self.replay_command());
+        }
+        if let Some(why) = &self.stopped {
+            let _ = writeln!(out, "stopped early: {why}");
+        }
+        let _ = writeln!(out, "took                 {:.1} s", self.took_s);
+        out
+    }
+
+    pub fn to_json(&self) -> String {
+        // Plain data: serialisation cannot fail.
+        serde_json::to_string_pretty(self).expect("the report serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replay_command_pins_the_seed() {
+        let report = NemesisReport {
+            seed: 42,
+            argv: ["seckill-bench", "nemesis", "--seed", "7", "--faults", "100"].map(String::from).to_vec(),
+            ..NemesisReport::default()
+        };
+        assert_eq!(report.replay_command(), "seckill-bench nemesis --faults 100 --seed=42");
+    }
+
+    #[test]
+    fn the_defaults_are_valid_and_plan_a_hundred_faults() {
+        let config = NemesisConfig::default();
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.sales(), 13);
+        let bad = NemesisConfig { instances: 0, ..NemesisConfig::default() };
+        assert!(bad.validate().is_err());
+    }
+}
