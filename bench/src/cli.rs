@@ -120,14 +120,16 @@ starts redis-server, mariadbd, nginx and the instances itself, on free ports):
         --sales N         sales [faults / faults-per-sale, rounded up]
         --duration DUR    no sale starts after this [15m]
         --instances N     seckill instances behind nginx round robin [3]
-        --users N         buyers per sale [400]
-        --stock N         each sale's stock [300]
+        --users N         buyers per sale [1500]
+        --stock N         each sale's stock [1000]
         --per-user-limit N  [1]
         --buys-per-user N   buys per user, each with its own request id [2]
         --buying DUR      the span each sale's buys are spread over; faults fall
                           in its first 80% [10s]
         --pause-ms MS     a long pause (SIGSTOP) lasts MS to 1.5 × MS [4000]
-        -c N              buying connections through nginx [16]
+        --payment-window-ms MS  the instances' payment window: unpaid orders
+                          expire, and their units return, during the sale [3000]
+        -c N              buying connections through nginx [32]
         --request-timeout DUR  an answer later than this is unknown [20s]
         --attempts N      attempts of one buy while its outcome is unknown [20]
         --seckill PATH, --server-set K=V: as for a sale
@@ -438,6 +440,7 @@ fn parse_nemesis(args: &[String]) -> Result<Command, String> {
             "--buys-per-user" => c.buys_per_user = number(flag, value()?)?,
             "--buying" => c.buying = duration(flag, value()?)?,
             "--pause-ms" => c.pause_ms = number(flag, value()?)?,
+            "--payment-window-ms" => c.payment_window_ms = number(flag, value()?)?,
             "-c" | "--connections" => c.connections = number(flag, value()?)?,
             "--request-timeout" => c.request_timeout = duration(flag, value()?)?,
             "--attempts" => c.attempts_max = number(flag, value()?)?,

@@ -18,7 +18,12 @@
 //!    at most their answers of unknown outcome (503, 202) plus requests that
 //!    got no answer. Order ids are unique.
 //! 6. **No undersell**: once a `sold_out` (410) was answered, fewer units
-//!    than one buy's quantity are left.
+//!    than one buy's quantity were never ordered (units an expiry or a
+//!    cancellation returned after the 410 may be left unsold).
+//!
+//! And, for a store at rest, [`check_expiry`]: an unpaid order is expired
+//! within 1 s of its deadline (promise 6; conservation above shows its
+//! units came back once).
 //!
 //! Idempotency (promise 5) needs clients that retry: [`check_replays`]
 //! checks the fault campaign's retries, at rest, of buys answered 200 (the
@@ -87,6 +92,7 @@ pub enum Violation {
     DuplicateOrderId { order_id: String },
     Undersold { units_left: u64, quantity: u64, sold_out_answers: u64 },
     AnswerChanged { user_id: u64, request_id: String, first: String, replay: String },
+    NotExpired { order_id: String, pay_deadline_ms: u64, now_ms: u64 },
 }
 
 impl fmt::Display for Violation {
@@ -125,6 +131,11 @@ impl fmt::Display for Violation {
                 f,
                 "undersold: {units_left} units left (a buy takes {quantity}) after {sold_out_answers} sold_out answers"
             ),
+            Violation::NotExpired { order_id, pay_deadline_ms, now_ms } => write!(
+                f,
+                "expiry: order {order_id} is still pending {} ms after its deadline",
+                now_ms.saturating_sub(*pay_deadline_ms)
+            ),
             Violation::AnswerChanged { user_id, request_id, first, replay } => write!(
                 f,
                 "idempotency: user {user_id}'s request {request_id:?} was answered order {first}, \
@@ -146,7 +157,8 @@ pub fn check(observations: &Observations, store: &StoreView) -> Vec<Violation> {
     check_stats(store, &mut out);
     check_acknowledgements(observations, &store.orders, &mut out);
     let sold_out_answers: u64 = observations.users.values().map(|u| u.sold_out).sum();
-    let units_left = store.terms.stock.saturating_sub(live_units);
+    let ordered_units: u64 = store.orders.iter().map(|o| o.quantity).sum();
+    let units_left = store.terms.stock.saturating_sub(ordered_units);
     let quantity = observations.quantity.max(1);
     if sold_out_answers > 0 && units_left >= quantity {
         out.push(Violation::Undersold { units_left, quantity, sold_out_answers });
@@ -251,6 +263,24 @@ pub fn check_replays(replays: &[Replay]) -> Vec<Violation> {
         .collect()
 }
 
+/// How late after its deadline an unpaid order may still be pending (api.md §5, promise 6).
+pub const EXPIRY_GRACE_MS: u64 = 1_000;
+
+/// Promise 6 at rest: every order still `pending_payment` at `now_ms` has a
+/// deadline less than [`EXPIRY_GRACE_MS`] ago.
+pub fn check_expiry(store: &StoreView, now_ms: u64) -> Vec<Violation> {
+    store
+        .orders
+        .iter()
+        .filter(|o| o.status == "pending_payment" && o.pay_deadline_ms + EXPIRY_GRACE_MS <= now_ms)
+        .map(|o| Violation::NotExpired {
+            order_id: o.id.clone(),
+            pay_deadline_ms: o.pay_deadline_ms,
+            now_ms,
+        })
+        .collect()
+}
+
 /// Bounds the orders [`read_store`] lists (memory stays bounded).
 pub const STORE_ORDERS_MAX: usize = 10_000_000;
 
@@ -278,7 +308,7 @@ mod tests {
     const TERMS: Terms = Terms { stock: 3, per_user_limit: 1 };
 
     fn order(id: u64, user_id: u64, status: &str) -> StoredOrder {
-        StoredOrder { id: id.to_string(), user_id, quantity: 1, status: status.to_string() }
+        StoredOrder { id: id.to_string(), user_id, quantity: 1, status: status.to_string(), pay_deadline_ms: 0 }
     }
 
     fn stats_of(orders: &[StoredOrder], stock: u64) -> ItemStats {
@@ -418,13 +448,38 @@ mod tests {
     #[test]
     fn units_left_after_sold_out_fail() {
         let (observations, _) = clean();
-        let orders = vec![order(10, 1, "pending_payment"), order(11, 2, "paid"), order(12, 3, "cancelled")];
-        assert_eq!(broken(&observations, &store(orders.clone())), vec!["undersold"]);
+        // User 3's unit was never ordered (their 200 is lost too).
+        let orders = vec![order(10, 1, "pending_payment"), order(11, 2, "paid")];
+        assert_eq!(broken(&observations, &store(orders.clone())), vec!["lost_acknowledgement", "undersold"]);
+        let mut no_user_3 = observations;
+        no_user_3.users.remove(&3);
+        assert_eq!(broken(&no_user_3, &store(orders.clone())), vec!["undersold"]);
         // Without a sold-out answer, units left are merely unsold.
-        let mut no_410 = observations;
+        let mut no_410 = no_user_3;
         no_410.users.remove(&4);
         no_410.users.remove(&5);
         assert_eq!(check(&no_410, &store(orders)), vec![]);
+    }
+
+    #[test]
+    fn units_returned_after_a_sold_out_are_not_undersold() {
+        let (observations, _) = clean();
+        // User 3's unit expired after users 4 and 5 were told sold out.
+        let orders = vec![order(10, 1, "pending_payment"), order(11, 2, "paid"), order(12, 3, "expired")];
+        assert_eq!(check(&observations, &store(orders)), vec![]);
+    }
+
+    #[test]
+    fn an_order_pending_past_its_deadline_fails() {
+        let mut orders = vec![order(10, 1, "pending_payment"), order(11, 2, "paid"), order(12, 3, "expired")];
+        for o in &mut orders {
+            o.pay_deadline_ms = 5_000;
+        }
+        let view = store(orders);
+        assert_eq!(check_expiry(&view, 5_999), vec![], "within the grace");
+        let late = check_expiry(&view, 6_000);
+        assert_eq!(late.len(), 1);
+        assert_eq!(late[0].to_string(), "expiry: order 10 is still pending 1000 ms after its deadline");
     }
 
     #[test]

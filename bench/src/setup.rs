@@ -109,6 +109,9 @@ pub struct StoredOrder {
     pub quantity: u64,
     /// `pending_payment`, `paid`, `cancelled` or `expired`.
     pub status: String,
+    /// When an unpaid order expires, on the server's clock (ms since 1970).
+    #[serde(default)]
+    pub pay_deadline_ms: u64,
 }
 
 impl StoredOrder {

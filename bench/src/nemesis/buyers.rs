@@ -54,6 +54,9 @@ pub struct BuyRecord {
     pub earlier_unknown: bool,
     pub earlier_unanswered: bool,
     pub attempts: usize,
+    /// Attempts answered 5xx, and attempts that got no answer.
+    pub answers_5xx: usize,
+    pub unanswered: usize,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +133,8 @@ fn buy(
         earlier_unknown: false,
         earlier_unanswered: false,
         attempts: 0,
+        answers_5xx: 0,
+        unanswered: 0,
     };
     for _ in 0..settings.attempts_max.max(1) {
         record.attempts += 1;
@@ -140,12 +145,18 @@ fn buy(
             }
             // 429: the per-user rate limit; no order was made, try again.
             Ok(reply) if reply.status == 429 => {}
-            Ok(reply) if reply.status >= 500 => record.earlier_unknown = true,
+            Ok(reply) if reply.status >= 500 => {
+                record.earlier_unknown = true;
+                record.answers_5xx += 1;
+            }
             Ok(reply) => {
                 record.outcome = Outcome::Refused(reply.status);
                 return record;
             }
-            Err(_) => record.earlier_unanswered = true,
+            Err(_) => {
+                record.earlier_unanswered = true;
+                record.unanswered += 1;
+            }
         }
         std::thread::sleep(settings.retry_backoff);
     }
@@ -244,7 +255,16 @@ mod tests {
     }
 
     fn record(buyer: usize, outcome: Outcome, earlier_unknown: bool, earlier_unanswered: bool) -> BuyRecord {
-        BuyRecord { buyer, request_id: format!("r{buyer}"), outcome, earlier_unknown, earlier_unanswered, attempts: 1 }
+        BuyRecord {
+            buyer,
+            request_id: format!("r{buyer}"),
+            outcome,
+            earlier_unknown,
+            earlier_unanswered,
+            attempts: 1,
+            answers_5xx: 0,
+            unanswered: 0,
+        }
     }
 
     #[test]

@@ -5,11 +5,12 @@
 //! drawn from one printed seed ([`faults`]), it kills (`-9`) and restarts
 //! instances, pauses them (SIGSTOP, some past `--pause-ms`, then SIGCONT),
 //! crashes redis-server and mariadbd, and drops, resets, delays or
-//! blackholes an instance's connections to them ([`proxy`]). After each sale,
-//! at rest, it checks promises 1–6 with the bench's one checker
+//! blackholes an instance's connections to them ([`proxy`]). Payment windows
+//! are short, so unpaid orders expire and their units return mid-sale. After
+//! each sale, at rest, it checks promises 1–6 with the bench's one checker
 //! ([`crate::promises`]): the buyers' observations ([`buyers`]) against the
-//! store read through the admin API, via nginx and via every instance, and
-//! the retries of acknowledged buys. A violation is printed with the seed
+//! store read through the admin API, via nginx and via every instance, once
+//! every deadline is past (expiry); and the retries of acknowledged buys. A violation is printed with the seed
 //! that replays the schedule, and the exit status is 3.
 //!
 //! - [`proxy`]: the userspace TCP proxy and its faults.
@@ -70,6 +71,9 @@ pub struct NemesisConfig {
     /// A long pause lasts from this to 1.5 times it (meant to exceed the
     /// lease of distributed stock).
     pub pause_ms: u64,
+    /// The instances' `sale.payment_window_ms`: short, so that orders expire
+    /// and their units come back during the sale, under the faults too.
+    pub payment_window_ms: u64,
     pub connections: usize,
     pub request_timeout: Duration,
     pub attempts_max: usize,
@@ -86,13 +90,14 @@ impl Default for NemesisConfig {
             sales: None,
             duration: Duration::from_secs(15 * 60),
             instances: 3,
-            users: 400,
-            stock: 300,
+            users: 1_500,
+            stock: 1_000,
             per_user_limit: 1,
             buys_per_user: 2,
             buying: Duration::from_secs(10),
             pause_ms: 4_000,
-            connections: 16,
+            payment_window_ms: 3_000,
+            connections: 32,
             request_timeout: Duration::from_secs(20),
             attempts_max: 20,
             seckill: None,
@@ -113,6 +118,7 @@ impl NemesisConfig {
         check((1..=10).contains(&self.buys_per_user), "--buys-per-user: 1 to 10")?;
         check(self.buying >= Duration::from_secs(1), "--buying: at least 1s")?;
         check(self.pause_ms >= 1, "--pause-ms: at least 1")?;
+        check(self.payment_window_ms >= 1_000, "--payment-window-ms: at least 1000")?;
         check((1..=256).contains(&self.connections), "-c: 1 to 256")?;
         check(self.attempts_max >= 1, "--attempts: at least 1")
     }
@@ -178,6 +184,10 @@ pub struct SaleFigures {
     pub refused_other: u64,
     pub unknown: u64,
     pub retried: u64,
+    /// Attempts answered 5xx (503 from an instance, 502/504 from nginx).
+    pub answers_5xx: u64,
+    /// Attempts that got no answer (connection lost, timeout).
+    pub unanswered: u64,
     pub orders: u64,
     pub live_units: u64,
     pub took_s: f64,
@@ -214,7 +224,10 @@ pub fn run_nemesis(config: &NemesisConfig) -> Result<NemesisReport, NemesisError
     let cluster = Cluster::start(&ClusterSettings {
         instances: config.instances,
         seckill,
-        server_sets: config.server_sets.clone(),
+        server_sets: [format!("sale.payment_window_ms={}", config.payment_window_ms)]
+            .into_iter()
+            .chain(config.server_sets.iter().cloned())
+            .collect(),
         upstream_read_timeout: config.request_timeout,
     })?;
     let mut report =
@@ -229,11 +242,14 @@ pub fn run_nemesis(config: &NemesisConfig) -> Result<NemesisReport, NemesisError
         let schedule = faults::draw(share, bounds, &mut rng);
         let figures = run_one_sale(config, &cluster, sale, &schedule, &mut report)?;
         eprintln!(
-            "sale {}/{sales}: {} faults, {} buys, {} × 200, {} unknown, {} orders, {} violations so far, {:.1} s",
+            "sale {}/{sales}: {} faults, {} buys, {} × 200, {} 5xx and {} unanswered attempts, {} unknown, {} orders, \
+             {} violations so far, {:.1} s",
             sale + 1,
             figures.faults,
             figures.buys,
             figures.acknowledged,
+            figures.answers_5xx,
+            figures.unanswered,
             figures.unknown,
             figures.orders,
             report.violations.len(),
@@ -299,15 +315,38 @@ fn run_one_sale(
     };
     report.violations.extend(found("retries", promises::check_replays(&replays)));
     settle_store(&mut admin, item_id)?;
-    let store = promises::read_store(&mut admin, item_id, terms, 5)?;
+    wait_past_deadlines(&mut admin, item_id, terms)?;
+    settle_store(&mut admin, item_id)?;
+    let (store, now_ms) = read_at_rest(&mut admin, item_id, terms)?;
     report.violations.extend(found("nginx", promises::check(&observations, &store)));
+    report.violations.extend(found("nginx", promises::check_expiry(&store, now_ms)));
     // Every instance's own view: its stats must be conserved too.
     for (i, target) in cluster.instance_targets().iter().enumerate() {
         let mut direct = Admin::new(target, &cluster.admin_token)?;
-        let view = promises::read_store(&mut direct, item_id, terms, 5)?;
-        report.violations.extend(found(&format!("instance {i}"), promises::check(&observations, &view)));
+        let (view, now_ms) = read_at_rest(&mut direct, item_id, terms)?;
+        let seen_via = format!("instance {i}");
+        report.violations.extend(found(&seen_via, promises::check(&observations, &view)));
+        report.violations.extend(found(&seen_via, promises::check_expiry(&view, now_ms)));
     }
     Ok(figures(&records, schedule.len(), &store, started))
+}
+
+/// The store's view and the time just before it was read.
+fn read_at_rest(admin: &mut Admin, item_id: u64, terms: Terms) -> Result<(promises::StoreView, u64), SetupError> {
+    let now_ms = setup::now_ms();
+    Ok((promises::read_store(admin, item_id, terms, 5)?, now_ms))
+}
+
+/// Sleeps until every pending order's deadline is past by the contract's
+/// grace, so that the expiry check can hold the server to it.
+fn wait_past_deadlines(admin: &mut Admin, item_id: u64, terms: Terms) -> Result<(), SetupError> {
+    let store = promises::read_store(admin, item_id, terms, 5)?;
+    let pending = store.orders.iter().filter(|o| o.status == "pending_payment");
+    if let Some(last) = pending.map(|o| o.pay_deadline_ms).max() {
+        let wait_ms = (last + promises::EXPIRY_GRACE_MS).saturating_sub(setup::now_ms());
+        std::thread::sleep(Duration::from_millis(wait_ms));
+    }
+    Ok(())
 }
 
 /// Polls every instance, directly, until it knows the item (announced on
@@ -359,6 +398,8 @@ fn figures(records: &[BuyRecord], faults: usize, store: &promises::StoreView, st
         refused_other: count(&|r| matches!(r.outcome, Outcome::Refused(s) if s != 410)),
         unknown: count(&|r| r.outcome == Outcome::Unknown),
         retried: count(&|r| r.attempts > 1),
+        answers_5xx: records.iter().map(|r| r.answers_5xx as u64).sum(),
+        unanswered: records.iter().map(|r| r.unanswered as u64).sum(),
         orders: store.orders.len() as u64,
         live_units: store.orders.iter().filter(|o| o.is_live()).map(|o| o.quantity).sum(),
         took_s: started.elapsed().as_secs_f64(),
@@ -403,6 +444,7 @@ impl NemesisReport {
         let _ = writeln!(out, "  410 sold_out        {}", sum(|s| s.sold_out));
         let _ = writeln!(out, "  other refusals      {}", sum(|s| s.refused_other));
         let _ = writeln!(out, "  outcome unknown     {}", sum(|s| s.unknown));
+        let _ = writeln!(out, "attempts answered 5xx {}, unanswered {}", sum(|s| s.answers_5xx), sum(|s| s.unanswered));
         let _ = writeln!(out, "orders stored        {} ({} live units)", sum(|s| s.orders), sum(|s| s.live_units));
         let _ = writeln!(out, "violations           {}", self.violations.len());
         for found in &self.violations {

@@ -165,7 +165,9 @@ pub fn mariadb(dir: &Path) -> Result<Daemon, ServiceError> {
     Ok(db)
 }
 
-/// nginx balancing round robin over `upstreams` on keep-alive connections.
+/// nginx balancing round robin over `upstreams` on keep-alive connections,
+/// as one process (no master): a kill on drop, or the campaign's own death,
+/// leaves no orphaned worker behind.
 /// A paused instance is waited for (reads time out after `read_timeout`),
 /// and a failed one is not taken out of the rotation, so that every
 /// instance keeps meeting buyers whatever the faults did.
@@ -175,7 +177,7 @@ pub fn nginx(dir: &Path, upstreams: &[SocketAddr], read_timeout: Duration) -> Re
     let root = dir.display();
     let read_s = read_timeout.as_secs().max(1);
     let conf = format!(
-        "worker_processes 1;\nerror_log {root}/error.log warn;\npid {root}/nginx.pid;\n\
+        "master_process off;\nworker_processes 1;\nerror_log {root}/error.log warn;\npid {root}/nginx.pid;\n\
          events {{ worker_connections 4096; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {root}/body;\n  proxy_temp_path {root}/proxy;\n\
          fastcgi_temp_path {root}/fastcgi;\n  uwsgi_temp_path {root}/uwsgi;\n  scgi_temp_path {root}/scgi;\n\
