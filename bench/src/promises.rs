@@ -273,11 +273,7 @@ pub fn check_expiry(store: &StoreView, now_ms: u64) -> Vec<Violation> {
         .orders
         .iter()
         .filter(|o| o.status == "pending_payment" && o.pay_deadline_ms + EXPIRY_GRACE_MS <= now_ms)
-        .map(|o| Violation::NotExpired {
-            order_id: o.id.clone(),
-            pay_deadline_ms: o.pay_deadline_ms,
-            now_ms,
-        })
+        .map(|o| Violation::NotExpired { order_id: o.id.clone(), pay_deadline_ms: o.pay_deadline_ms, now_ms })
         .collect()
 }
 

@@ -135,7 +135,10 @@ pub enum NemesisError {
     Setup(SetupError),
     Spawn(SpawnError),
     /// A fault could not be carried out, or its part did not come back.
-    Fault { fault: Fault, error: ClusterError },
+    Fault {
+        fault: Fault,
+        error: ClusterError,
+    },
     Io(std::io::Error),
 }
 

@@ -19,9 +19,15 @@ const LOG_TAIL_BYTES: usize = 2000;
 /// Why a service could not be started.
 #[derive(Debug)]
 pub enum ServiceError {
-    Io { what: String, error: io::Error },
+    Io {
+        what: String,
+        error: io::Error,
+    },
     /// It exited, or did not listen in time; the tail of its log.
-    NotReady { what: String, log: String },
+    NotReady {
+        what: String,
+        log: String,
+    },
 }
 
 impl fmt::Display for ServiceError {
