@@ -6,7 +6,7 @@
 
 use super::faults::{Backend, Fault, FaultKind};
 use super::proxy::Proxy;
-use super::services::{self, Daemon, ServiceError, TempDir, free_port};
+use super::services::{self, Daemon, ServiceError, TempDir, forget_child, free_port, track_child};
 use crate::client::Client;
 use crate::spawn::{SpawnError, SpawnedServer, random_token};
 use crate::target::Target;
@@ -206,9 +206,7 @@ impl Cluster {
     fn kill_instance(&self, index: usize, downtime: Duration) -> Result<(), ClusterError> {
         let mut instance = lock(&self.instances[index % self.instances.len()]);
         if let Some(server) = instance.server.take() {
-            signal(server.pid(), libc::SIGKILL);
-            // Reaps it (SIGKILL'd: at once) and removes its directory.
-            drop(server);
+            kill_and_reap(server);
         }
         std::thread::sleep(downtime);
         self.restart(&mut instance)
@@ -231,6 +229,7 @@ impl Cluster {
         loop {
             match SpawnedServer::start_on(&self.seckill, &listen, &self.admin_token, &instance.sets) {
                 Ok(server) => {
+                    track_child(server.pid());
                     instance.server = Some(server);
                     return Ok(());
                 }
@@ -293,8 +292,7 @@ impl Drop for Cluster {
         for instance in &self.instances {
             let mut instance = lock(instance);
             if let Some(server) = instance.server.take() {
-                signal(server.pid(), libc::SIGKILL);
-                drop(server);
+                kill_and_reap(server);
             }
         }
     }
@@ -313,6 +311,13 @@ fn crash(daemon: &Mutex<Daemon>, downtime: Duration) -> Result<(), ClusterError>
             Err(_) => std::thread::sleep(RESTART_RETRY),
         }
     }
+}
+
+/// `kill -9`; the drop reaps it (at once) and removes its directory.
+fn kill_and_reap(server: SpawnedServer) {
+    forget_child(server.pid());
+    signal(server.pid(), libc::SIGKILL);
+    drop(server);
 }
 
 fn signal(pid: u32, signal: libc::c_int) {

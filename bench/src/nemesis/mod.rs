@@ -219,6 +219,7 @@ pub fn run_nemesis(config: &NemesisConfig) -> Result<NemesisReport, NemesisError
         None => random_seed().map_err(NemesisError::Io)?,
     };
     eprintln!("seckill-bench nemesis: seed {seed} (replay with --seed {seed})");
+    services::kill_children_on_panic();
     let started = Instant::now();
     let mut rng = Rng::new(seed);
     let kinds = faults::plan(config.faults, &mut rng);

@@ -8,6 +8,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How long a (re)started service may take to accept connections: InnoDB's
@@ -41,6 +42,37 @@ impl fmt::Display for ServiceError {
 
 impl std::error::Error for ServiceError {}
 
+/// The pids of the processes the campaign started and has not reaped. Drops
+/// stop them on a normal end or an unwinding panic; release builds abort on
+/// a panic instead (no drop runs), so [`kill_children_on_panic`] kills these.
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Records a child for the panic hook; [`forget_child`] before reaping it,
+/// so that the hook never signals a pid the kernel may have reused.
+pub fn track_child(pid: u32) {
+    CHILDREN.lock().unwrap_or_else(PoisonError::into_inner).push(pid);
+}
+
+pub fn forget_child(pid: u32) {
+    CHILDREN.lock().unwrap_or_else(PoisonError::into_inner).retain(|&p| p != pid);
+}
+
+/// Installs (once) a panic hook that `kill -9`s every tracked child before
+/// the previous hook runs.
+pub fn kill_children_on_panic() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            for &pid in CHILDREN.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+                // SAFETY: kill(2) takes no pointers; the pid is an unreaped child of ours.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+            previous(info);
+        }));
+    });
+}
+
 /// A free port on 127.0.0.1 (free when asked; nothing holds it after).
 pub fn free_port() -> io::Result<u16> {
     TcpListener::bind("127.0.0.1:0")?.local_addr().map(|a| a.port())
@@ -68,6 +100,7 @@ impl Daemon {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|error| ServiceError::Io { what: format!("starting {}", self.program), error })?;
+        track_child(child.id());
         self.child = Some(child);
         let deadline = Instant::now() + READY_TIMEOUT;
         while TcpStream::connect(self.addr).is_err() {
@@ -84,6 +117,7 @@ impl Daemon {
     /// `kill -9` and reap (nothing when it is not running).
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
+            forget_child(child.id());
             let _ = child.kill();
             let _ = child.wait();
         }
