@@ -197,3 +197,34 @@ fn an_order_in_flight_on_one_instance_reads_pending_on_the_other() {
     .expect("B reads success once A's batch committed");
     assert_eq!(done, result(&a).json(), "both instances give the same answer");
 }
+
+/// Found by the nemesis (issue 10): a retry of a buy answered 200 on A,
+/// sent to B once B has seen the item sell out, must get the same order
+/// (promise 5), not 410. B's index of request ids never saw A's requests,
+/// so a miss in it proves nothing: B must ask the shared store.
+#[test]
+fn a_retry_of_an_order_made_on_one_instance_gets_that_order_on_the_other_after_the_sell_out() {
+    let (a, b) = two_instances();
+    let shop_a = Shop { server: &a, admin: ADMIN.into() };
+    let shop_b = Shop { server: &b, admin: ADMIN.into() };
+    shop_a.put_item(9, 1, 1);
+    let seen = poll_until(Duration::from_secs(5), || {
+        (call(b.addr, "GET", "/api/items/9", None, &Value::Null).status == 200).then_some(())
+    });
+    assert!(seen.is_some(), "B never saw the item created on A");
+    let users = shop_a.users("retry", 2);
+    let (alice, bob) = (&users[0], &users[1]);
+    let alice_path = shop_a.path(alice, 9);
+    let body = json!({ "item_id": 9, "request_id": "alice-1" });
+    let first = shop_a.buy(alice, &alice_path, &body);
+    assert_eq!(first.status, 200, "{}", first.text());
+    let order_id = first.json()["order_id"].clone();
+    // Bob's buy on B takes B's own count of the unit, which the store
+    // refuses: B now knows the item is sold out.
+    let bob_path = shop_b.path(bob, 9);
+    let bob_buy = shop_b.buy(bob, &bob_path, &json!({ "item_id": 9, "request_id": "bob-1" }));
+    assert_eq!(bob_buy.status, 410, "{}", bob_buy.text());
+    let retry = shop_b.buy(alice, &alice_path, &body);
+    assert_eq!(retry.status, 200, "the retry on B: {}", retry.text());
+    assert_eq!(retry.json()["order_id"], order_id, "the same order");
+}

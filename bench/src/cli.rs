@@ -1,6 +1,7 @@
 //! The command line: `seckill-bench [run] [OPTIONS] URL`,
 //! `seckill-bench idle [OPTIONS] URL`, `seckill-bench buy [OPTIONS]`,
-//! `seckill-bench sale [OPTIONS]` and `seckill-bench compare [OPTIONS]`.
+//! `seckill-bench sale [OPTIONS]`, `seckill-bench compare [OPTIONS]` and
+//! `seckill-bench nemesis [OPTIONS]`.
 //!
 //! Parsed by hand (a few dozen lines) rather than with a framework: the bench
 //! has few options and should build with the workspace's dependencies alone.
@@ -9,6 +10,7 @@
 use crate::buy::BuyConfig;
 use crate::compare::{CompareConfig, Variant, default_variants};
 use crate::idle::IdleConfig;
+use crate::nemesis::NemesisConfig;
 use crate::run::RunConfig;
 use crate::sale::SaleConfig;
 use crate::target::Target;
@@ -23,6 +25,7 @@ USAGE:
     seckill-bench buy --target http://HOST:PORT --admin-token T [OPTIONS]
     seckill-bench sale [--target http://HOST:PORT --admin-token T] [OPTIONS]
     seckill-bench compare [--variant NAME:key=value,...]... [--rounds N] [SALE OPTIONS]
+    seckill-bench nemesis [--faults N] [--seed S] [OPTIONS]
 
 URL is http://host[:port]/path (no TLS), e.g. http://127.0.0.1:8080/healthz
 
@@ -113,6 +116,34 @@ COMPARE OPTIONS (the same sale on servers started with different settings):
     and every SALE OPTION except --target and --report (--server-set applies to
     all variants). Prints medians and ratios to the first variant.
 
+NEMESIS OPTIONS (sales on real processes under faults, issue 10; the bench
+starts redis-server, mariadbd, nginx and the instances itself, on free ports):
+        --seed S          the schedule's seed [random; always printed]
+        --faults N        faults in the whole campaign [100]
+        --faults-per-sale N  [8]
+        --sales N         sales [faults / faults-per-sale, rounded up]
+        --duration DUR    no sale starts after this [15m]
+        --instances N     seckill instances behind nginx round robin [3]
+        --users N         buyers per sale [1500]
+        --stock N         each sale's stock [1000]
+        --per-user-limit N  [1]
+        --buys-per-user N   buys per user, each with its own request id [2]
+        --buying DUR      the span each sale's buys are spread over; faults fall
+                          in its first 80% [10s]
+        --pause-ms MS     a long pause (SIGSTOP) lasts MS to 1.5 × MS [4000]
+        --payment-window-ms MS  the instances' payment window: unpaid orders
+                          expire, and their units return, during the sale [3000]
+        -c N              buying connections through nginx [32]
+        --request-timeout DUR  an answer later than this is unknown [20s]
+        --attempts N      attempts of one buy while its outcome is unknown [20]
+        --seckill PATH, --server-set K=V: as for a sale
+        --json FILE       as above
+    Faults: kill -9 an instance (restarted on its port), SIGSTOP/SIGCONT it,
+    kill -9 redis-server or mariadbd (restarted), and through a TCP proxy
+    between each instance and each backend: drop, reset, delay, blackhole.
+    After each sale, at rest, promises 1-6 are checked; a violation prints
+    the command that replays the seed, and the exit status is 3.
+
 EXIT STATUS:
     0 on success; 1 when a connection could not be opened or no request
     completed; 2 on a usage error; 3 when a sale broke a promise.
@@ -127,6 +158,7 @@ pub enum Command {
     Buy { config: Box<BuyConfig>, json: Option<String> },
     Sale { config: Box<SaleConfig>, json: Option<String>, report: Option<String> },
     Compare { config: Box<CompareConfig>, json: Option<String> },
+    Nemesis { config: Box<NemesisConfig>, json: Option<String> },
 }
 
 /// Parses `args` (without the program name).
@@ -139,6 +171,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         Some("buy") => parse_buy(&args[1..]),
         Some("sale") => parse_sale(&args[1..]),
         Some("compare") => parse_compare(&args[1..]),
+        Some("nemesis") => parse_nemesis(&args[1..]),
         Some(_) => parse_run(args),
     }
 }
@@ -389,6 +422,50 @@ fn parse_compare(args: &[String]) -> Result<Command, String> {
     let config = CompareConfig { sale, variants, rounds };
     config.validate()?;
     Ok(Command::Compare { config: Box::new(config), json })
+}
+
+fn parse_nemesis(args: &[String]) -> Result<Command, String> {
+    let mut json = None;
+    let mut c = NemesisConfig::default();
+    let mut it = Args { args, pos: 0 };
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg {
+            Arg::Word(w) => return Err(format!("unexpected argument {w:?}")),
+            Arg::Flag(flag, inline) => (flag, inline),
+        };
+        let mut value = || it.value(flag, inline);
+        match flag {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--json" => json = Some(value()?.to_string()),
+            "--seed" => c.seed = Some(number(flag, value()?)?),
+            "--faults" => c.faults = number(flag, value()?)?,
+            "--faults-per-sale" => c.faults_per_sale = number(flag, value()?)?,
+            "--sales" => c.sales = Some(number(flag, value()?)?),
+            "--duration" => c.duration = duration(flag, value()?)?,
+            "--instances" => c.instances = number(flag, value()?)?,
+            "--users" => c.users = number(flag, value()?)?,
+            "--stock" => c.stock = number(flag, value()?)?,
+            "--per-user-limit" => c.per_user_limit = number(flag, value()?)?,
+            "--buys-per-user" => c.buys_per_user = number(flag, value()?)?,
+            "--buying" => c.buying = duration(flag, value()?)?,
+            "--pause-ms" => c.pause_ms = number(flag, value()?)?,
+            "--payment-window-ms" => c.payment_window_ms = number(flag, value()?)?,
+            "-c" | "--connections" => c.connections = number(flag, value()?)?,
+            "--request-timeout" => c.request_timeout = duration(flag, value()?)?,
+            "--attempts" => c.attempts_max = number(flag, value()?)?,
+            "--seckill" => c.seckill = Some(value()?.into()),
+            "--server-set" => {
+                let set = value()?;
+                if !set.contains('=') {
+                    return Err(format!("{flag}: {set:?} is not key=value"));
+                }
+                c.server_sets.push(set.to_string());
+            }
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    c.validate()?;
+    Ok(Command::Nemesis { config: Box::new(c), json })
 }
 
 fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {

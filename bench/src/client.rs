@@ -65,13 +65,21 @@ pub struct Client {
     authority: String,
     stream: Option<TcpStream>,
     buf: Vec<u8>,
+    read_timeout: Duration,
 }
 
 impl Client {
     /// Resolves the target's host; the connection opens on the first request.
     pub fn new(target: &Target) -> Result<Client, ClientError> {
+        Client::with_read_timeout(target, READ_TIMEOUT)
+    }
+
+    /// [`Client::new`] giving up on an answer after `read_timeout` (the
+    /// request's outcome is then unknown, and the connection is closed).
+    pub fn with_read_timeout(target: &Target, read_timeout: Duration) -> Result<Client, ClientError> {
         let addr = target.resolve().map_err(|e| ClientError::Io(io::Error::other(e.to_string())))?;
-        Ok(Client { addr, authority: target.authority.clone(), stream: None, buf: Vec::with_capacity(4096) })
+        let authority = target.authority.clone();
+        Ok(Client { addr, authority, stream: None, buf: Vec::with_capacity(4096), read_timeout })
     }
 
     /// Sends `method path` with an optional bearer token and JSON body, and
@@ -118,7 +126,7 @@ impl Client {
             None => {
                 let stream = TcpStream::connect(self.addr)?;
                 stream.set_nodelay(true)?;
-                stream.set_read_timeout(Some(READ_TIMEOUT))?;
+                stream.set_read_timeout(Some(self.read_timeout))?;
                 self.buf.clear();
                 self.stream.insert(stream)
             }

@@ -15,6 +15,8 @@
 //! seckill-bench -m POST -H 'Content-Type: application/json' --body '{"item":1}' http://127.0.0.1:8080/buy
 //! # 10,000 idle keep-alive connections held 5 s; the server's RSS per connection
 //! seckill-bench idle --connections 10000 --hold 5s --pid "$SERVER_PID" http://127.0.0.1:8080/healthz
+//! # 100 faults during sales on 3 instances, Redis, MariaDB and nginx it starts
+//! seckill-bench nemesis --faults 100 --seed 42
 //! # a whole flash sale on a server the bench starts, then the promise check
 //! seckill-bench sale --users 10000 --stock 1000 -c 64 -d 5s --report sale.html
 //! # the same sale across server variants, 3 alternating rounds
@@ -80,6 +82,8 @@
 //! - [`html`]: the sale's self-contained HTML report with SVG plots.
 //! - [`compare`]: the `compare` subcommand: one sale across server variants,
 //!   alternating rounds, a ratio table.
+//! - [`nemesis`]: the `nemesis` subcommand: sales on real processes (Redis,
+//!   MariaDB, instances, nginx) under seeded faults, and the promise check.
 //!
 //! A subcommand plugs in the same way: [`setup`] to prepare, a
 //! [`RequestSource`] driven by [`run_with`], and a report over [`Summary`]s;
@@ -96,6 +100,7 @@ pub mod driver;
 pub mod html;
 pub mod idle;
 pub mod metrics;
+pub mod nemesis;
 pub mod nginx;
 pub mod promises;
 pub mod recorder;
@@ -114,6 +119,7 @@ pub mod workload;
 pub use buy::{BuyConfig, BuyReport, run_buy};
 pub use compare::{CompareConfig, CompareReport, run_compare};
 pub use idle::{IdleConfig, IdleSummary, run_idle};
+pub use nemesis::{NemesisConfig, NemesisReport, run_nemesis};
 pub use report::{Percentiles, Summary};
 pub use run::{BenchError, RunConfig, run, run_with};
 pub use sale::{SaleConfig, SaleReport, run_sale};

@@ -1,7 +1,7 @@
 //! The `seckill-bench` command; see the library's documentation or `--help`.
 
 use seckill_bench::cli::{self, Command};
-use seckill_bench::{html, run, run_buy, run_compare, run_idle, run_sale, sys};
+use seckill_bench::{html, run, run_buy, run_compare, run_idle, run_nemesis, run_sale, sys};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -82,6 +82,17 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("seckill-bench compare: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Nemesis { config, json } => match run_nemesis(&config) {
+            Ok(mut nemesis) => {
+                nemesis.argv = argv;
+                let code = finish(&nemesis.table(), &nemesis.to_json(), json.as_deref(), false);
+                if nemesis.failed() { ExitCode::from(PROMISE_BROKEN) } else { code }
+            }
+            Err(e) => {
+                eprintln!("seckill-bench nemesis: {e}");
                 ExitCode::FAILURE
             }
         },

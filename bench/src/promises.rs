@@ -18,10 +18,18 @@
 //!    at most their answers of unknown outcome (503, 202) plus requests that
 //!    got no answer. Order ids are unique.
 //! 6. **No undersell**: once a `sold_out` (410) was answered, fewer units
-//!    than one buy's quantity are left.
+//!    than one buy's quantity were never ordered (units an expiry or a
+//!    cancellation returned after the 410 may be left unsold).
 //!
-//! Idempotency (promise 5) and expiry (6) need clients that retry and clocks
-//! that run past a payment window; they are the fault campaign's to check.
+//! And, for a store at rest, [`check_expiry`]: an unpaid order is expired
+//! within 1 s of its deadline (promise 6; conservation above shows its
+//! units came back once).
+//!
+//! Idempotency (promise 5) needs clients that retry: [`check_replays`]
+//! checks the fault campaign's retries, at rest, of buys answered 200 (the
+//! same order again), and a retry that made a second order shows above as
+//! an unexplained order. Expiry (6) needs clocks that run past a payment
+//! window, which no check here waits for.
 
 use crate::setup::{Admin, ItemStats, SetupError, StoredOrder};
 use serde::Serialize;
@@ -83,6 +91,8 @@ pub enum Violation {
     UnexplainedOrders { user_id: u64, stored: u64, acknowledged: u64, unknown_or_unanswered: u64 },
     DuplicateOrderId { order_id: String },
     Undersold { units_left: u64, quantity: u64, sold_out_answers: u64 },
+    AnswerChanged { user_id: u64, request_id: String, first: String, replay: String },
+    NotExpired { order_id: String, pay_deadline_ms: u64, now_ms: u64 },
 }
 
 impl fmt::Display for Violation {
@@ -121,6 +131,16 @@ impl fmt::Display for Violation {
                 f,
                 "undersold: {units_left} units left (a buy takes {quantity}) after {sold_out_answers} sold_out answers"
             ),
+            Violation::NotExpired { order_id, pay_deadline_ms, now_ms } => write!(
+                f,
+                "expiry: order {order_id} is still pending {} ms after its deadline",
+                now_ms.saturating_sub(*pay_deadline_ms)
+            ),
+            Violation::AnswerChanged { user_id, request_id, first, replay } => write!(
+                f,
+                "idempotency: user {user_id}'s request {request_id:?} was answered order {first}, \
+                 its retry at rest {replay}"
+            ),
         }
     }
 }
@@ -137,7 +157,8 @@ pub fn check(observations: &Observations, store: &StoreView) -> Vec<Violation> {
     check_stats(store, &mut out);
     check_acknowledgements(observations, &store.orders, &mut out);
     let sold_out_answers: u64 = observations.users.values().map(|u| u.sold_out).sum();
-    let units_left = store.terms.stock.saturating_sub(live_units);
+    let ordered_units: u64 = store.orders.iter().map(|o| o.quantity).sum();
+    let units_left = store.terms.stock.saturating_sub(ordered_units);
     let quantity = observations.quantity.max(1);
     if sold_out_answers > 0 && units_left >= quantity {
         out.push(Violation::Undersold { units_left, quantity, sold_out_answers });
@@ -210,6 +231,52 @@ fn check_acknowledgements(observations: &Observations, orders: &[StoredOrder], o
     }
 }
 
+/// A buy answered 200, sent again with its request id once the store is at rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replay {
+    pub user_id: u64,
+    pub request_id: String,
+    /// The order id of the first 200.
+    pub order_id: String,
+    /// The retry's answer: its status, and its order id when it has one.
+    pub status: u16,
+    pub replayed_order_id: Option<String>,
+}
+
+/// Promise 5 on retries: a retry of a buy answered 200 gets that order
+/// again. A retry of unknown outcome (503, 502, 504: the instance it met
+/// was not ready) proves nothing either way.
+pub fn check_replays(replays: &[Replay]) -> Vec<Violation> {
+    replays
+        .iter()
+        .filter(|r| !matches!(r.status, 502..=504))
+        .filter(|r| r.status != 200 || r.replayed_order_id.as_deref() != Some(r.order_id.as_str()))
+        .map(|r| Violation::AnswerChanged {
+            user_id: r.user_id,
+            request_id: r.request_id.clone(),
+            first: r.order_id.clone(),
+            replay: match &r.replayed_order_id {
+                Some(id) => format!("{} with order {id}", r.status),
+                None => r.status.to_string(),
+            },
+        })
+        .collect()
+}
+
+/// How late after its deadline an unpaid order may still be pending (api.md §5, promise 6).
+pub const EXPIRY_GRACE_MS: u64 = 1_000;
+
+/// Promise 6 at rest: every order still `pending_payment` at `now_ms` has a
+/// deadline less than [`EXPIRY_GRACE_MS`] ago.
+pub fn check_expiry(store: &StoreView, now_ms: u64) -> Vec<Violation> {
+    store
+        .orders
+        .iter()
+        .filter(|o| o.status == "pending_payment" && o.pay_deadline_ms + EXPIRY_GRACE_MS <= now_ms)
+        .map(|o| Violation::NotExpired { order_id: o.id.clone(), pay_deadline_ms: o.pay_deadline_ms, now_ms })
+        .collect()
+}
+
 /// Bounds the orders [`read_store`] lists (memory stays bounded).
 pub const STORE_ORDERS_MAX: usize = 10_000_000;
 
@@ -237,7 +304,7 @@ mod tests {
     const TERMS: Terms = Terms { stock: 3, per_user_limit: 1 };
 
     fn order(id: u64, user_id: u64, status: &str) -> StoredOrder {
-        StoredOrder { id: id.to_string(), user_id, quantity: 1, status: status.to_string() }
+        StoredOrder { id: id.to_string(), user_id, quantity: 1, status: status.to_string(), pay_deadline_ms: 0 }
     }
 
     fn stats_of(orders: &[StoredOrder], stock: u64) -> ItemStats {
@@ -377,13 +444,56 @@ mod tests {
     #[test]
     fn units_left_after_sold_out_fail() {
         let (observations, _) = clean();
-        let orders = vec![order(10, 1, "pending_payment"), order(11, 2, "paid"), order(12, 3, "cancelled")];
-        assert_eq!(broken(&observations, &store(orders.clone())), vec!["undersold"]);
+        // User 3's unit was never ordered (their 200 is lost too).
+        let orders = vec![order(10, 1, "pending_payment"), order(11, 2, "paid")];
+        assert_eq!(broken(&observations, &store(orders.clone())), vec!["lost_acknowledgement", "undersold"]);
+        let mut no_user_3 = observations;
+        no_user_3.users.remove(&3);
+        assert_eq!(broken(&no_user_3, &store(orders.clone())), vec!["undersold"]);
         // Without a sold-out answer, units left are merely unsold.
-        let mut no_410 = observations;
+        let mut no_410 = no_user_3;
         no_410.users.remove(&4);
         no_410.users.remove(&5);
         assert_eq!(check(&no_410, &store(orders)), vec![]);
+    }
+
+    #[test]
+    fn units_returned_after_a_sold_out_are_not_undersold() {
+        let (observations, _) = clean();
+        // User 3's unit expired after users 4 and 5 were told sold out.
+        let orders = vec![order(10, 1, "pending_payment"), order(11, 2, "paid"), order(12, 3, "expired")];
+        assert_eq!(check(&observations, &store(orders)), vec![]);
+    }
+
+    #[test]
+    fn an_order_pending_past_its_deadline_fails() {
+        let mut orders = vec![order(10, 1, "pending_payment"), order(11, 2, "paid"), order(12, 3, "expired")];
+        for o in &mut orders {
+            o.pay_deadline_ms = 5_000;
+        }
+        let view = store(orders);
+        assert_eq!(check_expiry(&view, 5_999), vec![], "within the grace");
+        let late = check_expiry(&view, 6_000);
+        assert_eq!(late.len(), 1);
+        assert_eq!(late[0].to_string(), "expiry: order 10 is still pending 1000 ms after its deadline");
+    }
+
+    #[test]
+    fn a_retry_answered_differently_fails() {
+        let replay = |status, id: Option<&str>| Replay {
+            user_id: 1,
+            request_id: "r1".into(),
+            order_id: "10".into(),
+            status,
+            replayed_order_id: id.map(str::to_string),
+        };
+        assert_eq!(check_replays(&[replay(200, Some("10")), replay(503, None), replay(502, None)]), vec![]);
+        let changed = check_replays(&[replay(200, Some("11")), replay(409, None)]);
+        assert_eq!(changed.len(), 2);
+        assert_eq!(
+            changed[1].to_string(),
+            "idempotency: user 1's request \"r1\" was answered order 10, its retry at rest 409"
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The password of the users the bench creates.
-const PASSWORD: &str = "seckill-bench-password";
+pub(crate) const PASSWORD: &str = "seckill-bench-password";
 /// Buckets of the throughput series: the run is cut into at most this many.
 const SERIES_BUCKETS: usize = 300;
 /// The narrowest bucket of the throughput series.
@@ -642,7 +642,7 @@ fn wait_for_start(admin: &mut Admin, item_id: u64) -> Result<(), SetupError> {
 
 /// Waits until two reads of the stats, [`SETTLE_INTERVAL`] apart, agree
 /// (parked buys answered, the writer's queue empty), for at most [`SETTLE_TIMEOUT`].
-fn settle_store(admin: &mut Admin, item_id: u64) -> Result<(), SetupError> {
+pub(crate) fn settle_store(admin: &mut Admin, item_id: u64) -> Result<(), SetupError> {
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     let mut last = admin.stats(item_id)?;
     while Instant::now() < deadline {

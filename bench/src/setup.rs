@@ -109,6 +109,9 @@ pub struct StoredOrder {
     pub quantity: u64,
     /// `pending_payment`, `paid`, `cancelled` or `expired`.
     pub status: String,
+    /// When an unpaid order expires, on the server's clock (ms since 1970).
+    #[serde(default)]
+    pub pay_deadline_ms: u64,
 }
 
 impl StoredOrder {
@@ -393,6 +396,12 @@ pub fn buy_body(item_id: u64, quantity: Option<u32>) -> Vec<u8> {
         Some(q) => format!("{{\"item_id\":{item_id},\"quantity\":{q}}}").into_bytes(),
         None => format!("{{\"item_id\":{item_id}}}").into_bytes(),
     }
+}
+
+/// The JSON body of a buy of one unit with a request id (retries with it
+/// make one order and get one answer). The id is the caller's own ASCII.
+pub fn buy_body_with_request_id(item_id: u64, request_id: &str) -> Vec<u8> {
+    format!("{{\"item_id\":{item_id},\"request_id\":\"{request_id}\"}}").into_bytes()
 }
 
 /// A user-name prefix unlikely to be taken on a server that ran the bench

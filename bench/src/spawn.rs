@@ -83,25 +83,38 @@ pub struct SpawnedServer {
 }
 
 impl SpawnedServer {
-    /// Starts `binary` with the bench's settings and then `sets` (`key=value` each).
+    /// Starts `binary` with the bench's settings and then `sets` (`key=value`
+    /// each), on a port of its choosing and with an admin token of its own.
     pub fn start(binary: &Path, sets: &[String]) -> Result<SpawnedServer, SpawnError> {
+        let admin_token = random_token().map_err(|e| SpawnError::Io("reading /dev/urandom", e))?;
+        SpawnedServer::start_on(binary, "127.0.0.1:0", &admin_token, sets)
+    }
+
+    /// [`SpawnedServer::start`] on the address `listen` with `admin_token`:
+    /// instances behind a balancer share a token, and one restarted after a
+    /// crash must come back on its port.
+    pub fn start_on(
+        binary: &Path,
+        listen: &str,
+        admin_token: &str,
+        sets: &[String],
+    ) -> Result<SpawnedServer, SpawnError> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("seckill-bench-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).map_err(|e| SpawnError::Io("creating the data directory", e))?;
         let log = File::create(dir.join("seckill.log")).map_err(|e| SpawnError::Io("creating the log", e))?;
-        let admin_token = random_token().map_err(|e| SpawnError::Io("reading /dev/urandom", e))?;
         let mut settings: Vec<String> = vec![format!("server.data_dir={}", dir.join("data").display())];
         settings.extend(BENCH_SETTINGS.iter().map(|s| s.to_string()));
         settings.extend(sets.iter().cloned());
         let mut command = Command::new(binary);
-        command.current_dir(&dir).args(["--listen", "127.0.0.1:0"]);
+        command.current_dir(&dir).args(["--listen", listen]);
         for set in &settings {
             command.arg("--set").arg(set);
         }
         // Through the environment rather than argv, where `ps` would show it.
-        command.env("SECKILL_AUTH_ADMIN_TOKEN", &admin_token).env_remove("SECKILL");
+        command.env("SECKILL_AUTH_ADMIN_TOKEN", admin_token).env_remove("SECKILL");
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -112,7 +125,7 @@ impl SpawnedServer {
             child,
             dir,
             target: Target::parse("http://127.0.0.1/").expect("a constant URL"),
-            admin_token,
+            admin_token: admin_token.to_string(),
             binary: binary.to_path_buf(),
             settings,
         };
@@ -186,7 +199,7 @@ impl Drop for SpawnedServer {
 }
 
 /// 32 hexadecimal characters from the kernel's random source.
-fn random_token() -> io::Result<String> {
+pub fn random_token() -> io::Result<String> {
     let mut bytes = [0u8; 16];
     File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())

@@ -125,9 +125,12 @@ impl LoopHandler {
                 return Err(ApiError::StockElsewhere);
             }
             let error = refusal_error(refusal, &sale.counters);
-            // A retry of an order the index has forgotten must still get its order.
+            // A retry of an order the index does not know must still get its
+            // order: the index is authoritative only when it is complete and
+            // this instance is the only one writing to the store (with a
+            // shared cache, the first attempt may have been made on another).
             if let Some(request_id) = request_id
-                && !sale.requests.is_complete()
+                && (!sale.requests.is_complete() || self.app.cache.is_shared())
                 && matches!(refusal, Refusal::LimitReached | Refusal::SoldOut)
             {
                 return self.replay_from_store(call, user, request_id.to_owned(), item_id, quantity.get(), error);

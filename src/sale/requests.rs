@@ -10,7 +10,8 @@
 //! index is bounded by `sale.request_ids_max`. Once full it stops
 //! remembering and says so ([`RequestIndex::is_complete`]): a miss is then
 //! not proof of a new id, and a request the loop would refuse (409, 410)
-//! asks the store instead. The store's unique key on (user, request id)
+//! asks the store instead. The same goes for every miss when instances
+//! share the store: the first attempt may have been made on another one. The store's unique key on (user, request id)
 //! keeps idempotency exact in every case; this index only makes it fast.
 
 use std::collections::HashMap;

@@ -1,6 +1,7 @@
 //! nginx as the load balancer in front of several instances: round robin
 //! over keep-alive upstream connections, on a free port, in its own
-//! directory, killed on drop.
+//! directory, killed on drop. One process (no master), so that the kill
+//! leaves no orphaned worker behind.
 #![allow(dead_code)] // each test file uses a different subset
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -28,7 +29,7 @@ impl Nginx {
         let servers: String = upstreams.iter().map(|a| format!("    server {a};\n")).collect();
         let root = dir.path().display();
         let conf = format!(
-            "worker_processes 1;\nerror_log {root}/error.log warn;\npid {root}/nginx.pid;\n\
+            "master_process off;\nworker_processes 1;\nerror_log {root}/error.log warn;\npid {root}/nginx.pid;\n\
              events {{ worker_connections 1024; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {root}/body;\n  proxy_temp_path {root}/proxy;\n\
              fastcgi_temp_path {root}/fastcgi;\n  uwsgi_temp_path {root}/uwsgi;\n  scgi_temp_path {root}/scgi;\n\
