@@ -219,10 +219,17 @@ fn a_retry_of_an_order_made_on_one_instance_gets_that_order_on_the_other_after_t
     let first = shop_a.buy(alice, &alice_path, &body);
     assert_eq!(first.status, 200, "{}", first.text());
     let order_id = first.json()["order_id"].clone();
-    // Bob's buy on B takes B's own count of the unit, which the store
-    // refuses: B now knows the item is sold out.
+    // Bob's buy on B ends in 410: B now knows the item is sold out. (On
+    // leased stock B answers 503 + Retry-After while A's lease may still
+    // hold the unit; Bob retries with the same request id, as the contract
+    // tells clients to.)
     let bob_path = shop_b.path(bob, 9);
-    let bob_buy = shop_b.buy(bob, &bob_path, &json!({ "item_id": 9, "request_id": "bob-1" }));
+    let bob_body = json!({ "item_id": 9, "request_id": "bob-1" });
+    let bob_buy = poll_until(Duration::from_secs(10), || {
+        let resp = shop_b.buy(bob, &bob_path, &bob_body);
+        (resp.status != 503).then_some(resp)
+    })
+    .expect("B answers Bob for good within 10 s");
     assert_eq!(bob_buy.status, 410, "{}", bob_buy.text());
     let retry = shop_b.buy(alice, &alice_path, &body);
     assert_eq!(retry.status, 200, "the retry on B: {}", retry.text());
