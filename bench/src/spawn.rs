@@ -54,7 +54,8 @@ impl std::error::Error for SpawnError {}
 pub fn find_binary(explicit: Option<&Path>) -> Result<PathBuf, SpawnError> {
     if let Some(path) = explicit.map(Path::to_path_buf).or_else(|| std::env::var_os("SECKILL").map(PathBuf::from)) {
         return if path.is_file() {
-            Ok(path)
+            // Absolute: servers are started with their own working directory.
+            std::fs::canonicalize(&path).map_err(|e| SpawnError::Io("the seckill binary's path", e))
         } else {
             Err(SpawnError::NoBinary(format!("no seckill binary at {}", path.display())))
         };
