@@ -31,7 +31,7 @@
 //! an unexplained order. Expiry (6) needs clocks that run past a payment
 //! window, which no check here waits for.
 
-use crate::setup::{Admin, ItemStats, SetupError, StoredOrder};
+use crate::setup::{Admin, ItemStats, ResultSeen, SetupError, StoredOrder};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -52,6 +52,9 @@ pub struct UserObservations {
     pub unanswered: u64,
     /// Answered 410 `sold_out`.
     pub sold_out: u64,
+    /// What `/result` said at rest, when the client asked (after a 202 or
+    /// 503: the way an async client learns its outcome).
+    pub result: Option<ResultSeen>,
 }
 
 /// Everything the client saw of one item's sale.
@@ -91,6 +94,7 @@ pub enum Violation {
     UnexplainedOrders { user_id: u64, stored: u64, acknowledged: u64, unknown_or_unanswered: u64 },
     DuplicateOrderId { order_id: String },
     Undersold { units_left: u64, quantity: u64, sold_out_answers: u64 },
+    ResultDisagrees { user_id: u64, result: String, live_orders: Vec<String> },
     AnswerChanged { user_id: u64, request_id: String, first: String, replay: String },
     NotExpired { order_id: String, pay_deadline_ms: u64, now_ms: u64 },
 }
@@ -131,6 +135,10 @@ impl fmt::Display for Violation {
                 f,
                 "undersold: {units_left} units left (a buy takes {quantity}) after {sold_out_answers} sold_out answers"
             ),
+            Violation::ResultDisagrees { user_id, result, live_orders } => write!(
+                f,
+                "result: user {user_id}'s /result at rest says {result}, the store holds live orders {live_orders:?}"
+            ),
             Violation::NotExpired { order_id, pay_deadline_ms, now_ms } => write!(
                 f,
                 "expiry: order {order_id} is still pending {} ms after its deadline",
@@ -156,6 +164,7 @@ pub fn check(observations: &Observations, store: &StoreView) -> Vec<Violation> {
     check_user_limits(&live, store.terms.per_user_limit, &mut out);
     check_stats(store, &mut out);
     check_acknowledgements(observations, &store.orders, &mut out);
+    check_results(observations, &store.orders, &mut out);
     let sold_out_answers: u64 = observations.users.values().map(|u| u.sold_out).sum();
     let ordered_units: u64 = store.orders.iter().map(|o| o.quantity).sum();
     let units_left = store.terms.stock.saturating_sub(ordered_units);
@@ -275,6 +284,29 @@ pub fn check_expiry(store: &StoreView, now_ms: u64) -> Vec<Violation> {
         .filter(|o| o.status == "pending_payment" && o.pay_deadline_ms + EXPIRY_GRACE_MS <= now_ms)
         .map(|o| Violation::NotExpired { order_id: o.id.clone(), pay_deadline_ms: o.pay_deadline_ms, now_ms })
         .collect()
+}
+
+/// At rest, `/result` agrees with the store: `success` names a live order
+/// of the user; `none` and `sold_out` mean the user holds none; nothing is
+/// `pending` any more.
+fn check_results(observations: &Observations, orders: &[StoredOrder], out: &mut Vec<Violation>) {
+    for (&user_id, seen) in &observations.users {
+        let Some(result) = &seen.result else { continue };
+        let live: Vec<String> =
+            orders.iter().filter(|o| o.user_id == user_id && o.is_live()).map(|o| o.id.clone()).collect();
+        let agrees = match result.status.as_str() {
+            "success" => result.order_id.as_ref().is_some_and(|id| live.contains(id)),
+            "none" | "sold_out" => live.is_empty(),
+            _ => false,
+        };
+        if !agrees {
+            let said = match &result.order_id {
+                Some(id) => format!("{} (order {id})", result.status),
+                None => result.status.clone(),
+            };
+            out.push(Violation::ResultDisagrees { user_id, result: said, live_orders: live });
+        }
+    }
 }
 
 /// Bounds the orders [`read_store`] lists (memory stays bounded).
@@ -455,6 +487,28 @@ mod tests {
         no_410.users.remove(&4);
         no_410.users.remove(&5);
         assert_eq!(check(&no_410, &store(orders)), vec![]);
+    }
+
+    #[test]
+    fn a_result_that_disagrees_with_the_store_fails() {
+        let (mut observations, store) = clean();
+        let said = |status: &str, order_id: Option<&str>| {
+            Some(ResultSeen { status: status.into(), order_id: order_id.map(str::to_string) })
+        };
+        // Agreeing: user 1's live order, and user 4 holds none.
+        observations.users.get_mut(&1).unwrap().result = said("success", Some("10"));
+        observations.users.get_mut(&4).unwrap().result = said("sold_out", None);
+        assert_eq!(check(&observations, &store), vec![]);
+        for (user, result) in [
+            (1, said("success", Some("11"))), // another user's order
+            (2, said("none", None)),          // user 2 holds order 11
+            (4, said("pending", None)),       // nothing is pending at rest
+            (5, said("success", Some("99"))), // no such order
+        ] {
+            let mut wrong = observations.clone();
+            wrong.users.get_mut(&user).unwrap().result = result;
+            assert_eq!(broken(&wrong, &store), vec!["result_disagrees"], "user {user}");
+        }
     }
 
     #[test]

@@ -258,6 +258,7 @@ impl Ledger {
             unknown: c.unknown.load(Relaxed),
             unanswered: c.unanswered.load(Relaxed),
             sold_out: c.sold_out.load(Relaxed),
+            result: None,
         }
     }
 }
@@ -386,6 +387,10 @@ pub struct PromiseReport {
     pub stored_orders: u64,
     pub live_units: u64,
     pub stats: setup::ItemStats,
+    /// Users of unknown outcome (202, 503) who asked `/result` at rest, and
+    /// how many of them it told `success`.
+    pub results_asked: u64,
+    pub results_success: u64,
     /// Seconds from the end of the load to a store at rest.
     pub settle_s: f64,
 }
@@ -583,7 +588,8 @@ fn sell(config: &SaleConfig, target: &Target, token: &str, times: &mut SetupTime
     settle_store(&mut admin, item.id)?;
     let store = promises::read_store(&mut admin, item.id, terms, 5)?;
     let settle_s = round3(settle.elapsed().as_secs_f64());
-    let observations = observe(&ledger, &buyers, config.quantity);
+    let mut observations = observe(&ledger, &buyers, config.quantity);
+    ask_results(target, item.id, &buyers, config.setup_connections, &mut observations)?;
     let promises = promise_report(&observations, &store, settle_s);
     let fairness = bot_run.as_ref().map(|b| fairness(&store, humans, bots, &human_run, b));
     let series = series(&ledger);
@@ -705,6 +711,32 @@ fn observe(ledger: &Ledger, buyers: &[Buyer], quantity: Option<u32>) -> Observat
     Observations { quantity: u64::from(quantity.unwrap_or(1)), users }
 }
 
+/// Users answered 202 or 503 learn their outcome as a client would: from
+/// `/result`, asked once at rest, which the check holds to the store.
+fn ask_results(
+    target: &Target,
+    item_id: u64,
+    buyers: &[Buyer],
+    connections: usize,
+    observations: &mut Observations,
+) -> Result<(), SaleError> {
+    let unsure: Vec<setup::User> = buyers
+        .iter()
+        .filter(|b| observations.users.get(&b.user.id).is_some_and(|u| u.unknown > 0))
+        .map(|b| b.user.clone())
+        .collect();
+    if unsure.is_empty() {
+        return Ok(());
+    }
+    let results = setup::results(target, item_id, &unsure, connections)?;
+    for (user, result) in unsure.iter().zip(results) {
+        if let Some(seen) = observations.users.get_mut(&user.id) {
+            seen.result = Some(result);
+        }
+    }
+    Ok(())
+}
+
 fn promise_report(observations: &Observations, store: &StoreView, settle_s: f64) -> PromiseReport {
     let violations = promises::check(observations, store);
     let sum = |f: fn(&UserObservations) -> u64| observations.users.values().map(f).sum::<u64>();
@@ -718,6 +750,8 @@ fn promise_report(observations: &Observations, store: &StoreView, settle_s: f64)
         stored_orders: store.orders.len() as u64,
         live_units: store.orders.iter().filter(|o| o.is_live()).map(|o| o.quantity).sum(),
         stats: store.stats,
+        results_asked: sum(|u| u64::from(u.result.is_some())),
+        results_success: sum(|u| u64::from(u.result.as_ref().is_some_and(|r| r.status == "success"))),
         settle_s,
     }
 }
@@ -932,6 +966,13 @@ impl SaleReport {
             "    stats: total {} = left {} + pending {} + paid {} (cancelled {}, expired {})",
             st.stock_total, st.stock_left, st.pending_payment, st.paid, st.cancelled, st.expired
         );
+        if pr.results_asked > 0 {
+            let _ = writeln!(
+                out,
+                "    /result at rest for the {} users of unknown outcome: {} success, each a live order in the store",
+                pr.results_asked, pr.results_success
+            );
+        }
         for v in &pr.violations {
             let _ = writeln!(out, "    VIOLATION {v}");
         }

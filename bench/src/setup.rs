@@ -261,6 +261,30 @@ pub fn open_paths(
     trade_for_paths(target, item_id, &answered, connections)
 }
 
+/// What `GET /api/items/{id}/result` said to a user.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct ResultSeen {
+    /// `success`, `pending`, `sold_out` or `none`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+}
+
+/// Every user's `/result` for the item, in parallel, in the order of `users`.
+pub fn results(
+    target: &Target,
+    item_id: u64,
+    users: &[User],
+    connections: usize,
+) -> Result<Vec<ResultSeen>, SetupError> {
+    let url = format!("/api/items/{item_id}/result");
+    in_parallel(target, users, connections, "results", |client, user| {
+        let reply = call(client, "GET", &url, Some(&user.token), None, &url)?;
+        expect(&reply, 200, &url)?;
+        json(&reply, &url)
+    })
+}
+
 /// A user holding the answer to their captcha for an item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answered {

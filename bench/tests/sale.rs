@@ -138,3 +138,19 @@ fn compare_runs_the_nginx_reference_beside_a_server() {
     assert!(run["successes"].as_u64().unwrap() > 0, "nginx answers 200: {run}");
     assert!(stdout.contains("n/a"), "{stdout}");
 }
+
+/// With async confirmation every buyer's outcome is a 202: the bench asks
+/// `/result` at rest for each, and the check holds it to the store.
+#[test]
+fn an_async_sale_learns_its_outcomes_from_result() {
+    let scratch = Scratch::new("async");
+    let json = sale(
+        &scratch,
+        &["--users", "30", "--stock", "10", "-c", "3", "-t", "1", "-d", "1s", "--server-set", "sale.confirm=async"],
+    );
+    let promises = &json["promises"];
+    assert_eq!(promises["held"], true, "{promises:#}");
+    assert_eq!(json["status_all"]["202"], 10, "{:#}", json["status_all"]);
+    assert!(promises["results_asked"].as_u64().unwrap() >= 10, "{promises:#}");
+    assert_eq!(promises["results_success"], 10, "{promises:#}");
+}
