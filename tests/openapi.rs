@@ -122,6 +122,34 @@ fn every_documented_operation_is_routed_and_answers_a_documented_status() {
     }
 }
 
+/// The HTTP layer answers before any route is chosen, so every operation can
+/// be answered 414 (a long query string) or 431 (large headers); each must
+/// document both, with the error body the server really sends.
+#[test]
+fn every_operation_documents_the_http_layer_refusals_it_can_get() {
+    let server = Server::start_with(fast());
+    let doc = document();
+    let long_query = format!("?q={}", "a".repeat(5_000));
+    let large_header = "h".repeat(9_000);
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let concrete = path.replace("{id}", "1").replace("{path}", "p");
+        for method in OPERATIONS.iter().copied().filter(|m| item.get(*m).is_some()) {
+            let upper = method.to_ascii_uppercase();
+            let too_long = server.request(&upper, &format!("{concrete}{long_query}"), &[], b"");
+            let too_large = server.request(&upper, &concrete, &[("x-padding", large_header.as_str())], b"");
+            for (resp, status, code) in [(too_long, 414, "uri_too_long"), (too_large, 431, "headers_too_large")] {
+                assert_eq!(resp.status, status, "{upper} {concrete}: {}", resp.text());
+                assert_eq!(resp.json()["code"], code);
+                let documented = item[method]["responses"].get(status.to_string());
+                let documented = documented.unwrap_or_else(|| panic!("{upper} {path} does not document {status}"));
+                let schema = &resolve(&doc, documented)["content"]["application/json"]["schema"];
+                let constant = &resolve(&doc, schema)["properties"]["code"]["const"];
+                assert_eq!(constant, code, "{upper} {path} {status} documents another code");
+            }
+        }
+    }
+}
+
 #[test]
 fn document_has_an_etag_cache_control_and_304() {
     let server = Server::start_with(fast());
