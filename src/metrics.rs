@@ -233,6 +233,12 @@ fn render_sale(w: &mut Exposition<'_>, app: &crate::app::App) {
     w.sample("seckill_sessions", &[], sessions as f64);
     w.help("seckill_captchas_outstanding", "gauge", "Captchas waiting for an answer.");
     w.sample("seckill_captchas_outstanding", &[], captchas as f64);
+    w.help(
+        "seckill_cache_in_flight_marks_lost_total",
+        "counter",
+        "Async orders whose in-flight mark the shared cache could not take (/result elsewhere read none until the commit).",
+    );
+    w.sample("seckill_cache_in_flight_marks_lost_total", &[], app.cache.in_flight_marks_lost() as f64);
     w.help("seckill_worker_jobs", "gauge", "Jobs reserved, queued or running, by worker pool.");
     w.sample("seckill_worker_jobs", &[("pool", "hash")], app.hash_pool.in_flight() as f64);
     w.sample("seckill_worker_jobs", &[("pool", "general")], app.workers.in_flight() as f64);

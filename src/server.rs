@@ -153,6 +153,7 @@ pub fn build_app(config: &Config) -> Result<(App, ExpiryDriver, Subscription), S
                 key_prefix: config.cache.key_prefix.clone(),
                 command_timeout: Duration::from_millis(config.cache.command_timeout_ms),
                 sessions_instance_max: config.cache.sessions_instance_max,
+                session_ttl: Duration::from_millis(config.auth.session_ttl_ms),
             };
             let cache = RedisCache::open(&options).map_err(|e| StartError::Unsupported(e.to_string()))?;
             log!(Level::Info, "cache", url = cache.shown(), key_prefix = config.cache.key_prefix);

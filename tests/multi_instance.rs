@@ -196,6 +196,9 @@ fn an_order_in_flight_on_one_instance_reads_pending_on_the_other() {
     })
     .expect("B reads success once A's batch committed");
     assert_eq!(done, result(&a).json(), "both instances give the same answer");
+    let metrics = a.get("/metrics").text();
+    let lost = metrics.lines().find(|l| l.starts_with("seckill_cache_in_flight_marks_lost_total "));
+    assert_eq!(lost, Some("seckill_cache_in_flight_marks_lost_total 0"), "A's mark was written");
 }
 
 /// Found by the nemesis (issue 10): a retry of a buy answered 200 on A,

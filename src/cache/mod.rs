@@ -111,6 +111,11 @@ pub trait Cache: Send + Sync + std::fmt::Debug + 'static {
     /// The batch of these marks is decided: they go.
     fn orders_landed(&self, _orders: &[InFlight]) {}
 
+    /// In-flight marks that could not be written, since start-up (`/metrics`).
+    fn in_flight_marks_lost(&self) -> u64 {
+        0
+    }
+
     /// Whether an instance marked an order of (user, item) in flight.
     fn order_in_flight(&self, _user_id: u64, _item_id: u64, _now_ms: u64) -> Result<bool, CacheError> {
         Ok(false)

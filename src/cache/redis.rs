@@ -12,7 +12,10 @@
 //!
 //! **Keys** (all under `cache.key_prefix`):
 //! - `s:{sha256 hex}` → user id, expiring at the session's expiry (PXAT,
-//!   slid by the keeper's batched write-backs);
+//!   slid by the keeper's batched write-backs); a logout replaces it with
+//!   the tombstone `0` for `auth.session_ttl_ms`, and sessions are only ever
+//!   written with NX, so a put-back from a store read that raced the logout
+//!   (on any instance) cannot bring the session back;
 //! - `c:{user}:{item}` → `answer:expires_ms`, taken with GETDEL so that any
 //!   answer consumes it on whichever instance it arrives;
 //! - `f:{item}` → hash of user id → deadline (ms): orders in flight under
@@ -32,11 +35,12 @@
 //! Redis that lost its data costs a store lookup per session, not a login.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use fred::prelude::*;
 use fred::types::config::{ServerConfig, UnresponsiveConfig};
-use fred::types::{Expiration, Message};
+use fred::types::{Expiration, Message, SetOptions};
 
 use super::mirror::SessionMirror;
 use super::{Cache, CacheError, CacheEvent, CaptchaEntry, EventSink, InFlight, PutCaptchaError};
@@ -52,6 +56,8 @@ const IN_FLIGHT_KEY_TTL_MS: i64 = 60_000;
 /// Reconnect back-off: from 50 ms, doubling, at most 2 s, for ever.
 const RECONNECT_MIN_MS: u32 = 50;
 const RECONNECT_MAX_MS: u32 = 2_000;
+/// The value of a logged-out session's key: user ids start at 1.
+const SESSION_TOMBSTONE: u64 = 0;
 
 /// Where and how to reach Redis.
 #[derive(Debug, Clone)]
@@ -61,6 +67,9 @@ pub struct RedisOptions {
     pub command_timeout: Duration,
     /// Sessions the instance remembers beside Redis ([`SessionMirror`]).
     pub sessions_instance_max: usize,
+    /// How long a logged-out session's tombstone stays (`auth.session_ttl_ms`):
+    /// no session read before the logout can outlive it.
+    pub session_ttl: Duration,
 }
 
 /// The cache on Redis. See the module doc.
@@ -72,6 +81,9 @@ pub struct RedisCache {
     shown: String,
     /// Sessions known without asking Redis, shared by the loops.
     mirror: Arc<SessionMirror>,
+    session_ttl: Duration,
+    /// In-flight marks that could not be written (`/metrics`).
+    marks_lost: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for RedisCache {
@@ -168,6 +180,8 @@ impl RedisCache {
             channel: format!("{}events", options.key_prefix),
             shown,
             mirror: Arc::new(SessionMirror::new(options.sessions_instance_max)),
+            session_ttl: options.session_ttl,
+            marks_lost: Arc::new(AtomicU64::new(0)),
         };
         cache.ping()?;
         Ok(cache)
@@ -284,8 +298,9 @@ impl Cache for RedisCache {
             let () = pipeline.pttl(&key).await?;
             pipeline.all().await
         })?;
-        let session =
-            user.filter(|_| ttl > 0).map(|user_id| Session { user_id, expires_ms: now_ms + ttl.unsigned_abs() });
+        let session = user
+            .filter(|&user_id| user_id != SESSION_TOMBSTONE && ttl > 0)
+            .map(|user_id| Session { user_id, expires_ms: now_ms + ttl.unsigned_abs() });
         if let Some(session) = session {
             self.mirror.keep_looked_up(*hash, session, revision);
         }
@@ -293,21 +308,30 @@ impl Cache for RedisCache {
     }
 
     fn put_sessions(&self, sessions: &[(TokenHash, Session)]) -> Result<(), CacheError> {
+        // Taken before Redis is asked: a revocation heard meanwhile keeps a
+        // session out of the mirror even if its tombstone came too late.
+        let revision = self.mirror.revision();
         for chunk in sessions.chunks(PIPELINE_MAX) {
             let entries: Vec<(String, u64, i64)> =
                 chunk.iter().map(|(hash, s)| (self.session_key(hash), s.user_id, ms(s.expires_ms))).collect();
-            self.run(move |client| async move {
+            // NX with GET: an existing key (a tombstone above all) stays,
+            // and its old value says whether the session may be remembered.
+            let previous: Vec<Option<u64>> = self.run(move |client| async move {
                 let pipeline = client.pipeline();
                 for (key, user_id, expires_ms) in entries {
-                    let () = pipeline.set(key, user_id, Some(Expiration::PXAT(expires_ms)), None, false).await?;
+                    let () = pipeline
+                        .set(key, user_id, Some(Expiration::PXAT(expires_ms)), Some(SetOptions::NX), true)
+                        .await?;
                 }
-                pipeline.all::<()>().await
+                pipeline.all().await
             })?;
-        }
-        // Only once Redis has them: a loop that finds one here may be
-        // answered by another instance next.
-        for (hash, session) in sessions {
-            self.mirror.keep(*hash, *session);
+            // Only once Redis has them: a loop that finds one here may be
+            // answered by another instance next.
+            for ((hash, session), previous) in chunk.iter().zip(previous) {
+                if previous != Some(SESSION_TOMBSTONE) {
+                    self.mirror.keep_looked_up(*hash, *session, revision);
+                }
+            }
         }
         Ok(())
     }
@@ -315,7 +339,10 @@ impl Cache for RedisCache {
     fn remove_session(&self, hash: &TokenHash) -> Result<(), CacheError> {
         self.mirror.forget(hash);
         let key = self.session_key(hash);
-        self.run(move |client| async move { client.del::<(), _>(key).await })
+        let tombstone = Expiration::PX(i64::try_from(self.session_ttl.as_millis()).unwrap_or(i64::MAX).max(1));
+        self.run(move |client| async move {
+            client.set::<(), _, _>(key, SESSION_TOMBSTONE, Some(tombstone), None, false).await
+        })
     }
 
     fn touch_sessions(&self, touches: &[(TokenHash, u64)]) -> Result<(), CacheError> {
@@ -377,24 +404,37 @@ impl Cache for RedisCache {
     fn orders_in_flight(&self, orders: &[InFlight]) {
         let key_ttl_ms = IN_FLIGHT_KEY_TTL_MS;
         for (key, fields) in self.in_flight_by_item(orders, |o| format!("{}", o.until_ms)) {
+            let lost = self.marks_lost.clone();
+            let marks = fields.len() as u64;
             // Sent in order on fred's connection, so the batch's HDEL always
-            // comes after its HSET; a failure here only costs the mark.
-            let _ = self.bridge.spawn(move |client| async move {
+            // comes after its HSET; a failure here only costs the marks
+            // (counted: `/result` elsewhere read `none` until the commit).
+            let sent = self.bridge.spawn(move |client| async move {
                 let pipeline = client.pipeline();
                 let _: Result<(), _> = pipeline.hset(&key, fields).await;
                 let _: Result<(), _> = pipeline.pexpire(&key, key_ttl_ms, None).await;
-                let _: Result<(), _> = pipeline.all::<()>().await;
+                if pipeline.all::<()>().await.is_err() {
+                    lost.fetch_add(marks, Relaxed);
+                }
             });
+            if sent.is_err() {
+                self.marks_lost.fetch_add(marks, Relaxed);
+            }
         }
     }
 
     fn orders_landed(&self, orders: &[InFlight]) {
         for (key, fields) in self.in_flight_by_item(orders, |_| String::new()) {
             let users: Vec<String> = fields.into_iter().map(|(user, _)| user).collect();
+            // A mark left behind is harmless: it carries its own deadline.
             let _ = self.bridge.spawn(move |client| async move {
                 let _: Result<(), _> = client.hdel(&key, users).await;
             });
         }
+    }
+
+    fn in_flight_marks_lost(&self) -> u64 {
+        self.marks_lost.load(Relaxed)
     }
 
     fn order_in_flight(&self, user_id: u64, item_id: u64, now_ms: u64) -> Result<bool, CacheError> {
@@ -469,6 +509,21 @@ fn resync(sink: &EventSink, mirror: &SessionMirror) {
     sink(CacheEvent::Resync);
 }
 
+/// Options for unit tests against a real Redis (`SECKILL_TEST_REDIS_URL`,
+/// default the local one), under a key prefix of the test's own.
+#[cfg(test)]
+pub(crate) fn test_options(test: &str) -> RedisOptions {
+    let url = std::env::var("SECKILL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    RedisOptions {
+        url: CacheUrl::Redis { url },
+        key_prefix: format!("test:{test}:{}:{nanos}:", std::process::id()),
+        command_timeout: Duration::from_secs(2),
+        sessions_instance_max: 1024,
+        session_ttl: Duration::from_secs(60),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,5 +551,35 @@ mod tests {
     #[test]
     fn hex_of_bytes() {
         assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+    }
+
+    /// Two instances' caches under one key prefix of a real Redis.
+    fn two_instances(test: &str) -> (RedisCache, RedisCache) {
+        let options = test_options(test);
+        let open = || RedisCache::open(&options).expect("Redis for the cache tests (tests/run starts one)");
+        (open(), open())
+    }
+
+    #[test]
+    fn a_put_back_racing_a_logout_does_not_bring_the_session_back() {
+        let (here, there) = two_instances("tombstone");
+        let hash = [7u8; 32];
+        let session = Session { user_id: 42, expires_ms: crate::clock::now_ms() + 600_000 };
+        let now_ms = crate::clock::now_ms();
+        here.put_sessions(&[(hash, session)]).unwrap();
+        assert_eq!(there.session(&hash, now_ms).unwrap().map(|s| s.user_id), Some(42));
+        // Logged out on one instance while the other, having read the
+        // session from the store just before, puts it back.
+        here.remove_session(&hash).unwrap();
+        there.mirror.forget(&hash);
+        there.put_sessions(&[(hash, session)]).unwrap();
+        for cache in [&here, &there] {
+            assert_eq!(cache.session(&hash, now_ms).unwrap(), None);
+            assert_eq!(cache.session_now(&hash, now_ms), None, "the mirror kept a revoked session");
+        }
+        // Another token is untouched by the tombstone.
+        let other = [8u8; 32];
+        there.put_sessions(&[(other, session)]).unwrap();
+        assert_eq!(here.session(&other, now_ms).unwrap().map(|s| s.user_id), Some(42));
     }
 }
