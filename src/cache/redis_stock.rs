@@ -64,7 +64,9 @@ if held_here > 0 and not mine then
   redis.call('HSET', key, 'pool', pool)
   return {1, 0, pool, elsewhere, swept}
 end
-local chunk = math.min(chunk_max, pool, math.ceil(pool / (2 * holders)))
+-- Halves as the pool runs low, but never below an eighth of chunk_max: the
+-- tail of a shard would otherwise cost a round trip per unit or two.
+local chunk = math.min(chunk_max, pool, math.max(math.ceil(pool / (2 * holders)), math.ceil(chunk_max / 8)))
 pool = pool - chunk
 redis.call('HSET', key, 'pool', pool)
 if chunk > 0 or mine then
@@ -304,26 +306,16 @@ impl SharedPool for RedisCache {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::Duration;
 
     use super::*;
-    use crate::cache::redis::RedisOptions;
+    use crate::cache::redis::test_options;
     use crate::stock::leased::{LeaseSettings, LeasedSource};
     use crate::stock::{Beyond, Refill, Renewal, Return, StockSource};
-    use seckill_config::CacheUrl;
 
     const ITEM: ItemId = 7;
 
     fn redis(test: &str) -> RedisCache {
-        let url = std::env::var("SECKILL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let options = RedisOptions {
-            url: CacheUrl::Redis { url },
-            key_prefix: format!("test:{test}:{}:{nanos}:", std::process::id()),
-            command_timeout: Duration::from_secs(2),
-            sessions_instance_max: 1024,
-        };
-        RedisCache::open(&options).expect("Redis for the stock pool tests (tests/run starts one)")
+        RedisCache::open(&test_options(test)).expect("Redis for the stock pool tests (tests/run starts one)")
     }
 
     fn ask(lease: &str, held_here: u64, chunk_max: u64) -> ShardAsk<'_> {
@@ -342,14 +334,14 @@ mod tests {
         let pool = redis("seed");
         assert_eq!(pool.seed_shard(ITEM, 0, 10, Seeding::IfAbsent), Ok(true));
         assert_eq!(pool.seed_shard(ITEM, 0, 99, Seeding::IfAbsent), Ok(false), "a second instance starting");
-        assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("a", 0, 100)).unwrap()), (5, 5, 0));
+        assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("a", 0, 8)).unwrap()), (5, 5, 0));
         assert_eq!(pool.seed_shard(ITEM, 0, 3, Seeding::Replace), Ok(true));
         // The lease went with the old pool: its holder is fenced.
         assert_eq!(pool.refill_shard(ITEM, 0, ask("a", 5, 100)), Ok(ShardGrant::Revoked { swept: 0 }));
-        assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("b", 0, 100)).unwrap()), (2, 1, 0));
+        assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("b", 0, 8)).unwrap()), (2, 1, 0));
     }
 
-    /// The chunk is min(chunk_max, pool, ceil(pool / (2 × holders))).
+    /// The chunk is min(chunk_max, pool, max(ceil(pool / (2 × holders)), ceil(chunk_max / 8))).
     #[test]
     fn chunks_shrink_as_the_pool_runs_low_and_holders_multiply() {
         let pool = redis("chunks");
@@ -357,7 +349,7 @@ mod tests {
         assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("a", 0, 100)).unwrap()), (100, 900, 0), "capped");
         // Two holders now (a, and b asking): ceil(900 / 4) = 225, capped at 300.
         assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("b", 0, 300)).unwrap()), (225, 675, 100));
-        pool.seed_shard(ITEM, 1, 9, Seeding::IfAbsent).unwrap();
+        pool.seed_shard(ITEM, 1, 60, Seeding::IfAbsent).unwrap();
         let mut chunks = Vec::new();
         loop {
             let held: u64 = chunks.iter().sum();
@@ -367,8 +359,8 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(chunks, vec![5, 2, 1, 1], "the last units go one by one");
-        assert_eq!(granted(pool.refill_shard(ITEM, 1, ask("b", 0, 100)).unwrap()), (0, 0, 9), "held by a");
+        assert_eq!(chunks, vec![30, 15, 13, 2], "halving down to the floor of 13, then what is left");
+        assert_eq!(granted(pool.refill_shard(ITEM, 1, ask("b", 0, 100)).unwrap()), (0, 0, 60), "held by a");
     }
 
     #[test]
@@ -408,7 +400,7 @@ mod tests {
         assert_eq!(pool.release_shard(ITEM, 0, "a", 9), Ok(0), "the lease is over");
         assert_eq!(pool.put_units(ITEM, 0, 2), Ok(true));
         assert_eq!(pool.put_units(ITEM, 3, 2), Ok(false), "a missing shard is not created");
-        assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("b", 0, 100)).unwrap()), (6, 6, 0));
+        assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("b", 0, 8)).unwrap()), (6, 6, 0));
     }
 
     #[test]

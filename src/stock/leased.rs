@@ -13,10 +13,11 @@
 //! this instance last saw empty (a per-item bitmap, cleared when another
 //! instance announces returned units); it asks the next shard only if that
 //! one had nothing. The shard grants `min(lease_chunk_max, pool,
-//! ceil(pool / (2 × holders)))` where `holders` counts the live leases on the
-//! shard, this one included: the chunk shrinks as the pool runs low and as
-//! more instances sell, so the last units are not hoarded by one instance
-//! while another answers 503. Before granting, the shard sweeps expired
+//! max(ceil(pool / (2 × holders)), ceil(lease_chunk_max / 8)))` where
+//! `holders` counts the live leases on the shard, this one included: the
+//! chunk shrinks as the pool runs low and as more instances sell, so the last
+//! units are not hoarded by one instance while another answers 503; the
+//! floor keeps a shard's tail from costing a round trip per unit. Before granting, the shard sweeps expired
 //! leases: their units return to its pool.
 //!
 //! **Leases** expire `lease_ms` after their last renewal. The refiller

@@ -51,7 +51,7 @@
 //! same trait, with the pool in Redis behind [`SharedPool`]:
 //! - `refill` is one Lua call on one shard of the item's pool (another only
 //!   if that one had nothing), leasing a chunk of `min(lease_chunk_max, pool,
-//!   ceil(pool / (2 × holders)))` so the last units are not stranded on one
+//!   max(ceil(pool / (2 × holders)), ceil(lease_chunk_max / 8)))` so the last units are not stranded on one
 //!   instance; it answers `Pool` while a shard has units, `Elsewhere` when
 //!   every shard is empty but other leases hold units (503, keep asking),
 //!   `Nothing` when no lease holds any (410);
