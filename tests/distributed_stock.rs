@@ -3,7 +3,8 @@
 //! above its limit, MySQL and every instance agree; an instance killed with
 //! `kill -9` leaves no unit stranded once its lease lapses; an instance
 //! paused past its lease sells nothing stale when it resumes; Redis losing
-//! the pool's keys costs a rebuild, not a unit; and a 3-node Redis Cluster
+//! the pool's keys, or a Redis restarted empty mid-sale, costs a rebuild,
+//! not a unit; and a 3-node Redis Cluster
 //! started by the test runs a sale with the item's shards on several nodes.
 //! Real processes and real services; each test has its own database and key
 //! prefix. No timed assertion: waits are polls with generous deadlines.
@@ -271,6 +272,98 @@ fn a_pool_lost_by_redis_is_rebuilt_from_the_store_and_the_sale_completes_exactly
     buy_until_sold_out(&servers[0], &users[40..42], &mut acknowledged_after);
     assert!(acknowledged_after.is_empty(), "sold after the rebuild: {acknowledged_after:?}");
     assert_sold_exactly(&servers, &acknowledged, STOCK);
+}
+
+/// A redis-server of the test's own on a free loopback port, without
+/// persistence: killed and started again, it comes back empty, as a real
+/// Redis restart (or FLUSHALL) leaves the instances' pool.
+struct PrivateRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    fn start() -> PrivateRedis {
+        let mut redis = PrivateRedis { port: free_ports(1)[0], child: None };
+        redis.spawn();
+        redis
+    }
+
+    fn spawn(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        self.child = Some(child);
+        let port = self.port;
+        let up = poll_until(Duration::from_secs(10), || {
+            let out = std::process::Command::new("redis-cli").args(["-p", &port.to_string(), "ping"]).output();
+            out.is_ok_and(|o| o.stdout.starts_with(b"PONG")).then_some(())
+        });
+        assert!(up.is_some(), "redis-server on {port} never answered");
+    }
+
+    /// `kill -9`, then a new process on the same port, with nothing in it.
+    fn restart_empty(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[test]
+fn a_redis_restarted_empty_mid_sale_costs_a_rebuild_not_a_unit() {
+    const STOCK: u64 = 30;
+    let mut redis = PrivateRedis::start();
+    let mut backends = Backends::fresh();
+    backends.cache_url = redis.url();
+    let servers = instances_on(&backends, 2);
+    let shop = put_item(&servers, STOCK, 1);
+    let users = shop.users("restart", 80);
+    let mut acknowledged = HashSet::new();
+    let mut conn = servers[0].connect();
+    for user in &users[..5] {
+        let path = path_on(&mut conn, ADMIN, user, ITEM);
+        match buy(&mut conn, user, &path, &format!("r-{}", user.id)) {
+            Bought::Order(id) => assert!(acknowledged.insert(id)),
+            other => panic!("{other:?} with the stock untouched"),
+        }
+    }
+    // Sessions, captchas, the pool, the scripts: all gone with the process.
+    redis.restart_empty();
+    // Captchas live in Redis: wait for each instance to have reconnected.
+    for server in &servers {
+        let back = poll_until(Duration::from_secs(30), || {
+            let resp =
+                send(&mut server.connect(), "GET", &format!("/api/items/{ITEM}/captcha"), Some(&users[5].token), b"");
+            (resp.status == 200).then_some(())
+        });
+        assert!(back.is_some(), "instance {} never reached the restarted Redis", server.addr);
+    }
+    // Both instances sell on: 503 while Redis is away and until one rebuilds
+    // the pool from MySQL, then orders, until exactly the stock is sold.
+    buy_until_sold_out(&servers[1], &users[5..45], &mut acknowledged);
+    buy_until_sold_out(&servers[0], &users[45..], &mut acknowledged);
+    assert_sold_exactly(&servers, &acknowledged, STOCK);
+    let rebuilt = servers.iter().filter(|s| s.stderr().contains("stock pool lost: rebuilding from the store")).count();
+    assert!(rebuilt >= 1, "no instance rebuilt the pool");
 }
 
 /// A 3-node Redis Cluster (no replicas) on free loopback ports, each node in
