@@ -283,7 +283,9 @@ impl LoopHandler {
     /// `POST /admin/reconcile`: the store recomputes its counters from the
     /// orders, then each item's stock here is compared with the store's
     /// (less what is on its way to it) and corrected; a shared stock pool
-    /// is rebuilt from the store (`pools_rebuilt`). Meant for a sale at
+    /// is rebuilt from the store (`pools_rebuilt`), and where its units (pool
+    /// and leases) differed from the store's, `pool_drift` says by how
+    /// much (`pool_units` null: the pool was lost). Meant for a sale at
     /// rest; under load the correction can be off by the orders admitted
     /// meanwhile, which the store's own check at commit still refuses.
     pub(crate) fn admin_reconcile(&mut self, call: &mut Call<'_, '_, '_>) -> Outcome {
@@ -294,9 +296,19 @@ impl LoopHandler {
             let shared = app.sale.stock.source().is_shared();
             let mut pools_rebuilt = Vec::new();
             let mut stock_fixed = Vec::new();
+            let mut pool_drift = Vec::new();
             for row in app.store.stock_snapshot()? {
                 let store_left = row.stock_total.saturating_sub(row.sold_units);
                 let expected = store_left.saturating_sub(in_flight.get(&row.item_id).copied().unwrap_or(0));
+                if shared {
+                    // Counted before the rebuild below replaces it.
+                    let pool_units = app.sale.stock.source().shared_units(row.item_id);
+                    if pool_units != Some(expected) {
+                        pool_drift.push(serde_json::json!({
+                            "item_id": row.item_id, "pool_units": pool_units, "store_left": expected
+                        }));
+                    }
+                }
                 let local = app.sale.left(row.item_id);
                 if local != expected {
                     app.sale.restock(row.item_id, expected, Seeding::Replace).map_err(|_| ApiError::Internal)?;
@@ -327,6 +339,7 @@ impl LoopHandler {
                 "holdings_fixed": report.holdings_fixed,
                 "stock_fixed": stock_fixed,
                 "pools_rebuilt": pools_rebuilt,
+                "pool_drift": pool_drift,
             });
             Ok(Reply::json_value(Status::OK, &body))
         })

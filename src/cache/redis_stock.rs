@@ -138,6 +138,22 @@ redis.call('HSET', KEYS[1], 'pool', ARGV[1])
 return {1}
 ";
 
+/// KEYS[1] shard. Returns {1, units}: its pool plus every lease taken from
+/// it, lapsed ones included (the next sweep returns them); {0, 0} if missing.
+const COUNT: &str = r"
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 then return {0, 0} end
+local units = 0
+for i = 1, #fields, 2 do
+  if fields[i] == 'pool' then
+    units = units + tonumber(fields[i + 1])
+  elseif string.sub(fields[i], 1, 2) == 'L:' then
+    units = units + parse(fields[i + 1])
+  end
+end
+return {1, units}
+";
+
 /// One script: its text (with the prelude) and its SHA-1 once known.
 #[derive(Debug)]
 struct Script {
@@ -160,6 +176,7 @@ struct StockScripts {
     put: Script,
     take: Script,
     seed: Script,
+    count: Script,
 }
 
 impl StockScripts {
@@ -171,6 +188,7 @@ impl StockScripts {
             put: Script::new(PUT),
             take: Script::new(TAKE),
             seed: Script::new(SEED),
+            count: Script::new(COUNT),
         }
     }
 }
@@ -281,6 +299,14 @@ impl SharedPool for RedisCache {
         let args = vec![units.to_string(), mode.to_owned()];
         let reply = self.eval(&scripts().seed, self.shard_key(item, shard), args)?;
         Ok(reply.first() == Some(&1))
+    }
+
+    fn count_shard(&self, item: ItemId, shard: u32) -> Result<Option<u64>, SourceError> {
+        let reply = self.eval(&scripts().count, self.shard_key(item, shard), Vec::new())?;
+        Ok(match reply[..] {
+            [1, units] => Some(unsigned(units)),
+            _ => None,
+        })
     }
 
     fn claim_rebuild(&self, item: ItemId, ttl_ms: u64) -> Result<bool, SourceError> {
@@ -401,6 +427,18 @@ mod tests {
         assert_eq!(pool.put_units(ITEM, 0, 2), Ok(true));
         assert_eq!(pool.put_units(ITEM, 3, 2), Ok(false), "a missing shard is not created");
         assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("b", 0, 8)).unwrap()), (6, 6, 0));
+    }
+
+    #[test]
+    fn a_count_adds_the_pool_and_every_lease() {
+        let pool = redis("count");
+        assert_eq!(pool.count_shard(ITEM, 0), Ok(None), "missing");
+        pool.seed_shard(ITEM, 0, 20, Seeding::IfAbsent).unwrap();
+        pool.refill_shard(ITEM, 0, ask("a", 0, 8)).unwrap();
+        pool.refill_shard(ITEM, 0, ShardAsk { lease_ms: 0, ..ask("b", 0, 8) }).unwrap();
+        assert_eq!(pool.count_shard(ITEM, 0), Ok(Some(20)), "a lapsed lease still counts until swept");
+        pool.renew_shard(ITEM, 0, "a", 5, 60_000).unwrap();
+        assert_eq!(pool.count_shard(ITEM, 0), Ok(Some(17)), "3 of a's units sold");
     }
 
     #[test]

@@ -115,6 +115,8 @@ pub trait SharedPool: Send + Sync + std::fmt::Debug {
     /// Creates the shard with `units` in its pool and no lease; with
     /// `IfAbsent`, only if it does not exist. True if it was written.
     fn seed_shard(&self, item: ItemId, shard: u32, units: u64, seeding: Seeding) -> Result<bool, SourceError>;
+    /// The shard's pool plus every lease on it; `None` if it is missing.
+    fn count_shard(&self, item: ItemId, shard: u32) -> Result<Option<u64>, SourceError>;
     /// Claims the rebuild of a lost pool for `ttl_ms`; true for one claimant.
     fn claim_rebuild(&self, item: ItemId, ttl_ms: u64) -> Result<bool, SourceError>;
     /// Tells every instance that units of `item` went back into the pool.
@@ -452,6 +454,14 @@ impl StockSource for LeasedSource {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    fn shared_units(&self, item: ItemId) -> Option<u64> {
+        let mut units = 0;
+        for shard in 0..self.settings.shards {
+            units += self.pool.count_shard(item, shard).ok()??;
+        }
+        Some(units)
     }
 
     fn add_units(&self, item: ItemId, units: u64) -> Result<(), SourceError> {

@@ -153,6 +153,14 @@ pub trait StockSource: Send + Sync {
     /// `units` more of `item` (an admin stock increase); the next refill,
     /// here or elsewhere, grants them.
     fn add_units(&self, item: ItemId, units: u64) -> Result<(), SourceError>;
+
+    /// A shared source's count of `item`'s units in no order: its pool and
+    /// every allotment leased from it (for reconcile's drift report).
+    /// `None` if it cannot tell (lost, unreachable) or is not shared.
+    fn shared_units(&self, item: ItemId) -> Option<u64> {
+        let _ = item;
+        None
+    }
 }
 
 /// The single-instance source: the stock of each item lives in this process,
