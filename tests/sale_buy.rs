@@ -223,7 +223,11 @@ fn a_request_id_makes_one_order_and_gets_it_back() {
     assert_eq!(shop.buy(bob, &bob_path, &json!({ "item_id": 1, "request_id": "r-1" })).status, 200);
     let stats = shop.stats(1);
     assert_eq!(stats["pending_payment"], 2, "{stats}");
-    assert_eq!(shop.item_orders(1).len(), 2);
+    let orders = shop.item_orders(1);
+    assert_eq!(orders.len(), 2);
+    assert!(orders.iter().all(|o| o["request_id"] == "r-1"), "each order names its request id: {orders:?}");
+    let alices = shop.call("GET", "/api/orders", Some(&alice.token), &Value::Null).json();
+    assert_eq!(alices["orders"][0]["request_id"], "r-1");
 }
 
 #[test]

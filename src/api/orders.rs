@@ -19,7 +19,7 @@ const USER_PAGE_MAX: u32 = 200;
 /// The admin listing of an item's orders may page further.
 pub(crate) const ADMIN_PAGE_MAX: u32 = 1000;
 
-/// ORDER as the contract shows it.
+/// ORDER as the contract shows it, and the order's request id.
 pub(crate) fn order_json(order: &OrderRecord) -> serde_json::Value {
     serde_json::json!({
         "id": order.id.to_string(),
@@ -30,6 +30,9 @@ pub(crate) fn order_json(order: &OrderRecord) -> serde_json::Value {
         "created_ms": order.created_ms,
         "pay_deadline_ms": order.pay_deadline_ms,
         "paid_ms": order.paid_ms,
+        // Beyond the contract's ORDER: lets a client (and seckill-bench's
+        // promise check) match an order to the buy whose retries must get it.
+        "request_id": order.request_id,
     })
 }
 
