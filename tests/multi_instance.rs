@@ -201,6 +201,75 @@ fn an_order_in_flight_on_one_instance_reads_pending_on_the_other() {
     assert_eq!(lost, Some("seckill_cache_in_flight_marks_lost_total 0"), "A's mark was written");
 }
 
+/// Short leases: A's renewal soon says its unit is sold, and B then finds
+/// the item sold out.
+const LEASE_MS: u64 = 1_000;
+
+/// Found by the nemesis (issue 10): a buy answered 503 on A (its batch held
+/// up in the store) and retried on B, where the item is sold out, must not
+/// be refused while A's attempt may still commit: B sees A's in-flight mark
+/// and answers 503 until the store decides; then the retry gets the order.
+#[test]
+fn a_retry_elsewhere_while_its_first_attempt_is_in_flight_is_not_refused() {
+    let (a, b) = two_instances_with(|o| o.set("sale.lease_ms", LEASE_MS).set("sale.confirm_timeout_ms", 60_000));
+    let shop = Shop { server: &a, admin: ADMIN.into() };
+    shop.put_item(5, 1, 1);
+    let seen = poll_until(Duration::from_secs(5), || {
+        (call(b.addr, "GET", "/api/items/5", None, &Value::Null).status == 200).then_some(())
+    });
+    assert!(seen.is_some(), "B never saw the item created on A");
+    let user = &shop.users("inflight", 1)[0];
+    let path = shop.path(user, 5);
+    let body = json!({ "item_id": 5, "request_id": "first-1" });
+    // A takes the only unit; its batch waits on the item's row lock. (If B
+    // leased the unit first, A answers 503 until B's idle lease goes back to
+    // the pool: the client retries with the same request id, as told.)
+    let lock = StoreLock::take(&a, 5);
+    let first = std::thread::scope(|scope| {
+        let first = scope.spawn(|| {
+            poll_until(Duration::from_secs(30), || {
+                let resp = call(a.addr, "POST", &format!("/api/seckill/{path}"), Some(&user.token), &body);
+                (resp.status != 503).then_some(resp)
+            })
+            .expect("A answers the first attempt for good")
+        });
+        retried_on_b_while_held(&b, user, &path, &body, lock);
+        first.join().unwrap()
+    });
+    assert_eq!(first.status, 200, "{}", first.text());
+    let retry = poll_until(Duration::from_secs(10), || {
+        let resp = call(b.addr, "POST", &format!("/api/seckill/{path}"), Some(&user.token), &body);
+        (resp.status != 503).then_some(resp)
+    })
+    .expect("B answers the retry for good once A's batch committed");
+    assert_eq!(retry.status, 200, "{}", retry.text());
+    assert_eq!(retry.json()["order_id"], first.json()["order_id"], "the same order");
+}
+
+/// While `lock` holds A's batch, B answers the retry 503 (never 409/410),
+/// also once its own stock says sold out; then the lock goes.
+fn retried_on_b_while_held(b: &Server, user: &User, path: &str, body: &Value, lock: StoreLock) {
+    let result = |server: &Server| call(server.addr, "GET", "/api/items/5/result", Some(&user.token), &Value::Null);
+    let marked = poll_until(Duration::from_secs(20), || (result(b).json()["status"] == "pending").then_some(()));
+    assert!(marked.is_some(), "A's order never showed as in flight on B");
+    // Once A's lease no longer holds the unit, B's stock answer is sold out;
+    // the retry must still not be refused.
+    let sold_out_answers = || -> u64 {
+        let metrics = b.get("/metrics").text();
+        let line = metrics.lines().find(|l| l.starts_with("seckill_buy_answers_total{outcome=\"sold_out\"}"));
+        line.and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sold_out_answers() == 0 {
+        assert!(Instant::now() < deadline, "B never found the item sold out");
+        let retry = call(b.addr, "POST", &format!("/api/seckill/{path}"), Some(&user.token), body);
+        assert_eq!(retry.status, 503, "the retry on B while A's attempt is in flight: {}", retry.text());
+        assert!(retry.header("retry-after").is_some());
+        std::thread::sleep(Duration::from_millis(LEASE_MS / 4));
+    }
+    lock.release();
+}
+
 /// Found by the nemesis (issue 10): a retry of a buy answered 200 on A,
 /// sent to B once B has seen the item sell out, must get the same order
 /// (promise 5), not 410. B's index of request ids never saw A's requests,

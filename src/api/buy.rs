@@ -167,7 +167,11 @@ impl LoopHandler {
     }
 
     /// A request id the in-memory index may have forgotten, on a request
-    /// the loop would refuse: the store says whether it made an order.
+    /// the loop would refuse: the store says whether it made an order. With
+    /// a shared cache, an order of the user for the item that another
+    /// instance marked in flight may be this request's first attempt, still
+    /// on its way to the store: 503 (retry), not a refusal that its commit
+    /// would contradict.
     fn replay_from_store(
         &self,
         call: &mut Call<'_, '_, '_>,
@@ -177,15 +181,22 @@ impl LoopHandler {
         quantity: u32,
         refusal: ApiError,
     ) -> Outcome {
-        self.offload(call, Pool::General, move |app| match app.store.order_by_request(user, &request_id)? {
-            Some(order) if order.item_id == item_id && order.quantity == quantity => {
-                app.sale.requests.done(user, &request_id, &order);
-                let mut body = Vec::new();
-                write_success(&mut body, order.id, order.pay_deadline_ms);
-                Ok(Reply::json(Status::OK, body))
+        self.offload(call, Pool::General, move |app| {
+            // The mark first: it goes only once its batch is decided, so an
+            // order committed between the two reads is found in the store.
+            let marked = app.cache.is_shared()
+                && app.cache.order_in_flight(user, item_id, crate::clock::now_ms()).unwrap_or(true);
+            match app.store.order_by_request(user, &request_id)? {
+                Some(order) if order.item_id == item_id && order.quantity == quantity => {
+                    app.sale.requests.done(user, &request_id, &order);
+                    let mut body = Vec::new();
+                    write_success(&mut body, order.id, order.pay_deadline_ms);
+                    Ok(Reply::json(Status::OK, body))
+                }
+                Some(_) => Err(ApiError::RequestIdReused),
+                None if marked => Err(ApiError::Unavailable),
+                None => Err(refusal),
             }
-            Some(_) => Err(ApiError::RequestIdReused),
-            None => Err(refusal),
         })
     }
 

@@ -126,15 +126,17 @@ pub fn publish_left(app: &App, item_id: ItemId) {
 
 impl Sink<Ticket> for Confirmer {
     fn batch_started(&mut self, orders: &[NewOrder], tickets: &[Ticket]) {
-        // Only a shared cache has other instances to tell, and only orders
-        // answered 202 have a client polling `/result` (perhaps elsewhere).
+        // Only a shared cache has other instances to tell. Marked: orders
+        // answered 202, whose client polls `/result` (perhaps elsewhere), and
+        // orders with a request id, whose client may retry elsewhere after a
+        // 503 (a retry refused there asks the mark before it says 409/410).
         if !self.app.cache.is_shared() {
             return;
         }
         let until_ms = crate::clock::now_ms() + IN_FLIGHT_MARK_MS;
         self.in_flight.clear();
         for (order, ticket) in orders.iter().zip(tickets) {
-            if matches!(ticket, Ticket::Async) {
+            if matches!(ticket, Ticket::Async) || order.request_id.is_some() {
                 self.in_flight.push(InFlight { user_id: order.user_id, item_id: order.item_id, until_ms });
             }
         }
