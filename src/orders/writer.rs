@@ -22,6 +22,11 @@
 //! finds its own order id — and commits the others now. Meanwhile the parked
 //! requests get 503 at the confirm timeout and new orders queue, then meet a
 //! full queue (503): nothing is decided twice and nothing is lost.
+//! An order its sink says expired in the queue (a parked buy already
+//! answered 503 at its confirm timeout, the writer having been held up) is
+//! refused before the batch is written: its client may have retried on
+//! another instance and been refused there, which a late commit would
+//! contradict.
 //! The writer never busy-polls: it sleeps in `recv` between batches.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -82,6 +87,13 @@ impl Decision {
 /// Where the writer's decisions go. `T` is what travels with each order
 /// (for the server: where to answer).
 pub trait Sink<T> {
+    /// Whether an order waited in the queue so long that its client has
+    /// been answered already (503, outcome unknown) and may have retried
+    /// elsewhere, where a refusal must stay true: it is refused unwritten
+    /// (`Decision::Unavailable`) instead of joining the batch.
+    fn expired_in_queue(&self, _order: &NewOrder, _ticket: &T) -> bool {
+        false
+    }
     /// A batch is about to be committed (before the store is asked).
     fn batch_started(&mut self, _orders: &[NewOrder], _tickets: &[T]) {}
     fn decided(&mut self, order: &NewOrder, ticket: T, decision: Decision);
@@ -164,8 +176,34 @@ pub fn run<T>(
             orders.push(next.order);
             tickets.push(next.ticket);
         }
+        refuse_expired(&mut orders, &mut tickets, sink);
+        if orders.is_empty() {
+            // Every order of this gathering had expired: their refusals leave now.
+            sink.batch_done(0, Duration::ZERO);
+            continue;
+        }
         commit(store, &mut orders, &mut tickets, sink, stats, stop, settings.retry);
     }
+}
+
+/// Decides the orders the sink says expired in the queue (rare: the writer
+/// was held up, by a store outage or a paused process) and keeps the rest.
+fn refuse_expired<T>(orders: &mut Vec<NewOrder>, tickets: &mut Vec<T>, sink: &mut impl Sink<T>) {
+    if !orders.iter().zip(tickets.iter()).any(|(order, ticket)| sink.expired_in_queue(order, ticket)) {
+        return;
+    }
+    let mut kept_orders = Vec::with_capacity(orders.len());
+    let mut kept_tickets = Vec::with_capacity(tickets.len());
+    for (order, ticket) in orders.drain(..).zip(tickets.drain(..)) {
+        if sink.expired_in_queue(&order, &ticket) {
+            sink.decided(&order, ticket, Decision::Unavailable);
+        } else {
+            kept_orders.push(order);
+            kept_tickets.push(ticket);
+        }
+    }
+    *orders = kept_orders;
+    *tickets = kept_tickets;
 }
 
 fn commit<T>(
@@ -380,6 +418,54 @@ mod tests {
         assert_eq!((sink.batches, stats.batches.load(Relaxed), stats.orders.load(Relaxed)), (1, 1, 7));
         let stats = store.item_stats(1).unwrap();
         assert_eq!((stats.stock_left, stats.pending_payment), (0, 3));
+    }
+
+    /// Tickets at or above `expired_from` count as expired in the queue.
+    struct Expiring {
+        inner: Recorder,
+        expired_from: u64,
+    }
+
+    impl Sink<u64> for Expiring {
+        fn expired_in_queue(&self, _order: &NewOrder, ticket: &u64) -> bool {
+            *ticket >= self.expired_from
+        }
+
+        fn decided(&mut self, order: &NewOrder, ticket: u64, decision: Decision) {
+            self.inner.decided(order, ticket, decision);
+        }
+
+        fn batch_done(&mut self, orders: usize, commit: Duration) {
+            assert!(orders > 0 || commit.is_zero(), "a batch of only expired orders commits nothing");
+            self.inner.batch_done(orders, commit);
+        }
+    }
+
+    #[test]
+    fn orders_expired_in_the_queue_are_refused_unwritten() {
+        let (_dir, store) = store();
+        let users: Vec<u64> = (0..3).map(|i| store.create_user(&format!("user{i}"), "hash", 0).unwrap()).collect();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        tx.send(order(20, users[0], 1, "a")).unwrap();
+        tx.send(order(91, users[1], 1, "a")).unwrap();
+        tx.send(order(22, users[2], 1, "a")).unwrap();
+        drop(tx);
+        let mut sink = Expiring { inner: Recorder { decisions: Vec::new(), batches: 0 }, expired_from: 90 };
+        let stats = WriterStats::default();
+        run(&*store, &rx, settings(100), &mut sink, &stats, &AtomicBool::new(false));
+        let placed =
+            |t: u64| sink.inner.decisions.iter().any(|(ticket, d)| *ticket == t && matches!(d, Decision::Placed(_)));
+        assert!(placed(20) && placed(22));
+        assert!(sink.inner.decisions.contains(&(91, Decision::Unavailable)));
+        assert_eq!((stats.batches.load(Relaxed), stats.orders.load(Relaxed)), (1, 2), "91 never reached the store");
+        assert_eq!(store.item_stats(1).unwrap().pending_payment, 2);
+        // A gathering of expired orders only: refused, no store call.
+        let (tx, rx) = crossbeam_channel::unbounded();
+        tx.send(order(95, users[1], 1, "b")).unwrap();
+        drop(tx);
+        run(&*store, &rx, settings(100), &mut sink, &stats, &AtomicBool::new(false));
+        assert!(sink.inner.decisions.contains(&(95, Decision::Unavailable)));
+        assert_eq!(stats.batches.load(Relaxed), 1);
     }
 
     #[test]

@@ -125,6 +125,15 @@ pub fn publish_left(app: &App, item_id: ItemId) {
 }
 
 impl Sink<Ticket> for Confirmer {
+    /// A parked buy is answered 503 at `sale.confirm_timeout_ms`; an order
+    /// still queued by then (the writer was held up) is refused unwritten,
+    /// so that a retry refused on another instance meanwhile stays true.
+    /// Orders answered 202 are promised a decision, whenever it comes.
+    fn expired_in_queue(&self, order: &NewOrder, ticket: &Ticket) -> bool {
+        let timeout_ms = u64::try_from(self.app.sale.settings.confirm_timeout.as_millis()).unwrap_or(u64::MAX);
+        matches!(ticket, Ticket::Parked(_)) && crate::clock::now_ms().saturating_sub(order.created_ms) >= timeout_ms
+    }
+
     fn batch_started(&mut self, orders: &[NewOrder], tickets: &[Ticket]) {
         // Only a shared cache has other instances to tell. Marked: orders
         // answered 202, whose client polls `/result` (perhaps elsewhere), and
@@ -197,11 +206,18 @@ impl Sink<Ticket> for Confirmer {
         // The catalogue first, so that a client reading the item after its
         // answer sees its own order counted.
         self.publish();
-        // One wake per loop for the whole batch.
-        self.completer.flush();
+        // The marks go before the answers: a client's next request (a new
+        // buy refused at its limit, say) must not find its own landed order
+        // still marked. Both travel in order on the cache's one connection.
         if !self.in_flight.is_empty() {
             self.app.cache.orders_landed(&self.in_flight);
             self.in_flight.clear();
+        }
+        // One wake per loop for the whole batch.
+        self.completer.flush();
+        if orders == 0 {
+            // Only refusals of expired orders: nothing was committed.
+            return;
         }
         let sale = &self.app.sale;
         sale.batch_sizes.record(orders as u64);
