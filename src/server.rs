@@ -31,8 +31,11 @@ use crate::orders;
 use crate::orders::writer::WriterSettings;
 use crate::pages::Pages;
 use crate::sale::confirm::Confirmer;
-use crate::sale::{Sale, SaleSettings};
-use crate::stock::{EmbeddedSource, LeaseSettings, LeasedSource, OrderIds, Seeding, SharedPool, Stock, StockSource};
+use crate::sale::{Sale, SaleSettings, Scripted};
+use crate::stock::{
+    EmbeddedSource, EvalshaSource, LeaseSettings, LeasedSource, OrderIds, Seeding, SharedCounter, SharedPool, Stock,
+    StockSource,
+};
 use crate::store::{MysqlOptions, MysqlStore, SqliteStore, Store, StoreError};
 use crate::workers::WorkerPool;
 
@@ -142,9 +145,10 @@ pub fn build_app(config: &Config) -> Result<(App, ExpiryDriver, Subscription), S
         let level = if setting == "durable_commits" && value != "yes" { Level::Warn } else { Level::Info };
         log!(level, "store durability", setting = setting, value = value);
     }
-    // The shared stock pool: leased allotments need a shared cache to lease
-    // from and a shared store to arbitrate (issue 7); otherwise embedded.
-    let mut shared_pool: Option<Arc<dyn SharedPool>> = None;
+    // Shared stock needs a shared cache to hold it and a shared store to
+    // arbitrate (issue 7): leased allotments from a pool, or (evalsha) one
+    // counter per item asked by every buy; otherwise embedded.
+    let mut shared_stock: Option<SharedStock> = None;
     let cache: Arc<dyn Cache> = match &config.cache.url {
         CacheUrl::Memory => Arc::new(MemoryCache::new(config.captcha.outstanding_max)),
         url @ (CacheUrl::Redis { .. } | CacheUrl::RedisCluster { .. }) => {
@@ -158,10 +162,11 @@ pub fn build_app(config: &Config) -> Result<(App, ExpiryDriver, Subscription), S
             let cache = RedisCache::open(&options).map_err(|e| StartError::Unsupported(e.to_string()))?;
             log!(Level::Info, "cache", url = cache.shown(), key_prefix = config.cache.key_prefix);
             let cache = Arc::new(cache);
-            let leased = matches!(config.store.url, StoreUrl::Mysql { .. })
-                && config.sale.stock_strategy == StockStrategy::Lease;
-            if leased {
-                shared_pool = Some(cache.clone() as Arc<dyn SharedPool>);
+            if matches!(config.store.url, StoreUrl::Mysql { .. }) {
+                shared_stock = Some(match config.sale.stock_strategy {
+                    StockStrategy::Lease => SharedStock::Pool(cache.clone()),
+                    StockStrategy::Evalsha => SharedStock::Counter(cache.clone()),
+                });
             }
             cache
         }
@@ -182,7 +187,7 @@ pub fn build_app(config: &Config) -> Result<(App, ExpiryDriver, Subscription), S
     let hasher = PasswordHasher::new(auth.argon2_memory_kib, auth.argon2_iterations, auth.argon2_parallelism)
         .map_err(|e| StartError::Unsupported(format!("auth.argon2_*: {}", e.0)))?;
     let now_ms = crate::clock::now_ms();
-    let (sale, driver) = build_sale(config, &store, shared_pool, now_ms)?;
+    let (sale, driver) = build_sale(config, &store, shared_stock, now_ms)?;
     let records = store.items()?.into_iter().map(|record| {
         let left = sale.left(record.id);
         (record, left)
@@ -241,14 +246,23 @@ pub fn build_app(config: &Config) -> Result<(App, ExpiryDriver, Subscription), S
 fn build_sale(
     config: &Config,
     store: &Arc<dyn Store>,
-    shared_pool: Option<Arc<dyn SharedPool>>,
+    shared_stock: Option<SharedStock>,
     now_ms: u64,
 ) -> Result<(Sale, ExpiryDriver), StartError> {
     let s = &config.sale;
     let instance_id = store.allocate_instance_id(now_ms)?;
-    let source: Arc<dyn StockSource> = match shared_pool {
+    let mut scripted = None;
+    let source: Arc<dyn StockSource> = match shared_stock {
         None => Arc::new(EmbeddedSource::new(s.items_max)),
-        Some(pool) => {
+        Some(SharedStock::Counter(counter)) => {
+            let store = store.clone();
+            let stock_left = Box::new(move |item| store.item_stats(item).ok().map(|stats| stats.stock_left));
+            let source = Arc::new(EvalshaSource::new(counter, stock_left));
+            log!(Level::Info, "stock counted in the shared cache: one script per buy (evalsha)");
+            scripted = Some(Scripted::new(source.clone()));
+            source
+        }
+        Some(SharedStock::Pool(pool)) => {
             let settings = LeaseSettings { shards: s.stock_shards, chunk_max: s.lease_chunk_max, lease_ms: s.lease_ms };
             let store = store.clone();
             let stock_left = Box::new(move |item| store.item_stats(item).ok().map(|stats| stats.stock_left));
@@ -268,7 +282,8 @@ fn build_sale(
         payment_window_ms: s.payment_window_ms,
         pending_orders_max: u64::from(s.pending_orders_max),
     };
-    let sale = Sale::new(settings, stock, order_ids, s.order_queue_max, s.request_ids_max);
+    let mut sale = Sale::new(settings, stock, order_ids, s.order_queue_max, s.request_ids_max);
+    sale.scripted = scripted;
     for row in store.stock_snapshot()? {
         // A shared pool that exists is the truth: instances starting
         // together seed it once between them.
@@ -304,6 +319,14 @@ fn build_sale(
     Ok((sale, ExpiryDriver::new(wheel, s.batch_orders_max)))
 }
 
+/// Where the stock of instances that share it lives (issue 7).
+enum SharedStock {
+    /// Leased allotments from a sharded pool.
+    Pool(Arc<dyn SharedPool>),
+    /// One counter per item, one script per buy (the evalsha strategy).
+    Counter(Arc<dyn SharedCounter>),
+}
+
 fn clamp_u32(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
@@ -320,6 +343,9 @@ pub fn start(config: &Config) -> Result<Running, StartError> {
         Reactor::start(settings.reactor.clone(), move |loop_id| LoopHandler::new(loop_id, handler_app.clone()))
             .map_err(|e| StartError::Io("listen", e))?;
     app.attach_loop_stats(reactor.stats());
+    if let Some(scripted) = &app.sale.scripted {
+        scripted.attach(reactor.completer());
+    }
     let writer = start_writer(app.clone(), reactor.completer(), driver, writer_settings(config))
         .map_err(|e| StartError::Io("order writer thread", e))?;
     app.hash_pool.start(&reactor.completer()).map_err(|e| StartError::Io("hash threads", e))?;

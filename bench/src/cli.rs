@@ -8,7 +8,7 @@
 //! A subcommand is a variant of [`Command`] and a `parse_*` function.
 
 use crate::buy::BuyConfig;
-use crate::compare::{CompareConfig, Variant, default_variants};
+use crate::compare::{CompareConfig, Variant, default_variants, resolve_variants};
 use crate::idle::IdleConfig;
 use crate::nemesis::NemesisConfig;
 use crate::run::RunConfig;
@@ -111,7 +111,10 @@ COMPARE OPTIONS (the same sale on servers started with different settings):
         --variant NAME:K=V,K=V  a server configuration (repeatable) [reuseport:
                           server.reactor=reuseport, acceptor: server.reactor=acceptor,
                           1 loop: server.threads=1, async confirm: sale.confirm=async];
-                          `--variant nginx`: nginx `return 200` gets the same buys
+                          `--variant nginx`: nginx `return 200` gets the same buys;
+                          `--variant evalsha`: one EVALSHA per buy (issue 7's
+                          conventional stock), on the settings of the variant
+                          before it (or its own) + sale.stock_strategy=evalsha
         --rounds N        rounds, each running every variant once, alternating [3]
     and every SALE OPTION except --target and --report (--server-set applies to
     all variants). Prints medians and ratios to the first variant.
@@ -419,6 +422,7 @@ fn parse_compare(args: &[String]) -> Result<Command, String> {
     if variants.is_empty() {
         variants = default_variants();
     }
+    let variants = resolve_variants(variants)?;
     let config = CompareConfig { sale, variants, rounds };
     config.validate()?;
     Ok(Command::Compare { config: Box::new(config), json })

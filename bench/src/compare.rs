@@ -9,7 +9,10 @@
 //! server's configuration keys (`seckill --help`, config/seckill.example.toml),
 //! passed as `--set` flags. The variant `nginx` (no settings) is the
 //! reference: nginx answering `return 200` to the same buys over the same
-//! connections ([`crate::nginx`]); it has no promises to check.
+//! connections ([`crate::nginx`]); it has no promises to check. The variant
+//! `evalsha` is a seckill server with one EVALSHA per buy (issue 7's
+//! conventional design, [`EVALSHA`]), by default on the backends of the
+//! variant before it.
 
 use crate::buy::median;
 use crate::report::group;
@@ -83,6 +86,36 @@ impl CompareConfig {
 
 /// The name of the reference variant.
 pub const NGINX: &str = "nginx";
+/// The name of the variant with one EVALSHA per buy (issue 7's
+/// conventional design): `sale.stock_strategy=evalsha` on top of its own
+/// settings, or, given none, on top of the variant before it — so
+/// `--variant "$R" --variant evalsha` compares leases with it on the same
+/// Redis and MySQL.
+pub const EVALSHA: &str = "evalsha";
+/// The setting that makes a variant the evalsha one.
+const EVALSHA_SET: &str = "sale.stock_strategy=evalsha";
+
+/// Expands the `evalsha` variants (see [`EVALSHA`]); the others stay as given.
+pub fn resolve_variants(variants: Vec<Variant>) -> Result<Vec<Variant>, String> {
+    let mut resolved: Vec<Variant> = Vec::with_capacity(variants.len());
+    for mut variant in variants {
+        if variant.name == EVALSHA {
+            if variant.sets.is_empty() {
+                let before = resolved.last().filter(|v| !v.is_nginx()).ok_or(
+                    "--variant evalsha without settings takes those of the variant before it (one with cache.url=redis://…)",
+                )?;
+                variant.sets.clone_from(&before.sets);
+            }
+            if !variant.sets.iter().any(|s| s.starts_with("cache.url=redis")) {
+                return Err("--variant evalsha needs a Redis cache and a MySQL store (cache.url=redis://…, store.url=mysql://…)".into());
+            }
+            variant.sets.retain(|s| !s.starts_with("sale.stock_strategy="));
+            variant.sets.push(EVALSHA_SET.to_string());
+        }
+        resolved.push(variant);
+    }
+    Ok(resolved)
+}
 
 impl Variant {
     /// nginx `return 200`, not a seckill server.
@@ -331,5 +364,21 @@ mod tests {
         assert_eq!(default_variants().len(), 4);
         assert!(Variant::parse("nginx").unwrap().is_nginx());
         assert!(!Variant::parse("nginx:server.threads=1").unwrap().is_nginx());
+    }
+
+    #[test]
+    fn evalsha_takes_the_backends_of_the_variant_before_it() {
+        let parse = |texts: &[&str]| resolve_variants(texts.iter().map(|t| Variant::parse(t).unwrap()).collect());
+        let r = "redis-mysql:store.url=mysql://h/db,cache.url=redis://h:6390/0,cache.key_prefix=b:";
+        let v = parse(&["embedded", r, "evalsha"]).unwrap();
+        assert_eq!(v[1].sets.len(), 3, "the leased variant is unchanged");
+        assert_eq!(v[2].name, "evalsha");
+        assert_eq!(&v[2].sets[..3], &v[1].sets[..]);
+        assert_eq!(v[2].sets[3], "sale.stock_strategy=evalsha");
+        let own = parse(&["evalsha:cache.url=redis://x/0,sale.stock_strategy=lease"]).unwrap();
+        assert_eq!(own[0].sets, vec!["cache.url=redis://x/0", "sale.stock_strategy=evalsha"]);
+        assert!(parse(&["evalsha"]).is_err(), "nothing before it");
+        assert!(parse(&["embedded", "evalsha"]).is_err(), "no Redis before it");
+        assert!(parse(&[r, "nginx", "evalsha"]).is_err(), "nginx has no backends");
     }
 }

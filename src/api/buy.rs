@@ -22,7 +22,8 @@ use crate::app::{App, Counters};
 use crate::catalogue::SaleState;
 use crate::handler::{Answered, Call, LoopHandler, Outcome, Pool};
 use crate::reply::Reply;
-use crate::sale::{Known, Refusal, Ticket};
+use crate::sale::scripted::ScriptedBuy;
+use crate::sale::{Known, Refusal, Scripted, Ticket};
 use crate::stock::Beyond;
 use crate::store::{NewOrder, OrderRecord};
 
@@ -49,6 +50,15 @@ pub fn write_success(out: &mut Vec<u8>, order_id: u64, pay_deadline_ms: u64) {
     out.extend_from_slice(b"\",\"pay_deadline_ms\":");
     push_u64(out, pay_deadline_ms);
     out.push(b'}');
+}
+
+/// A buy past the checks before stock, as the evalsha strategy takes it on.
+struct Admission<'a> {
+    user: u64,
+    item_id: u64,
+    quantity: NonZeroU32,
+    limit: u32,
+    request_id: Option<&'a str>,
 }
 
 /// A buy body that passed every check of its own: what the endpoint acts on.
@@ -117,6 +127,10 @@ impl LoopHandler {
             }
         }
         let slot = sale.stock.slot(item_id).ok_or(ApiError::Unavailable)?;
+        if let Some(scripted) = &sale.scripted {
+            let buy = Admission { user, item_id, quantity, limit, request_id };
+            return self.buy_by_script(call, scripted, buy);
+        }
         if let Err(refusal) = sale.take(user, item_id, slot, quantity.get(), limit) {
             if refusal == Refusal::Busy && self.may_wait_for_refill() && sale.stock.item(slot).beyond() == Beyond::Pool
             {
@@ -124,18 +138,7 @@ impl LoopHandler {
                 self.refill_for = (item_id, quantity.get());
                 return Err(ApiError::StockElsewhere);
             }
-            let error = refusal_error(refusal, &sale.counters);
-            // A retry of an order the index does not know must still get its
-            // order: the index is authoritative only when it is complete and
-            // this instance is the only one writing to the store (with a
-            // shared cache, the first attempt may have been made on another).
-            if let Some(request_id) = request_id
-                && (!sale.requests.is_complete() || self.app.cache.is_shared())
-                && matches!(refusal, Refusal::LimitReached | Refusal::SoldOut)
-            {
-                return self.replay_from_store(call, user, request_id.to_owned(), item_id, quantity.get(), error);
-            }
-            return Err(error);
+            return self.refused(call, refusal, user, request_id, item_id, quantity.get());
         }
         let Ok(order_id) = sale.order_ids.next(now_ms) else {
             sale.untake(user, item_id, quantity.get());
@@ -164,6 +167,63 @@ impl LoopHandler {
             }
             Ticket::Async => json_now(call, Status::ACCEPTED, |out| out.extend_from_slice(b"{\"status\":\"queued\"}")),
         }
+    }
+
+    /// The answer to a refused take. A retry of an order the index does not
+    /// know must still get its order: the index is authoritative only when
+    /// it is complete and this instance is the only one writing to the store
+    /// (with a shared cache, the first attempt may have been made on another).
+    fn refused(
+        &self,
+        call: &mut Call<'_, '_, '_>,
+        refusal: Refusal,
+        user: u64,
+        request_id: Option<&str>,
+        item_id: u64,
+        quantity: u32,
+    ) -> Outcome {
+        let sale = &self.app.sale;
+        let error = refusal_error(refusal, &sale.counters);
+        if let Some(request_id) = request_id
+            && (!sale.requests.is_complete() || self.app.cache.is_shared())
+            && matches!(refusal, Refusal::LimitReached | Refusal::SoldOut)
+        {
+            return self.replay_from_store(call, user, request_id.to_owned(), item_id, quantity, error);
+        }
+        Err(error)
+    }
+
+    /// The buy under the evalsha strategy: the per-user limit here, then
+    /// one script on the item's counter in Redis, sent to the cache's thread
+    /// without waiting; the request stays parked until the script's answer
+    /// completes it there (`crate::sale::scripted`). The conventional design,
+    /// kept for comparison: a round trip per buy, refusals included.
+    fn buy_by_script(&self, call: &mut Call<'_, '_, '_>, scripted: &Scripted, buy: Admission<'_>) -> Outcome {
+        let sale = &self.app.sale;
+        let (user, item_id, quantity) = (buy.user, buy.item_id, buy.quantity.get());
+        if let Err(refusal) = sale.reserve(user, item_id, quantity, buy.limit) {
+            return self.refused(call, refusal, user, buy.request_id, item_id, quantity);
+        }
+        if let Some(request_id) = buy.request_id {
+            sale.requests.begin(user, request_id, item_id, quantity);
+        }
+        let scripted_buy = ScriptedBuy {
+            user,
+            item_id,
+            quantity: buy.quantity,
+            created_ms: call.now_ms,
+            request_id: buy.request_id.map(str::to_owned),
+            park: call.exchange.park_token(),
+        };
+        if !scripted.start(&self.app, scripted_buy) {
+            sale.unreserve(user, item_id, quantity);
+            if let Some(request_id) = buy.request_id {
+                sale.requests.forget(user, request_id);
+            }
+            return Err(refusal_error(Refusal::Busy, &sale.counters));
+        }
+        call.exchange.park(call.exchange.now() + sale.settings.confirm_timeout);
+        Ok(Answered::Later)
     }
 
     /// A request id the in-memory index may have forgotten, on a request
@@ -287,7 +347,7 @@ fn live_order(app: &App, user: u64, item_id: u64) -> Result<Option<u64>, ApiErro
     }
 }
 
-fn refusal_error(refusal: Refusal, counters: &crate::sale::SaleCounters) -> ApiError {
+pub(crate) fn refusal_error(refusal: Refusal, counters: &crate::sale::SaleCounters) -> ApiError {
     let (counter, error) = match refusal {
         Refusal::LimitReached => (&counters.refused_limit, ApiError::LimitReached),
         Refusal::SoldOut => (&counters.refused_sold_out, ApiError::SoldOut),

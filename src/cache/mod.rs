@@ -12,6 +12,7 @@ pub mod events;
 pub mod memory;
 pub mod mirror;
 pub mod redis;
+pub mod redis_counter;
 pub mod redis_stock;
 
 use std::sync::Arc;

@@ -213,6 +213,16 @@ impl RedisCache {
         }
     }
 
+    /// Runs `job` on the client's thread without waiting for it; false if
+    /// it could not be queued (too many calls waiting, or the thread ended).
+    pub(super) fn spawn<F, Fut>(&self, job: F) -> bool
+    where
+        F: FnOnce(Client) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        self.bridge.spawn(job).is_ok()
+    }
+
     fn session_key(&self, hash: &TokenHash) -> String {
         format!("{}s:{}", self.prefix, hex(hash))
     }

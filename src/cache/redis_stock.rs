@@ -156,14 +156,19 @@ return {1, units}
 
 /// One script: its text (with the prelude) and its SHA-1 once known.
 #[derive(Debug)]
-struct Script {
-    lua: String,
-    sha: std::sync::OnceLock<String>,
+pub(super) struct Script {
+    pub(super) lua: String,
+    pub(super) sha: std::sync::OnceLock<String>,
 }
 
 impl Script {
     fn new(body: &str) -> Self {
-        Self { lua: format!("{PRELUDE}{body}"), sha: std::sync::OnceLock::new() }
+        Self::plain(&format!("{PRELUDE}{body}"))
+    }
+
+    /// A script without the prelude: what it says is all it runs.
+    pub(super) fn plain(lua: &str) -> Self {
+        Self { lua: lua.to_owned(), sha: std::sync::OnceLock::new() }
     }
 }
 
@@ -193,7 +198,7 @@ impl StockScripts {
     }
 }
 
-fn failed(e: impl std::fmt::Display) -> SourceError {
+pub(super) fn failed(e: impl std::fmt::Display) -> SourceError {
     SourceError(e.to_string())
 }
 
@@ -208,7 +213,12 @@ impl RedisCache {
 
     /// Runs `script` on `key`: EVALSHA, or EVAL when the server does not
     /// know it (its SHA-1 is learnt from the first SCRIPT LOAD).
-    fn eval(&self, script: &'static Script, key: String, args: Vec<String>) -> Result<Vec<i64>, SourceError> {
+    pub(super) fn eval(
+        &self,
+        script: &'static Script,
+        key: String,
+        args: Vec<String>,
+    ) -> Result<Vec<i64>, SourceError> {
         let lua = script.lua.as_str();
         let sha = match script.sha.get() {
             Some(sha) => sha.clone(),

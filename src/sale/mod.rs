@@ -22,6 +22,8 @@
 //! - `holdings`: per (user, item) live and in-flight units, for the limit.
 //! - `requests`: request ids seen, for instant idempotent retries.
 //! - `confirm`: the writer's sink (completions, stock, expiry).
+//! - `scripted`: the buy's second half under the evalsha strategy (one
+//!   script per buy in Redis instead of [`Sale::take`]).
 //!
 //! Units move between exactly three places, and each move has one owner:
 //! the allotment (sellable), an in-flight order (taken by a loop, not yet
@@ -35,6 +37,7 @@
 pub mod confirm;
 pub mod holdings;
 pub mod requests;
+pub mod scripted;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -49,6 +52,7 @@ use crate::stock::{Beyond, OrderIds, Outcome, Seeding, Slot, Stock, StockError};
 use crate::store::{ItemId, ItemStats, NewOrder, UserId};
 pub use holdings::Holdings;
 pub use requests::{Known, RequestIndex};
+pub use scripted::Scripted;
 
 /// Where the writer's decision about an order goes.
 #[derive(Clone, Copy, Debug)]
@@ -160,9 +164,12 @@ pub struct SaleSettings {
 #[derive(Debug)]
 pub struct Sale {
     pub settings: SaleSettings,
-    /// The stock table; its source (embedded, or leased from a shared pool)
-    /// is what admin changes go through.
+    /// The stock table; its source (embedded, leased from a shared pool,
+    /// or a counter per item under evalsha) is what admin changes go through.
     pub stock: Stock,
+    /// Set under `sale.stock_strategy = "evalsha"`: buys skip
+    /// [`take`](Self::take) and ask the shared counter, one script each.
+    pub scripted: Option<Scripted>,
     pub order_ids: OrderIds,
     pub holdings: Holdings,
     pub requests: RequestIndex,
@@ -203,6 +210,7 @@ impl Sale {
         Sale {
             settings,
             stock,
+            scripted: None,
             order_ids,
             holdings: Holdings::new(),
             requests: RequestIndex::new(request_ids_max),
@@ -246,6 +254,36 @@ impl Sale {
         }
         held.reserve(u64::from(quantity));
         Ok(())
+    }
+
+    /// The evalsha strategy's part of [`take`](Self::take): the per-user
+    /// limit and a place for the order, under the same lock, without
+    /// touching the stock table (the shared counter is asked next). On `Ok`
+    /// the caller must queue the order or [`unreserve`](Self::unreserve).
+    pub fn reserve(&self, user: UserId, item: ItemId, quantity: u32, limit: u32) -> Result<(), Refusal> {
+        let mut held = self.holdings.lock(user, item);
+        if held.held().total() + u64::from(quantity) > u64::from(limit) {
+            return Err(Refusal::LimitReached);
+        }
+        if self.pending.fetch_add(1, Relaxed) >= self.settings.pending_orders_max {
+            self.pending.fetch_sub(1, Relaxed);
+            return Err(Refusal::Overloaded);
+        }
+        held.reserve(u64::from(quantity));
+        Ok(())
+    }
+
+    /// Undoes a [`reserve`](Self::reserve): the units were never in the
+    /// stock table, so none go back to it.
+    pub fn unreserve(&self, user: UserId, item: ItemId, quantity: u32) {
+        self.undo_take(user, item, quantity, true);
+    }
+
+    /// Queues an order without blocking; false if the queue is full (the
+    /// caller undoes it: under evalsha its units go back to the counter,
+    /// which [`queue`](Self::queue) would put in the allotment).
+    pub fn try_queue(&self, order: NewOrder, ticket: Ticket) -> bool {
+        self.queue.try_send(Queued { order, ticket }).is_ok()
     }
 
     /// Undoes a [`take`](Self::take) whose order was not queued, or was

@@ -70,6 +70,12 @@
 //! and a worker refills ([`Stock::refill_until`]) before the buy runs again
 //! once: the loop still never calls the source.
 //!
+//! **Evalsha** ([`EvalshaSource`], the conventional design kept for
+//! comparison; see its module doc): no allotment at all. Its refills grant
+//! nothing, returned units go back into one counter per item in Redis, and
+//! the buy skips [`Stock::take`]: the loop sends one script per request to
+//! the cache's thread ([`SharedCounter::take`], which never waits) and parks.
+//!
 //! # Invariants
 //!
 //! - An allotment's `left` is never negative and never above
@@ -89,6 +95,7 @@
 //! - `allotment` — the lock-free counter and its ledger;
 //! - `bits` — the slot bitmaps (sold out, refills wanted);
 //! - `source` — the [`StockSource`] seam and the [`EmbeddedSource`];
+//! - [`leased`] — leases from a sharded pool; [`evalsha`] — one script per buy;
 //! - `table` — [`Stock`]: the items, their lookup, the decisions;
 //! - [`order_id`] — the order id layout and generator;
 //! - `sync` — std atomics, or loom's when model checking.
@@ -97,6 +104,7 @@
 
 mod allotment;
 mod bits;
+pub mod evalsha;
 pub mod leased;
 pub mod order_id;
 mod source;
@@ -109,6 +117,7 @@ mod tests;
 
 pub use allotment::{Allotment, Take};
 pub use bits::{SlotBits, SoldOut};
+pub use evalsha::{Counted, EvalshaSource, SharedCounter};
 pub use leased::{LeaseSettings, LeasedSource, SharedPool};
 pub use order_id::{OrderIdError, OrderIdParts, OrderIds};
 pub use source::{Beyond, EmbeddedSource, Refill, Renewal, Return, Seeding, SourceError, StockSource};
