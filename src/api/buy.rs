@@ -241,23 +241,7 @@ impl LoopHandler {
         quantity: u32,
         refusal: ApiError,
     ) -> Outcome {
-        self.offload(call, Pool::General, move |app| {
-            // The mark first: it goes only once its batch is decided, so an
-            // order committed between the two reads is found in the store.
-            let marked = app.cache.is_shared()
-                && app.cache.order_in_flight(user, item_id, crate::clock::now_ms()).unwrap_or(true);
-            match app.store.order_by_request(user, &request_id)? {
-                Some(order) if order.item_id == item_id && order.quantity == quantity => {
-                    app.sale.requests.done(user, &request_id, &order);
-                    let mut body = Vec::new();
-                    write_success(&mut body, order.id, order.pay_deadline_ms);
-                    Ok(Reply::json(Status::OK, body))
-                }
-                Some(_) => Err(ApiError::RequestIdReused),
-                None if marked => Err(ApiError::Unavailable),
-                None => Err(refusal),
-            }
-        })
+        self.offload(call, Pool::General, move |app| stored_replay(app, user, &request_id, item_id, quantity, refusal))
     }
 
     /// `GET /api/items/{id}/result`: what became of the user's buy, the same
@@ -298,6 +282,35 @@ impl LoopHandler {
             out.extend_from_slice(status);
             out.extend_from_slice(b"\"}");
         })
+    }
+}
+
+/// What a buy the instance would refuse answers when its request id may
+/// have made an order already (see `replay_from_store`): that order (200),
+/// 409 `request_id_reused`, 503 while an order of the user for the item is
+/// marked in flight on another instance, else `refusal`. Runs on a worker.
+pub(crate) fn stored_replay(
+    app: &App,
+    user: u64,
+    request_id: &str,
+    item_id: u64,
+    quantity: u32,
+    refusal: ApiError,
+) -> Result<Reply, ApiError> {
+    // The mark first: it goes only once its batch is decided, so an order
+    // committed between the two reads is found in the store.
+    let marked =
+        app.cache.is_shared() && app.cache.order_in_flight(user, item_id, crate::clock::now_ms()).unwrap_or(true);
+    match app.store.order_by_request(user, request_id)? {
+        Some(order) if order.item_id == item_id && order.quantity == quantity => {
+            app.sale.requests.done(user, request_id, &order);
+            let mut body = Vec::new();
+            write_success(&mut body, order.id, order.pay_deadline_ms);
+            Ok(Reply::json(Status::OK, body))
+        }
+        Some(_) => Err(ApiError::RequestIdReused),
+        None if marked => Err(ApiError::Unavailable),
+        None => Err(refusal),
     }
 }
 

@@ -130,21 +130,12 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::cache::redis::RedisOptions;
-    use seckill_config::CacheUrl;
+    use crate::cache::redis::test_options;
 
     const ITEM: ItemId = 9;
 
     fn redis(test: &str) -> RedisCache {
-        let url = std::env::var("SECKILL_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let options = RedisOptions {
-            url: CacheUrl::Redis { url },
-            key_prefix: format!("test:{test}:{}:{nanos}:", std::process::id()),
-            command_timeout: Duration::from_secs(2),
-            sessions_instance_max: 1024,
-        };
-        RedisCache::open(&options).expect("Redis for the stock counter tests (tests/run starts one)")
+        RedisCache::open(&test_options(test)).expect("Redis for the stock counter tests (tests/run starts one)")
     }
 
     /// `take` through the cache's thread, waiting here for the answer.

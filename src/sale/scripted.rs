@@ -26,7 +26,7 @@ use seckill_protocol::Status;
 use seckill_reactor::{Completer, ParkToken};
 
 use super::{Refusal, Ticket};
-use crate::api::buy::{refusal_error, write_success};
+use crate::api::buy::{refusal_error, stored_replay};
 use crate::api_error::ApiError;
 use crate::app::{App, Counters};
 use crate::handler::{Answer, Completion};
@@ -156,16 +156,9 @@ fn sold_out_unless_stored(app: &Arc<App>, scripted: &Scripted, buy: ScriptedBuy)
     let (app, park) = (app.clone(), buy.park);
     let (user, item_id, quantity) = (buy.user, buy.item_id, buy.quantity.get());
     reservation.submit(Box::new(move |completer| {
-        let answer = match app.store.order_by_request(user, &request_id) {
-            Ok(Some(order)) if order.item_id == item_id && order.quantity == quantity => {
-                app.sale.requests.done(user, &request_id, &order);
-                let mut body = Vec::new();
-                write_success(&mut body, order.id, order.pay_deadline_ms);
-                Answer::Reply(Reply::json(Status::OK, body))
-            }
-            Ok(Some(_)) => Answer::Error(ApiError::RequestIdReused),
-            Ok(None) => Answer::Error(error),
-            Err(e) => Answer::Error(e.into()),
+        let answer = match stored_replay(&app, user, &request_id, item_id, quantity, error) {
+            Ok(reply) => Answer::Reply(reply),
+            Err(e) => Answer::Error(e),
         };
         completer.push(park, Completion { route: Route::Seckill, answer });
     }));
