@@ -27,8 +27,9 @@
 //!
 //! Idempotency (promise 5) needs clients that retry: [`check_replays`]
 //! checks the fault campaign's retries, at rest, of buys answered 200 (the
-//! same order again), and a retry that made a second order shows above as
-//! an unexplained order. Expiry (6) needs clocks that run past a payment
+//! same order again), [`check_refused_buys`] that a buy finally refused made
+//! no order under its request id, and a retry that made a second order
+//! shows above as an unexplained order. Expiry (6) needs clocks that run past a payment
 //! window, which no check here waits for.
 
 use crate::setup::{Admin, ItemStats, ResultSeen, SetupError, StoredOrder};
@@ -96,6 +97,7 @@ pub enum Violation {
     Undersold { units_left: u64, quantity: u64, sold_out_answers: u64 },
     ResultDisagrees { user_id: u64, result: String, live_orders: Vec<String> },
     AnswerChanged { user_id: u64, request_id: String, first: String, replay: String },
+    RetryRefused { user_id: u64, request_id: String, status: u16, order_id: String },
     NotExpired { order_id: String, pay_deadline_ms: u64, now_ms: u64 },
 }
 
@@ -148,6 +150,11 @@ impl fmt::Display for Violation {
                 f,
                 "idempotency: user {user_id}'s request {request_id:?} was answered order {first}, \
                  its retry at rest {replay}"
+            ),
+            Violation::RetryRefused { user_id, request_id, status, order_id } => write!(
+                f,
+                "idempotency: user {user_id}'s request {request_id:?} was finally refused ({status}), \
+                 yet it made order {order_id}"
             ),
         }
     }
@@ -252,6 +259,36 @@ pub struct Replay {
     pub replayed_order_id: Option<String>,
 }
 
+/// A buy whose last answer refused it (409, 410, …), usually after
+/// attempts of unknown outcome: its request id must then have made no order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefusedBuy {
+    pub user_id: u64,
+    pub request_id: String,
+    pub status: u16,
+}
+
+/// Promise 5 the other way round: a buy finally refused made no order under
+/// its request id (an earlier attempt's order, committed after the refusal,
+/// would give the one request two answers). Needs the store to list request
+/// ids; orders without one are not matched.
+pub fn check_refused_buys(refused: &[RefusedBuy], orders: &[StoredOrder]) -> Vec<Violation> {
+    let made: HashMap<(u64, &str), &str> =
+        orders.iter().filter_map(|o| Some(((o.user_id, o.request_id.as_deref()?), o.id.as_str()))).collect();
+    refused
+        .iter()
+        .filter_map(|r| {
+            let order_id = made.get(&(r.user_id, r.request_id.as_str()))?;
+            Some(Violation::RetryRefused {
+                user_id: r.user_id,
+                request_id: r.request_id.clone(),
+                status: r.status,
+                order_id: (*order_id).to_string(),
+            })
+        })
+        .collect()
+}
+
 /// Promise 5 on retries: a retry of a buy answered 200 gets that order
 /// again. A retry of unknown outcome (503, 502, 504: the instance it met
 /// was not ready) proves nothing either way.
@@ -336,7 +373,14 @@ mod tests {
     const TERMS: Terms = Terms { stock: 3, per_user_limit: 1 };
 
     fn order(id: u64, user_id: u64, status: &str) -> StoredOrder {
-        StoredOrder { id: id.to_string(), user_id, quantity: 1, status: status.to_string(), pay_deadline_ms: 0 }
+        StoredOrder {
+            id: id.to_string(),
+            user_id,
+            quantity: 1,
+            status: status.to_string(),
+            pay_deadline_ms: 0,
+            request_id: None,
+        }
     }
 
     fn stats_of(orders: &[StoredOrder], stock: u64) -> ItemStats {
@@ -547,6 +591,23 @@ mod tests {
         assert_eq!(
             changed[1].to_string(),
             "idempotency: user 1's request \"r1\" was answered order 10, its retry at rest 409"
+        );
+    }
+
+    #[test]
+    fn a_refused_buy_whose_request_id_made_an_order_fails() {
+        let with_request = |id: u64, user_id: u64, request_id: &str| StoredOrder {
+            request_id: Some(request_id.into()),
+            ..order(id, user_id, "cancelled")
+        };
+        let orders = [with_request(10, 1, "r1"), with_request(11, 2, "r1"), order(12, 3, "paid")];
+        let refused =
+            |user_id: u64, request_id: &str| RefusedBuy { user_id, request_id: request_id.into(), status: 410 };
+        assert_eq!(check_refused_buys(&[refused(1, "r2"), refused(3, "r1"), refused(4, "r1")], &orders), vec![]);
+        let broken = check_refused_buys(&[refused(2, "r1")], &orders);
+        assert_eq!(
+            broken.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["idempotency: user 2's request \"r1\" was finally refused (410), yet it made order 11"]
         );
     }
 

@@ -112,6 +112,10 @@ pub struct StoredOrder {
     /// When an unpaid order expires, on the server's clock (ms since 1970).
     #[serde(default)]
     pub pay_deadline_ms: u64,
+    /// The request id of the buy that made it (null without one, or from a
+    /// server that does not list it).
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 impl StoredOrder {

@@ -5,7 +5,7 @@
 //! outcome goes on its user's account as the promise check counts it.
 
 use crate::client::{Client, Reply};
-use crate::promises::{Observations, Replay, UserObservations};
+use crate::promises::{Observations, RefusedBuy, Replay, UserObservations};
 use crate::setup::{Buyer, buy_body_with_request_id};
 use crate::target::Target;
 use serde::Deserialize;
@@ -200,6 +200,22 @@ pub fn observe(records: &[BuyRecord], buyers: &[Buyer]) -> Observations {
         }
     }
     Observations { quantity: 1, users }
+}
+
+/// The buys whose last answer refused them, for the promise check: none of
+/// their request ids may have made an order.
+pub fn refused(records: &[BuyRecord], buyers: &[Buyer]) -> Vec<RefusedBuy> {
+    records
+        .iter()
+        .filter_map(|record| match record.outcome {
+            Outcome::Refused(status) => Some(RefusedBuy {
+                user_id: buyers[record.buyer].user.id,
+                request_id: record.request_id.clone(),
+                status,
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Sends every acknowledged buy again with its request id (promise 5: the

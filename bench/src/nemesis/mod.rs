@@ -281,6 +281,8 @@ fn run_one_sale(
     let (store, now_ms) = at_rest("reading the store", |_| Ok(read_at_rest(&mut admin, item_id, terms)?))?;
     report.violations.extend(found("nginx", promises::check(&observations, &store)));
     report.violations.extend(found("nginx", promises::check_expiry(&store, now_ms)));
+    let refused = buyers::refused(&records, &buyers);
+    report.violations.extend(found("retries", promises::check_refused_buys(&refused, &store.orders)));
     // Every instance's own view: its stats must be conserved too.
     for (i, target) in cluster.instance_targets().iter().enumerate() {
         let mut direct = Admin::new(target, &cluster.admin_token)?;
