@@ -78,7 +78,7 @@ impl Memory {
         let max_in = |from: f64, to: f64| {
             points.iter().filter(|(t, _)| *t >= from && *t < to).map(|&(_, k)| mib(k)).fold(0.0, f64::max)
         };
-        let last_before = |t: f64| points.iter().take_while(|(s, _)| *s <= t).last().map_or(0.0, |&(_, k)| mib(k));
+        let last_before = |t: f64| points.iter().take_while(|(s, _)| *s < t).last().map_or(0.0, |&(_, k)| mib(k));
         let middle = (overload_from_s + overload_to_s) / 2.0;
         let first_half = max_in(overload_from_s, middle);
         let second_half = max_in(middle, f64::INFINITY);
