@@ -175,6 +175,12 @@ fn render_buy(w: &mut Exposition<'_>, app: &crate::app::App) {
     w.sample("seckill_orders_pending", &[], sale.pending() as f64);
     w.help("seckill_order_queue_depth", "gauge", "Orders waiting for the group-commit writer.");
     w.sample("seckill_order_queue_depth", &[], sale.queue_depth() as f64);
+    w.help(
+        "seckill_order_queue_admit_max",
+        "gauge",
+        "Queued orders beyond which a buy is refused 503: the writer's rate times sale.order_queue_wait_max_ms.",
+    );
+    w.sample("seckill_order_queue_admit_max", &[], sale.admission.queued_max() as f64);
     w.help("seckill_request_ids", "gauge", "Request ids remembered in memory.");
     w.sample("seckill_request_ids", &[], sale.requests.len() as f64);
     let stats = &sale.writer_stats;

@@ -31,7 +31,7 @@ use crate::orders;
 use crate::orders::writer::WriterSettings;
 use crate::pages::Pages;
 use crate::sale::confirm::Confirmer;
-use crate::sale::{Sale, SaleSettings, Scripted};
+use crate::sale::{Admission, Sale, SaleSettings, Scripted};
 use crate::stock::{
     EmbeddedSource, EvalshaSource, LeaseSettings, LeasedSource, OrderIds, Seeding, SharedCounter, SharedPool, Stock,
     StockSource,
@@ -282,7 +282,9 @@ fn build_sale(
         payment_window_ms: s.payment_window_ms,
         pending_orders_max: u64::from(s.pending_orders_max),
     };
-    let mut sale = Sale::new(settings, stock, order_ids, s.order_queue_max, s.request_ids_max);
+    let admission =
+        Admission::new(Duration::from_millis(s.order_queue_wait_max_ms), s.batch_orders_max, s.order_queue_max);
+    let mut sale = Sale::new(settings, stock, order_ids, admission, s.order_queue_max, s.request_ids_max);
     sale.scripted = scripted;
     for row in store.stock_snapshot()? {
         // A shared pool that exists is the truth: instances starting
@@ -346,8 +348,14 @@ pub fn start(config: &Config) -> Result<Running, StartError> {
     if let Some(scripted) = &app.sale.scripted {
         scripted.attach(reactor.completer());
     }
-    let writer = start_writer(app.clone(), reactor.completer(), driver, writer_settings(config))
-        .map_err(|e| StartError::Io("order writer thread", e))?;
+    let writer = start_writer(
+        app.clone(),
+        reactor.completer(),
+        driver,
+        writer_settings(config),
+        config.sale.writer_priority_boost,
+    )
+    .map_err(|e| StartError::Io("order writer thread", e))?;
     app.hash_pool.start(&reactor.completer()).map_err(|e| StartError::Io("hash threads", e))?;
     app.workers.start(&reactor.completer()).map_err(|e| StartError::Io("worker threads", e))?;
     start_keeper(app.clone()).map_err(|e| StartError::Io("keeper thread", e))?;
@@ -384,15 +392,36 @@ fn start_writer(
     completer: Completer<Completion>,
     driver: ExpiryDriver,
     settings: WriterSettings,
+    boost: u32,
 ) -> std::io::Result<Writer> {
     let stop = Arc::new(AtomicBool::new(false));
     let (queue, ops) = app.sale.take_receivers().ok_or_else(|| std::io::Error::other("the writer started twice"))?;
     let thread_stop = stop.clone();
     let thread = std::thread::Builder::new().name("order-writer".into()).spawn(move || {
+        raise_priority(boost);
         let mut sink = Confirmer::new(app.clone(), completer, driver, ops);
         orders::writer::run(&*app.store, &queue, settings, &mut sink, &app.sale.writer_stats, &thread_stop);
     })?;
     Ok(Writer { stop, thread })
+}
+
+/// Lowers the calling thread's nice value by `boost`: under overload the
+/// loops answering the excess (each a 429 or 503, cheap but not free) must
+/// not starve the one thread that turns admitted buys into 200s. Best
+/// effort: without the privilege, the writer runs at the usual priority.
+fn raise_priority(boost: u32) {
+    if boost == 0 {
+        return;
+    }
+    // SAFETY: gettid and setpriority take no pointers; the id is this thread's own.
+    let result = unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, -(boost.min(20) as libc::c_int))
+    };
+    if result != 0 {
+        let error = std::io::Error::last_os_error();
+        log!(Level::Warn, "the order writer's priority was not raised", boost = boost, error = error);
+    }
 }
 
 /// The running order writer.

@@ -1,7 +1,7 @@
 //! The command line: `seckill-bench [run] [OPTIONS] URL`,
 //! `seckill-bench idle [OPTIONS] URL`, `seckill-bench buy [OPTIONS]`,
-//! `seckill-bench sale [OPTIONS]`, `seckill-bench compare [OPTIONS]` and
-//! `seckill-bench nemesis [OPTIONS]`.
+//! `seckill-bench sale [OPTIONS]`, `seckill-bench compare [OPTIONS]`,
+//! `seckill-bench overload [OPTIONS]` and `seckill-bench nemesis [OPTIONS]`.
 //!
 //! Parsed by hand (a few dozen lines) rather than with a framework: the bench
 //! has few options and should build with the workspace's dependencies alone.
@@ -11,6 +11,7 @@ use crate::buy::BuyConfig;
 use crate::compare::{CompareConfig, Variant, default_variants, resolve_variants};
 use crate::idle::IdleConfig;
 use crate::nemesis::NemesisConfig;
+use crate::overload::OverloadConfig;
 use crate::run::RunConfig;
 use crate::sale::SaleConfig;
 use crate::target::Target;
@@ -25,6 +26,7 @@ USAGE:
     seckill-bench buy --target http://HOST:PORT --admin-token T [OPTIONS]
     seckill-bench sale [--target http://HOST:PORT --admin-token T] [OPTIONS]
     seckill-bench compare [--variant NAME:key=value,...]... [--rounds N] [SALE OPTIONS]
+    seckill-bench overload [--factor X] [--overload-connections N] [SALE OPTIONS]
     seckill-bench nemesis [--faults N] [--seed S] [OPTIONS]
 
 URL is http://host[:port]/path (no TLS), e.g. http://127.0.0.1:8080/healthz
@@ -119,6 +121,26 @@ COMPARE OPTIONS (the same sale on servers started with different settings):
     and every SALE OPTION except --target and --report (--server-set applies to
     all variants). Prints medians and ratios to the first variant.
 
+OVERLOAD OPTIONS (issue 10: the durable-order capacity, then a multiple of it offered):
+    Phase 1 measures the capacity: a closed loop (-c [1024], --warmup [2s], -d [3s])
+    of buys that can all succeed (--stock [10000000], --per-user-limit [1000000]),
+    200s per second. Phase 2 offers --factor × that in open loop and reports the
+    rate actually sent (the bench shares the machine with the server), goodput
+    (200s/s) and its ratio to the capacity, every answer by status and code,
+    429/503 answers without Retry-After, latency, the server's RSS, and the
+    promise check at rest (promise 6 too once the payment windows ran out).
+        --factor X        phase 2's rate as a multiple of the capacity [3]
+        --overload-connections N  phase 2's connections [4096]
+        --overload-warmup DUR     [1s]
+        --overload-duration DUR   phase 2's measured time [6s]
+        --rss-limit-mib N the server's RSS must stay under this [1024]
+        --server-pid PID  with --target: the server whose RSS to sample
+    and every SALE OPTION but --rate, --bots and --report. A server started here
+    gets limits.per_user_rps=1000000, limits.per_user_burst=1000000 and
+    sale.payment_window_ms=2000 before --server-set. Exit status 3 when a promise
+    broke, a 429/503 lacked Retry-After, or the RSS went over the limit or kept
+    growing through phase 2; goodput is reported, never a failure.
+
 NEMESIS OPTIONS (sales on real processes under faults, issue 10; the bench
 starts redis-server, mariadbd, nginx and the instances itself, on free ports):
         --seed S          the schedule's seed [random; always printed]
@@ -161,6 +183,7 @@ pub enum Command {
     Buy { config: Box<BuyConfig>, json: Option<String> },
     Sale { config: Box<SaleConfig>, json: Option<String>, report: Option<String> },
     Compare { config: Box<CompareConfig>, json: Option<String> },
+    Overload { config: Box<OverloadConfig>, json: Option<String> },
     Nemesis { config: Box<NemesisConfig>, json: Option<String> },
 }
 
@@ -174,6 +197,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         Some("buy") => parse_buy(&args[1..]),
         Some("sale") => parse_sale(&args[1..]),
         Some("compare") => parse_compare(&args[1..]),
+        Some("overload") => parse_overload(&args[1..]),
         Some("nemesis") => parse_nemesis(&args[1..]),
         Some(_) => parse_run(args),
     }
@@ -428,6 +452,32 @@ fn parse_compare(args: &[String]) -> Result<Command, String> {
     Ok(Command::Compare { config: Box::new(config), json })
 }
 
+fn parse_overload(args: &[String]) -> Result<Command, String> {
+    let mut json = None;
+    let mut c = OverloadConfig::new();
+    let mut it = Args { args, pos: 0 };
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg {
+            Arg::Word(w) => return Err(format!("unexpected argument {w:?} (the server is given by --target)")),
+            Arg::Flag(flag, inline) => (flag, inline),
+        };
+        match flag {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--json" => json = Some(it.value(flag, inline)?.to_string()),
+            "--factor" => c.factor = number(flag, it.value(flag, inline)?)?,
+            "--overload-connections" => c.overload_connections = number(flag, it.value(flag, inline)?)?,
+            "--overload-warmup" => c.overload_warmup = duration(flag, it.value(flag, inline)?)?,
+            "--overload-duration" => c.overload_duration = duration(flag, it.value(flag, inline)?)?,
+            "--rss-limit-mib" => c.rss_limit_mib = number(flag, it.value(flag, inline)?)?,
+            "--server-pid" => c.server_pid = Some(number(flag, it.value(flag, inline)?)?),
+            _ if sale_option(&mut c.sale, &mut it, flag, inline)? => {}
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    c.validate().map_err(|e| e.to_string())?;
+    Ok(Command::Overload { config: Box::new(c), json })
+}
+
 fn parse_nemesis(args: &[String]) -> Result<Command, String> {
     let mut json = None;
     let mut c = NemesisConfig::default();
@@ -604,6 +654,21 @@ mod tests {
         assert!(err("sale --target http://h:1").contains("admin-token"));
         assert!(err("sale --server-set nope").contains("key=value"));
         assert!(err("sale --target http://h:1 --admin-token t --server-set a=b").contains("--server-set"));
+    }
+
+    #[test]
+    fn overload_options() {
+        let line = "overload --factor 2.5 --overload-connections 256 --overload-warmup 500ms --overload-duration 2s \
+                    --rss-limit-mib 300 --users 500 -c 16 -d 1s --warmup 1s --server-set sale.batch_wait_ms=1 --json o.json";
+        let Ok(Command::Overload { config: c, json }) = parse(&args(line)) else { panic!("{line}") };
+        assert_eq!((c.factor, c.overload_connections, c.rss_limit_mib), (2.5, 256, 300));
+        assert_eq!((c.overload_warmup, c.overload_duration), (Duration::from_millis(500), Duration::from_secs(2)));
+        assert_eq!((c.sale.users, c.sale.run.connections, c.sale.run.duration), (500, 16, Duration::from_secs(1)));
+        assert_eq!((c.sale.stock, c.sale.server_sets.len(), json.as_deref()), (10_000_000, 1, Some("o.json")));
+        let err = |s: &str| parse(&args(s)).unwrap_err();
+        assert!(err("overload --rate 1k").contains("closed loop"));
+        assert!(err("overload --factor 0").contains("factor"));
+        assert!(err("overload --target http://h:1 --admin-token t --server-pid x").contains("--server-pid"));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! measured window. A connection the server closes is counted and re-opened.
 
 use crate::recorder::Recorder;
-use crate::response::{ParseError, ResponseParser, Step};
+use crate::response::{ParseError, Response, ResponseParser, Step};
 use crate::schedule::Schedule;
 use crate::sys::Timer;
 use crate::workload::{Bodyless, RequestSource};
@@ -452,7 +452,7 @@ impl Driver {
             match result {
                 Ok(0) => {
                     if let Some(response) = conn.parser.finish_at_eof() {
-                        self.complete(idx, response.status, None, now);
+                        self.complete(idx, &response, None, now);
                     }
                     return self.drop_conn(idx, Close::Eof, now);
                 }
@@ -499,7 +499,7 @@ impl Driver {
                 Step::Complete { consumed, response } => {
                     pos += consumed;
                     conn.closing |= response.close;
-                    self.complete(idx, response.status, start.map(|s| s..pos), now);
+                    self.complete(idx, &response, start.map(|s| s..pos), now);
                     start = Some(pos);
                 }
             }
@@ -512,12 +512,12 @@ impl Driver {
 
     /// Response of the oldest outstanding request of `idx`; `bytes` is where
     /// the whole response lies in the read buffer, when it does.
-    fn complete(&mut self, idx: usize, status: u16, bytes: Option<Range<usize>>, now: Instant) {
+    fn complete(&mut self, idx: usize, response: &Response, bytes: Option<Range<usize>>, now: Instant) {
         let Some(req) = self.conns[idx].inflight.pop_front() else { return };
         let bytes = bytes.map(|range| &self.conns[idx].rbuf[range]);
-        self.source.on_response_bytes(idx, status, bytes);
+        self.source.on_response_head(idx, response, bytes);
         if now >= self.window_start && now < self.window_end {
-            self.recorder.record(status, now - req.intended, now - req.sent);
+            self.recorder.record(response.status, now - req.intended, now - req.sent);
         }
     }
 

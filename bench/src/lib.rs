@@ -17,6 +17,8 @@
 //! seckill-bench idle --connections 10000 --hold 5s --pid "$SERVER_PID" http://127.0.0.1:8080/healthz
 //! # 100 faults during sales on 3 instances, Redis, MariaDB and nginx it starts
 //! seckill-bench nemesis --faults 100 --seed 42
+//! # capacity, then 3 × capacity offered: goodput, shedding, memory, promises
+//! seckill-bench overload --json overload.json
 //! # a whole flash sale on a server the bench starts, then the promise check
 //! seckill-bench sale --users 10000 --stock 1000 -c 64 -d 5s --report sale.html
 //! # the same sale across server variants, 3 alternating rounds
@@ -82,6 +84,10 @@
 //! - [`html`]: the sale's self-contained HTML report with SVG plots.
 //! - [`compare`]: the `compare` subcommand: one sale across server variants,
 //!   alternating rounds, a ratio table.
+//! - [`overload`]: the `overload` subcommand: the durable-order capacity
+//!   (closed loop), then 3 × that offered (open loop); goodput, every answer
+//!   by status and code, `Retry-After` on each 429/503, the server's RSS, and
+//!   the promise check.
 //! - [`nemesis`]: the `nemesis` subcommand: sales on real processes (Redis,
 //!   MariaDB, instances, nginx) under seeded faults, and the promise check.
 //!
@@ -102,6 +108,7 @@ pub mod idle;
 pub mod metrics;
 pub mod nemesis;
 pub mod nginx;
+pub mod overload;
 pub mod promises;
 pub mod recorder;
 pub mod redis_stats;
@@ -120,6 +127,7 @@ pub use buy::{BuyConfig, BuyReport, run_buy};
 pub use compare::{CompareConfig, CompareReport, run_compare};
 pub use idle::{IdleConfig, IdleSummary, run_idle};
 pub use nemesis::{NemesisConfig, NemesisReport, run_nemesis};
+pub use overload::{OverloadConfig, OverloadReport, run_overload};
 pub use report::{Percentiles, Summary};
 pub use run::{BenchError, RunConfig, run, run_with};
 pub use sale::{SaleConfig, SaleReport, run_sale};

@@ -1,7 +1,7 @@
 //! The `seckill-bench` command; see the library's documentation or `--help`.
 
 use seckill_bench::cli::{self, Command};
-use seckill_bench::{html, run, run_buy, run_compare, run_idle, run_nemesis, run_sale, sys};
+use seckill_bench::{html, run, run_buy, run_compare, run_idle, run_nemesis, run_overload, run_sale, sys};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -85,6 +85,17 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Overload { config, json } => match run_overload(&config) {
+            Ok(mut overload) => {
+                overload.argv = argv;
+                let code = finish(&overload.table(), &overload.to_json(), json.as_deref(), overload.failed());
+                if overload.violated() { ExitCode::from(PROMISE_BROKEN) } else { code }
+            }
+            Err(e) => {
+                eprintln!("seckill-bench overload: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Nemesis { config, json } => match run_nemesis(&config) {
             Ok(mut nemesis) => {
                 nemesis.argv = argv;
@@ -99,7 +110,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// The exit status when a sale broke a promise of the contract.
+/// The exit status when a sale broke a promise of the contract (for
+/// `overload` also a 429/503 without Retry-After, or memory not bounded).
 const PROMISE_BROKEN: u8 = 3;
 
 /// Prints the table (to stderr when the JSON takes stdout), writes the JSON.

@@ -19,6 +19,9 @@ pub struct Response {
     pub status: u16,
     /// The server announced `Connection: close` (or spoke HTTP/1.0 without keep-alive).
     pub close: bool,
+    /// The head carried a `Retry-After` header (the contract requires one on
+    /// every 429 and 503: the overload run counts those without).
+    pub retry_after: bool,
 }
 
 /// What one call to [`ResponseParser::parse`] achieved.
@@ -82,7 +85,7 @@ pub struct ResponseParser {
 
 impl Default for ResponseParser {
     fn default() -> Self {
-        ResponseParser { state: State::Head, pending: Response { status: 0, close: false } }
+        ResponseParser { state: State::Head, pending: Response { status: 0, close: false, retry_after: false } }
     }
 }
 
@@ -164,7 +167,7 @@ impl ResponseParser {
             // An interim response (100 Continue): the real one follows.
             return Ok(Step::Consumed(len));
         }
-        self.pending = Response { status, close: framing.close };
+        self.pending = Response { status, close: framing.close, retry_after: framing.retry_after };
         let no_body = bodyless || status == 204 || status == 304;
         self.state = match framing.body {
             _ if no_body => return Ok(self.complete(len)),
@@ -221,6 +224,7 @@ enum Body {
 struct Framing {
     body: Body,
     close: bool,
+    retry_after: bool,
 }
 
 impl Framing {
@@ -228,6 +232,7 @@ impl Framing {
         let mut length: Option<u64> = None;
         let mut chunked = false;
         let mut close = http10;
+        let mut retry_after = false;
         for h in headers {
             if h.name.eq_ignore_ascii_case("content-length") {
                 let n = std::str::from_utf8(h.value)
@@ -248,6 +253,8 @@ impl Framing {
                 } else if value.windows(10).any(|w| w == b"keep-alive") {
                     close = false;
                 }
+            } else if h.name.eq_ignore_ascii_case("retry-after") {
+                retry_after = !h.value.trim_ascii().is_empty();
             }
         }
         // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3).
@@ -256,7 +263,7 @@ impl Framing {
             (false, Some(n)) => Body::Length(n),
             (false, None) => Body::UntilClose,
         };
-        Ok(Framing { body, close })
+        Ok(Framing { body, close, retry_after })
     }
 }
 
@@ -293,7 +300,8 @@ mod tests {
     /// single split point, and one byte at a time.
     fn check(input: &str, bodyless: bool, expected: &[(u16, bool)]) {
         let input = input.as_bytes();
-        let expected: Vec<Response> = expected.iter().map(|&(status, close)| Response { status, close }).collect();
+        let expected: Vec<Response> =
+            expected.iter().map(|&(status, close)| Response { status, close, retry_after: false }).collect();
         let mut splits: Vec<Vec<&[u8]>> = vec![vec![input]];
         for i in 1..input.len() {
             splits.push(vec![&input[..i], &input[i..]]);
@@ -310,6 +318,14 @@ mod tests {
     fn content_length() {
         check("HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"status\":\"ok\"}", false, &[(200, false)]);
         check("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n", false, &[(404, false)]);
+    }
+
+    #[test]
+    fn retry_after_is_noticed() {
+        let shed = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n";
+        let bare = "HTTP/1.1 429 Too Many Requests\r\nretry-after:  \r\nContent-Length: 0\r\n\r\n";
+        let (got, _) = feed(&[format!("{shed}{bare}").as_bytes()], false).expect("parses");
+        assert_eq!(got.iter().map(|r| (r.status, r.retry_after)).collect::<Vec<_>>(), vec![(503, true), (429, false)]);
     }
 
     #[test]

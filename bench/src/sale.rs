@@ -20,6 +20,7 @@
 use crate::buy::{self, statuses_line};
 use crate::promises::{self, Observations, StoreView, Terms, UserObservations, Violation};
 use crate::report::{Summary, errors_line, group};
+use crate::response::Response;
 use crate::run::{BenchError, RunConfig, run_with};
 use crate::setup::{self, Admin, Buyer, ItemSpec, SetupError};
 use crate::spawn::{self, SpawnError, SpawnedServer};
@@ -209,6 +210,14 @@ pub struct Ledger {
     /// whole (nearly all on loopback): at most one per 200, so bounded by
     /// the units sold. Appended once per load thread, at its end.
     order_ids: Mutex<Vec<(u32, u64)>>,
+    /// 429 and 503 answers, and those of them without `Retry-After` (the
+    /// contract asks for one on each; the overload run reports the rest).
+    shed: AtomicU64,
+    shed_without_retry_after: AtomicU64,
+    /// Answers by `status code` (`503 overloaded`, `409 limit_reached`, `200
+    /// success`; `?` when the body did not arrive in one read): at most a
+    /// few dozen keys. Appended once per load thread, at its end.
+    codes: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Ledger {
@@ -223,7 +232,31 @@ impl Ledger {
             answers: zeros(),
             successes: zeros(),
             order_ids: Mutex::new(Vec::new()),
+            shed: AtomicU64::new(0),
+            shed_without_retry_after: AtomicU64::new(0),
+            codes: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Buys sent so far, over all users.
+    pub(crate) fn sent(&self) -> u64 {
+        self.users.iter().map(|u| u.sent.load(Relaxed)).sum()
+    }
+
+    /// Every answer so far by status (the whole run: warm-up and every phase).
+    pub(crate) fn statuses(&self) -> BTreeMap<String, u64> {
+        self.tally.counts().into_iter().map(|(s, n)| (s.to_string(), n)).collect()
+    }
+
+    /// Answers by `status code` from the load threads that have ended.
+    pub(crate) fn codes(&self) -> BTreeMap<String, u64> {
+        // A poisoned lock means a load thread panicked: the run fails anyway.
+        self.codes.lock().map(|codes| codes.clone()).unwrap_or_default()
+    }
+
+    /// `(429 and 503 answers, those without Retry-After)` so far.
+    pub(crate) fn shed(&self) -> (u64, u64) {
+        (self.shed.load(Relaxed), self.shed_without_retry_after.load(Relaxed))
     }
 
     fn answered(&self, user: usize, status: u16) {
@@ -276,6 +309,8 @@ struct SaleSource {
     inflight: Vec<VecDeque<u32>>,
     /// `(ledger index, order id)` of this thread's 200s, handed to the ledger at the end.
     order_ids: Vec<(u32, u64)>,
+    /// This thread's answers by status and code, handed to the ledger at the end.
+    codes: Vec<(u16, String, u64)>,
 }
 
 impl RequestSource for SaleSource {
@@ -294,6 +329,22 @@ impl RequestSource for SaleSource {
 
     fn on_response(&mut self, conn: usize, status: u16) {
         self.on_response_bytes(conn, status, None);
+    }
+
+    fn on_response_head(&mut self, conn: usize, response: &Response, bytes: Option<&[u8]>) {
+        if matches!(response.status, 429 | 503) {
+            self.ledger.shed.fetch_add(1, Relaxed);
+            if !response.retry_after {
+                self.ledger.shed_without_retry_after.fetch_add(1, Relaxed);
+            }
+        }
+        self.on_response_bytes(conn, response.status, bytes);
+        let code = bytes.map_or("?", answer_code);
+        // A linear scan: a thread sees a few codes, and a hit allocates nothing.
+        match self.codes.iter_mut().find(|(s, c, _)| *s == response.status && c == code) {
+            Some((_, _, n)) => *n += 1,
+            None => self.codes.push((response.status, code.to_string(), 1)),
+        }
     }
 
     fn on_response_bytes(&mut self, conn: usize, status: u16, bytes: Option<&[u8]>) {
@@ -324,7 +375,25 @@ impl Drop for SaleSource {
         if let Ok(mut ids) = self.ledger.order_ids.lock() {
             ids.append(&mut self.order_ids);
         }
+        if let Ok(mut codes) = self.ledger.codes.lock() {
+            for (status, code, n) in self.codes.drain(..) {
+                *codes.entry(format!("{status} {code}")).or_insert(0) += n;
+            }
+        }
     }
+}
+
+/// What an answer's body says it is: the error `code` (`{"code":"overloaded",…}`),
+/// else the `status` (`{"status":"success",…}`), else `-`; the body is capped
+/// at 40 bytes so that a stray body cannot grow the tally's keys.
+fn answer_code(response: &[u8]) -> &str {
+    let field = |key: &[u8]| -> Option<&str> {
+        let at = response.windows(key.len()).position(|w| w == key)? + key.len();
+        let rest = &response[at..];
+        let end = rest.iter().take(40).position(|&b| b == b'"')?;
+        std::str::from_utf8(&rest[..end]).ok()
+    };
+    field(b"\"code\":\"").or_else(|| field(b"\"status\":\"")).unwrap_or("-")
 }
 
 /// The `order_id` of a 200's JSON body (`{"status":"success","order_id":"…",…}`).
@@ -395,6 +464,40 @@ pub struct PromiseReport {
     pub settle_s: f64,
 }
 
+impl PromiseReport {
+    /// The promise check's lines of a report's table.
+    pub(crate) fn write_lines(&self, stock: u64, out: &mut String) {
+        let pr = self;
+        let st = &pr.stats;
+        let _ = writeln!(
+            out,
+            "\n  promise check (store at rest after {:.2}s): {}",
+            pr.settle_s,
+            if pr.held { "all held" } else { "BROKEN" }
+        );
+        let _ = writeln!(
+            out,
+            "    200s {} ({} order ids looked up) / stored orders {} (503/202 {}, unanswered {}); live units {} of {}",
+            pr.acknowledged, pr.acknowledged_with_id, pr.stored_orders, pr.unknown, pr.unanswered, pr.live_units, stock
+        );
+        let _ = writeln!(
+            out,
+            "    stats: total {} = left {} + pending {} + paid {} (cancelled {}, expired {})",
+            st.stock_total, st.stock_left, st.pending_payment, st.paid, st.cancelled, st.expired
+        );
+        if pr.results_asked > 0 {
+            let _ = writeln!(
+                out,
+                "    /result at rest for the {} users of unknown outcome: {} success, each a live order in the store",
+                pr.results_asked, pr.results_success
+            );
+        }
+        for v in &pr.violations {
+            let _ = writeln!(out, "    VIOLATION {v}");
+        }
+    }
+}
+
 /// Everything `seckill-bench sale` measured; its `--json` document.
 #[derive(Debug, Clone, Serialize)]
 pub struct SaleReport {
@@ -461,34 +564,10 @@ pub fn meaning(status: &str) -> &'static str {
 pub fn run_sale(config: &SaleConfig) -> Result<SaleReport, SaleError> {
     config.validate().map_err(SaleError::Config)?;
     let started = Instant::now();
-    let server = match &config.target {
-        Some(_) => None,
-        None => {
-            let binary = spawn::find_binary(config.seckill.as_deref())?;
-            let server = SpawnedServer::start(&binary, &config.server_sets)?;
-            eprintln!(
-                "seckill-bench sale: started {} at http://{} (pid {})",
-                binary.display(),
-                server.target.authority,
-                server.pid()
-            );
-            Some(server)
-        }
-    };
-    let (target, token) = match (&server, &config.target) {
-        (Some(s), _) => (s.target.clone(), s.admin_token.clone()),
-        // validate() made sure a target comes with a token.
-        (None, Some(t)) => (t.clone(), config.admin_token.clone().unwrap_or_default()),
-        (None, None) => unreachable!("a server is started when no target is given"),
-    };
+    let (server, target, token) = serve(config, "sale", &[])?;
     let mut times = SetupTimes { server_s: round3(started.elapsed().as_secs_f64()), ..SetupTimes::default() };
     let report = sell(config, &target, &token, &mut times);
-    let durability = match &server {
-        Some(_) if !config.server_sets.iter().any(|s| s.starts_with("store.url=")) => {
-            "embedded store: SQLite WAL, synchronous=FULL (fsync before each 200)".to_string()
-        }
-        _ => "as configured on the server (not known to the bench)".to_string(),
-    };
+    let durability = durability(config, server.is_some());
     let settings = server.as_ref().map(|s| s.settings.clone()).unwrap_or_default();
     if let Some(server) = server {
         server.stop();
@@ -501,8 +580,56 @@ pub fn run_sale(config: &SaleConfig) -> Result<SaleReport, SaleError> {
     Ok(report)
 }
 
-/// The sale proper, against a running server.
-fn sell(config: &SaleConfig, target: &Target, token: &str, times: &mut SetupTimes) -> Result<SaleReport, SaleError> {
+/// The server of a sale: `--target`, or one started here with the bench's
+/// settings, then `defaults` (the caller's), then `--server-set`; with the
+/// admin token to use.
+pub(crate) fn serve(
+    config: &SaleConfig,
+    command: &str,
+    defaults: &[&str],
+) -> Result<(Option<SpawnedServer>, Target, String), SaleError> {
+    if let Some(target) = &config.target {
+        // validate() made sure a target comes with a token.
+        return Ok((None, target.clone(), config.admin_token.clone().unwrap_or_default()));
+    }
+    let binary = spawn::find_binary(config.seckill.as_deref())?;
+    let mut sets: Vec<String> = defaults.iter().map(|s| s.to_string()).collect();
+    sets.extend(config.server_sets.iter().cloned());
+    let server = SpawnedServer::start(&binary, &sets)?;
+    eprintln!(
+        "seckill-bench {command}: started {} at http://{} (pid {})",
+        binary.display(),
+        server.target.authority,
+        server.pid()
+    );
+    let (target, token) = (server.target.clone(), server.admin_token.clone());
+    Ok((Some(server), target, token))
+}
+
+/// What "durable" means for the store measured (contract §5), as far as the bench knows.
+pub(crate) fn durability(config: &SaleConfig, spawned: bool) -> String {
+    if spawned && !config.server_sets.iter().any(|s| s.starts_with("store.url=")) {
+        "embedded store: SQLite WAL, synchronous=FULL (fsync before each 200)".to_string()
+    } else {
+        "as configured on the server (not known to the bench)".to_string()
+    }
+}
+
+/// A sale open for buying: the admin client, the item as put on sale, and
+/// every user (humans, then bots) with a session and a sale path.
+pub(crate) struct OpenSale {
+    pub admin: Admin,
+    pub item: ItemSpec,
+    pub buyers: Vec<Buyer>,
+}
+
+/// Steps 2 and 3: the item, the users, their captchas, the start, the paths.
+pub(crate) fn open_sale(
+    config: &SaleConfig,
+    target: &Target,
+    token: &str,
+    times: &mut SetupTimes,
+) -> Result<OpenSale, SaleError> {
     let mut admin = Admin::new(target, token)?;
     let now = setup::now_ms();
     // Put on sale in an hour while preparing; moved to `start_in` below.
@@ -550,6 +677,12 @@ fn sell(config: &SaleConfig, target: &Target, token: &str, times: &mut SetupTime
     let buyers = setup::trade_for_paths(target, item.id, &answered, config.setup_connections)?;
     times.paths_s = lap(step);
     eprintln!("seckill-bench sale: open; {} paths in {:.2}s; buying", buyers.len(), times.paths_s);
+    Ok(OpenSale { admin, item, buyers })
+}
+
+/// The sale proper, against a running server.
+fn sell(config: &SaleConfig, target: &Target, token: &str, times: &mut SetupTimes) -> Result<SaleReport, SaleError> {
+    let OpenSale { mut admin, item, buyers } = open_sale(config, target, token, times)?;
 
     let (humans, bots) = buyers.split_at(config.users);
     let run_length = config.run.warmup + config.run.duration;
@@ -630,7 +763,7 @@ fn redis_cost(commands: crate::redis_stats::Calls, sold_units: u64, status_all: 
     RedisCost { commands, total, per_sold_unit: per(sold_units), per_other_answer: per(others) }
 }
 
-fn lap(since: Instant) -> f64 {
+pub(crate) fn lap(since: Instant) -> f64 {
     round3(since.elapsed().as_secs_f64())
 }
 
@@ -664,7 +797,7 @@ pub(crate) fn settle_store(admin: &mut Admin, item_id: u64) -> Result<(), SetupE
 }
 
 /// Loads the buys of `buyers` (ledger indices from `offset`) with `run`.
-fn load(
+pub(crate) fn load(
     run: &RunConfig,
     target: &Target,
     item_id: u64,
@@ -681,7 +814,14 @@ fn load(
     let tally = Arc::new(StatusTally::default());
     let mut summary = run_with(run, |thread| {
         let cycle = UserCycle::new(requests.clone(), tally.clone(), thread, threads, run.connections);
-        Box::new(SaleSource { cycle, ledger: ledger.clone(), offset, inflight: Vec::new(), order_ids: Vec::new() })
+        Box::new(SaleSource {
+            cycle,
+            ledger: ledger.clone(),
+            offset,
+            inflight: Vec::new(),
+            order_ids: Vec::new(),
+            codes: Vec::new(),
+        })
     })?;
     summary.params.url = shown.target.url();
     summary.params.method = shown.method;
@@ -699,7 +839,7 @@ fn bot_run_config(config: &SaleConfig, human_run: &RunConfig) -> RunConfig {
     run
 }
 
-fn observe(ledger: &Ledger, buyers: &[Buyer], quantity: Option<u32>) -> Observations {
+pub(crate) fn observe(ledger: &Ledger, buyers: &[Buyer], quantity: Option<u32>) -> Observations {
     let mut users: Vec<UserObservations> = (0..buyers.len()).map(|i| ledger.user(i)).collect();
     // The load threads have ended: the lock is free unless one panicked.
     if let Ok(ids) = ledger.order_ids.lock() {
@@ -713,7 +853,7 @@ fn observe(ledger: &Ledger, buyers: &[Buyer], quantity: Option<u32>) -> Observat
 
 /// Users answered 202 or 503 learn their outcome as a client would: from
 /// `/result`, asked once at rest, which the check holds to the store.
-fn ask_results(
+pub(crate) fn ask_results(
     target: &Target,
     item_id: u64,
     buyers: &[Buyer],
@@ -737,7 +877,7 @@ fn ask_results(
     Ok(())
 }
 
-fn promise_report(observations: &Observations, store: &StoreView, settle_s: f64) -> PromiseReport {
+pub(crate) fn promise_report(observations: &Observations, store: &StoreView, settle_s: f64) -> PromiseReport {
     let violations = promises::check(observations, store);
     let sum = |f: fn(&UserObservations) -> u64| observations.users.values().map(f).sum::<u64>();
     PromiseReport {
@@ -804,7 +944,7 @@ fn sold_out_after(series: &Series, sold_out: bool) -> Option<u64> {
 
 /// Prints a progress line on stderr every second until `done`: in place on
 /// a terminal, one line per second otherwise.
-fn progress(ledger: &Ledger, run_length: Duration, done: &AtomicBool) {
+pub(crate) fn progress(ledger: &Ledger, run_length: Duration, done: &AtomicBool) {
     let terminal = std::io::stderr().is_terminal();
     let start = Instant::now();
     let mut last = (start, 0u64);
@@ -838,7 +978,7 @@ fn progress(ledger: &Ledger, run_length: Duration, done: &AtomicBool) {
     }
 }
 
-fn round3(x: f64) -> f64 {
+pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
@@ -942,40 +1082,7 @@ impl SaleReport {
                 100.0 * f.human_share_of_users
             );
         }
-        let pr = &self.promises;
-        let st = &pr.stats;
-        let _ = writeln!(
-            out,
-            "\n  promise check (store at rest after {:.2}s): {}",
-            pr.settle_s,
-            if pr.held { "all held" } else { "BROKEN" }
-        );
-        let _ = writeln!(
-            out,
-            "    200s {} ({} order ids looked up) / stored orders {} (503/202 {}, unanswered {}); live units {} of {}",
-            pr.acknowledged,
-            pr.acknowledged_with_id,
-            pr.stored_orders,
-            pr.unknown,
-            pr.unanswered,
-            pr.live_units,
-            self.stock
-        );
-        let _ = writeln!(
-            out,
-            "    stats: total {} = left {} + pending {} + paid {} (cancelled {}, expired {})",
-            st.stock_total, st.stock_left, st.pending_payment, st.paid, st.cancelled, st.expired
-        );
-        if pr.results_asked > 0 {
-            let _ = writeln!(
-                out,
-                "    /result at rest for the {} users of unknown outcome: {} success, each a live order in the store",
-                pr.results_asked, pr.results_success
-            );
-        }
-        for v in &pr.violations {
-            let _ = writeln!(out, "    VIOLATION {v}");
-        }
+        self.promises.write_lines(self.stock, &mut out);
         if let Some(redis) = &self.redis {
             let by_name: Vec<String> = redis.commands.iter().map(|(name, n)| format!("{name} {n}")).collect();
             let _ = writeln!(
@@ -991,7 +1098,7 @@ impl SaleReport {
     }
 }
 
-fn latency_ms_row(name: &str, p: &crate::Percentiles) -> String {
+pub(crate) fn latency_ms_row(name: &str, p: &crate::Percentiles) -> String {
     let ms = |us: f64| us / 1000.0;
     format!(
         "  {name:<18}{:>9.2}{:>9.2}{:>9.2}{:>9.2}{:>9.2}{:>9.2}",
@@ -1018,8 +1125,14 @@ mod tests {
         let requests = buy::buy_requests(&target, 1, None, &buyers);
         let tally = Arc::new(StatusTally::default());
         let cycle = UserCycle::new(requests, tally, 0, 1, 1);
-        let mut source =
-            SaleSource { cycle, ledger: ledger.clone(), offset: 1, inflight: Vec::new(), order_ids: Vec::new() };
+        let mut source = SaleSource {
+            cycle,
+            ledger: ledger.clone(),
+            offset: 1,
+            inflight: Vec::new(),
+            order_ids: Vec::new(),
+            codes: Vec::new(),
+        };
         let mut out = Vec::new();
         for _ in 0..5 {
             source.write_request(0, &mut out);

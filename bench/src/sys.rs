@@ -76,13 +76,18 @@ pub fn raise_fd_limit() -> io::Result<libc::rlim_t> {
 
 /// Resident set size of process `pid` in KiB (`VmRSS` of /proc/PID/status).
 pub fn rss_kib(pid: u32) -> io::Result<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `kB` line of /proc/PID/status, e.g. `VmRSS:` or `VmHWM:` (the peak RSS).
+pub fn status_kib(pid: u32, field: &str) -> io::Result<u64> {
     let mut status = String::new();
     File::open(format!("/proc/{pid}/status"))?.read_to_string(&mut status)?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmRSS line"))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("no {field} line")))
 }
 
 #[cfg(test)]
@@ -92,6 +97,7 @@ mod tests {
     #[test]
     fn reads_our_own_rss() {
         assert!(rss_kib(std::process::id()).unwrap() > 0);
+        assert!(status_kib(std::process::id(), "VmHWM:").unwrap() >= rss_kib(std::process::id()).unwrap() / 2);
     }
 
     #[test]

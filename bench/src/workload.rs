@@ -6,6 +6,7 @@
 //! one pre-rendered request per user, each connection cycling over the users,
 //! with every answer (warm-up included) counted in a shared [`StatusTally`].
 
+use crate::response::Response;
 use crate::target::Target;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -24,6 +25,12 @@ pub trait RequestSource: Send {
     /// skips; the default ignores them.
     fn on_response_bytes(&mut self, conn: usize, status: u16, _bytes: Option<&[u8]>) {
         self.on_response(conn, status);
+    }
+
+    /// [`RequestSource::on_response_bytes`] with what the head said besides
+    /// the status (`Retry-After`); the driver calls this one.
+    fn on_response_head(&mut self, conn: usize, response: &Response, bytes: Option<&[u8]>) {
+        self.on_response_bytes(conn, response.status, bytes);
     }
 
     /// Connection `conn` was dropped with its `n` outstanding requests

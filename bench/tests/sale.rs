@@ -1,6 +1,7 @@
-//! `seckill-bench sale` end to end: the bench binary starts the real
-//! `seckill` on the embedded default, runs a short flash sale, checks the
-//! promises, and writes its JSON and HTML. Small sales, no timed assertions.
+//! `seckill-bench sale` (and `compare`, `overload`) end to end: the bench
+//! binary starts the real `seckill` on the embedded default, runs a short
+//! flash sale, checks the promises, and writes its JSON and HTML. Small
+//! sales, no timed assertions: correctness only, never a rate.
 //!
 //! The server binary is `$SECKILL_BIN`, or `seckill` built in the same target
 //! directory as this test (`cargo build -p seckill` first; `cargo test
@@ -153,4 +154,61 @@ fn an_async_sale_learns_its_outcomes_from_result() {
     assert_eq!(json["status_all"]["202"], 10, "{:#}", json["status_all"]);
     assert!(promises["results_asked"].as_u64().unwrap() >= 10, "{promises:#}");
     assert_eq!(promises["results_success"], 10, "{promises:#}");
+}
+
+/// Issue 10's overload run, small: the capacity, then 3 × it offered. What
+/// is asserted is correctness only (promises held, every 429/503 with
+/// Retry-After, the server's RSS under a bound, the run ending by itself);
+/// the rates are printed, never asserted. A short per-user rate limit and a
+/// small order queue make sure both kinds of shedding happen.
+#[test]
+fn an_overload_sheds_with_retry_after_and_keeps_its_promises() {
+    let scratch = Scratch::new("overload");
+    let json = scratch.path("overload.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seckill-bench"))
+        .arg("overload")
+        .arg("--seckill")
+        .arg(server_binary())
+        .args(["--users", "300", "-c", "8", "-t", "1", "--warmup", "1s", "-d", "1s"])
+        .args(["--overload-connections", "64", "--overload-warmup", "500ms", "--overload-duration", "2s"])
+        .args(["--rss-limit-mib", "512", "--setup-connections", "4", "--no-progress"])
+        .args(["--server-set", "sale.payment_window_ms=1000", "--server-set", "sale.order_queue_max=32"])
+        .args(["--server-set", "sale.batch_orders_max=8"])
+        .args(["--server-set", "limits.per_user_rps=2", "--server-set", "limits.per_user_burst=2"])
+        .arg("--json")
+        .arg(&json)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run seckill-bench");
+    // The run stops by itself: its phases are bounded, and so is the wait
+    // for the store to come to rest.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while child.try_wait().expect("poll the bench").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("seckill-bench overload did not stop by itself within 90 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("the bench's output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(output.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", output.status);
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let promises = &report["promises"];
+    assert_eq!(promises["held"], true, "{promises:#}");
+    assert_eq!(report["expiry_checked"], true, "the 1 s payment windows ran out and promise 6 was checked");
+    assert!(report["shed"].as_u64().unwrap() > 0, "the overload was shed: {:#}", report["overload"]["statuses"]);
+    assert_eq!(report["shed_without_retry_after"], 0);
+    let memory = &report["memory"];
+    assert_eq!(memory["over_limit"], false, "{memory:#}");
+    assert!(memory["peak_mib"].as_f64().unwrap() < 512.0, "{memory:#}");
+    assert_eq!(memory["growing"], false, "{memory:#}");
+    // Every answer is one of the buy's statuses, and the shed ones carry their codes.
+    let codes: Vec<&String> = report["overload"]["codes"].as_object().unwrap().keys().collect();
+    let allowed = ["200 success", "429 rate_limited", "503 overloaded", "503 unavailable"];
+    assert!(codes.iter().all(|c| allowed.contains(&c.as_str()) || c.ends_with(" ?")), "{codes:?}");
 }

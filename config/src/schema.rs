@@ -352,12 +352,16 @@ schema! {
         confirm_timeout_ms: u64 = "2000";
         /// Orders waiting for the writer; beyond: 503 overloaded.
         order_queue_max: usize = "65536";
+        /// Under overload, a buy is refused 503 overloaded when the queued orders would take longer than this many milliseconds to commit at the writer's measured rate (never fewer than one batch may queue); keeps admitted buys well inside confirm_timeout_ms. 0 = only order_queue_max applies.
+        order_queue_wait_max_ms: u64 = "100";
         /// Most orders written in one group-commit transaction.
         batch_orders_max: usize = "1024";
         /// Milliseconds the writer waits to gather more orders into a batch (0 = write what is there; orders arriving during a commit form the next batch anyway).
         batch_wait_ms: u64 = "0";
         /// Milliseconds between the writer's attempts to resolve a batch whose commit outcome is unknown (the store went away during its COMMIT).
         writer_retry_ms: u64 = "250";
+        /// Under overload the event loops answering the excess compete for the CPU with the order writer, whose every batch is goodput: the writer thread's nice value is lowered by this much (needs CAP_SYS_NICE or root; otherwise a warning and no change). 0 = leave it.
+        writer_priority_boost: u32 = "5";
         /// How instances share stock through the cache: "lease" (leased allotments) or "evalsha" (one script per request).
         stock_strategy: StockStrategy = "lease";
         /// A stock lease not renewed within this many milliseconds expires and its units return.

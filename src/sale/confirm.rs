@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use seckill_reactor::Completer;
 
-use super::{Ticket, WheelOp};
+use super::{DrainMeter, Ticket, WheelOp};
 use crate::api_error::ApiError;
 use crate::app::{App, Counters};
 use crate::cache::InFlight;
@@ -47,6 +47,8 @@ pub struct Confirmer {
     /// Orders of the batch being written that were answered 202 already,
     /// marked in flight in a shared cache until the batch is decided.
     in_flight: Vec<InFlight>,
+    /// The writer's drain rate, which bounds the queue in time.
+    meter: DrainMeter,
     /// Batches were written since the last checkpoint, which was then.
     unchecked: bool,
     last_checkpoint: Instant,
@@ -72,6 +74,7 @@ impl Confirmer {
             ops,
             touched: Vec::new(),
             in_flight: Vec::new(),
+            meter: DrainMeter::default(),
             unchecked: false,
             last_checkpoint: Instant::now(),
         }
@@ -222,6 +225,7 @@ impl Sink<Ticket> for Confirmer {
         let sale = &self.app.sale;
         sale.batch_sizes.record(orders as u64);
         sale.commit_latency_us.record(u64::try_from(commit.as_micros()).unwrap_or(u64::MAX));
+        self.meter.batch_done(orders, Instant::now(), &sale.admission);
         self.unchecked = true;
     }
 

@@ -34,6 +34,7 @@
 //! does not give back: the local counter was ahead of the store, and keeping
 //! the units out corrects it.
 
+pub mod admission;
 pub mod confirm;
 pub mod holdings;
 pub mod requests;
@@ -50,6 +51,7 @@ use seckill_reactor::ParkToken;
 use crate::orders::writer::{Queued, WriterStats};
 use crate::stock::{Beyond, OrderIds, Outcome, Seeding, Slot, Stock, StockError};
 use crate::store::{ItemId, ItemStats, NewOrder, UserId};
+pub use admission::{Admission, DrainMeter};
 pub use holdings::Holdings;
 pub use requests::{Known, RequestIndex};
 pub use scripted::Scripted;
@@ -173,6 +175,8 @@ pub struct Sale {
     pub order_ids: OrderIds,
     pub holdings: Holdings,
     pub requests: RequestIndex,
+    /// The queue's bound in time: the writer sets it, a buy reads it.
+    pub admission: Admission,
     queue: Sender<Queued<Ticket>>,
     /// Taken once by the writer thread.
     queue_rx: Mutex<Option<Receiver<Queued<Ticket>>>>,
@@ -200,6 +204,7 @@ impl Sale {
         settings: SaleSettings,
         stock: Stock,
         order_ids: OrderIds,
+        admission: Admission,
         queue_max: usize,
         request_ids_max: usize,
     ) -> Self {
@@ -214,6 +219,7 @@ impl Sale {
             order_ids,
             holdings: Holdings::new(),
             requests: RequestIndex::new(request_ids_max),
+            admission,
             queue,
             queue_rx: Mutex::new(Some(queue_rx)),
             wheel_ops,
@@ -279,11 +285,12 @@ impl Sale {
         self.undo_take(user, item, quantity, true);
     }
 
-    /// Queues an order without blocking; false if the queue is full (the
-    /// caller undoes it: under evalsha its units go back to the counter,
-    /// which [`queue`](Self::queue) would put in the allotment).
+    /// Queues an order without blocking; false if the queue is full or
+    /// beyond its bound in time, as in [`queue`](Self::queue) (the caller
+    /// undoes it: under evalsha its units go back to the counter, which
+    /// `queue` would put in the allotment).
     pub fn try_queue(&self, order: NewOrder, ticket: Ticket) -> bool {
-        self.queue.try_send(Queued { order, ticket }).is_ok()
+        self.admission.admits(self.queue.len()) && self.queue.try_send(Queued { order, ticket }).is_ok()
     }
 
     /// Undoes a [`take`](Self::take) whose order was not queued, or was
@@ -309,19 +316,24 @@ impl Sale {
         self.pending.fetch_sub(1, Relaxed);
     }
 
-    /// Queues an admitted order for the writer without blocking. A full
-    /// queue gives the order back (undo) and answers 503 `overloaded`.
+    /// Queues an admitted order for the writer without blocking. A queue
+    /// beyond its bound in time ([`Admission`]) or full gives the order back
+    /// (undo) and answers 503 `overloaded`: checked here, after the limit and
+    /// the stock, so that a sold-out item still answers 410.
     pub fn queue(&self, order: NewOrder, ticket: Ticket) -> Result<(), Refusal> {
-        match self.queue.try_send(Queued { order, ticket }) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(q) | TrySendError::Disconnected(q)) => {
-                self.untake(q.order.user_id, q.order.item_id, q.order.quantity.get());
-                if let Some(request_id) = &q.order.request_id {
-                    self.requests.forget(q.order.user_id, request_id);
-                }
-                Err(Refusal::Overloaded)
+        let refused = if self.admission.admits(self.queue.len()) {
+            match self.queue.try_send(Queued { order, ticket }) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(q) | TrySendError::Disconnected(q)) => q.order,
             }
+        } else {
+            order
+        };
+        self.untake(refused.user_id, refused.item_id, refused.quantity.get());
+        if let Some(request_id) = &refused.request_id {
+            self.requests.forget(refused.user_id, request_id);
         }
+        Err(Refusal::Overloaded)
     }
 
     /// A live order left the live states (cancelled, expired, or expired by

@@ -1,0 +1,142 @@
+//! Admission by queueing time: under overload, a buy is refused at once
+//! (503 `overloaded` + `Retry-After`) when the orders already queued for the
+//! writer would take longer than `sale.order_queue_wait_max_ms` to commit.
+//!
+//! Why not the queue's length alone: `sale.order_queue_max` is a memory
+//! bound, counted in orders, and the time those orders take to commit
+//! depends on the store (SQLite or MySQL, the disk, the machine's load). A
+//! queue longer than `sale.confirm_timeout_ms` of writing makes a sync buy
+//! wait out its timeout and get 503 "outcome unknown" while its order is
+//! still committed later: the writer's work then buys no 200s at all, and
+//! goodput collapses exactly when the load is highest. Bounding the queue
+//! by time keeps every admitted order's wait short, answers the excess in
+//! microseconds instead of holding its connection, and still leaves the
+//! writer a full queue to batch from, so it never idles under overload.
+//!
+//! The bound is the writer's measured drain rate (orders per second of its
+//! whole cycle: commit, answers, expiries, checkpoints; an exponential
+//! average over batches) times the wait, and never less than one full batch
+//! (so a writer that was idle, whose rate reads low, can still take a full
+//! batch) nor more than the queue's capacity. One relaxed load per buy.
+
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// Weight of the newest batch in the drain rate's average: a few batches
+/// (tens of milliseconds under load) follow a change, one slow batch (a
+/// checkpoint) does not swing the bound.
+const RATE_WEIGHT: f64 = 0.25;
+
+/// The queued-orders bound the loops read.
+#[derive(Debug)]
+pub struct Admission {
+    queued_max: AtomicUsize,
+    /// `None`: no time bound (the queue's capacity alone applies).
+    wait_max: Option<Duration>,
+    floor: usize,
+    ceiling: usize,
+}
+
+impl Admission {
+    /// `wait_max` zero turns the time bound off; `batch_orders_max` is the
+    /// floor and `queue_max` the ceiling of the bound.
+    pub fn new(wait_max: Duration, batch_orders_max: usize, queue_max: usize) -> Admission {
+        let ceiling = queue_max.max(1);
+        let floor = batch_orders_max.clamp(1, ceiling);
+        // Until the writer has measured itself, only the queue's capacity applies.
+        Admission {
+            queued_max: AtomicUsize::new(ceiling),
+            wait_max: (!wait_max.is_zero()).then_some(wait_max),
+            floor,
+            ceiling,
+        }
+    }
+
+    /// Whether a buy may join a queue that holds `queued` orders.
+    #[inline]
+    pub fn admits(&self, queued: usize) -> bool {
+        queued < self.queued_max.load(Relaxed)
+    }
+
+    /// The current bound, for `/metrics`.
+    pub fn queued_max(&self) -> usize {
+        self.queued_max.load(Relaxed)
+    }
+
+    fn set_rate(&self, orders_per_s: f64) {
+        let Some(wait) = self.wait_max else { return };
+        let bound = (orders_per_s * wait.as_secs_f64()) as usize;
+        self.queued_max.store(bound.clamp(self.floor, self.ceiling), Relaxed);
+    }
+}
+
+/// The writer's side: measures its drain rate batch by batch.
+#[derive(Debug, Default)]
+pub struct DrainMeter {
+    last_batch_done: Option<Instant>,
+    orders_per_s: f64,
+}
+
+impl DrainMeter {
+    /// A batch of `orders` was decided and answered at `now`: its cycle is
+    /// the time since the previous one (idle time included, which can only
+    /// make the rate, and so the bound, lower than the writer could do).
+    pub fn batch_done(&mut self, orders: usize, now: Instant, admission: &Admission) {
+        if let Some(last) = self.last_batch_done.replace(now) {
+            let cycle = now.duration_since(last).as_secs_f64().max(1e-6);
+            let sample = orders as f64 / cycle;
+            self.orders_per_s = if self.orders_per_s == 0.0 {
+                sample
+            } else {
+                self.orders_per_s + RATE_WEIGHT * (sample - self.orders_per_s)
+            };
+            admission.set_rate(self.orders_per_s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_bound_is_the_drain_rate_times_the_wait() {
+        let admission = Admission::new(ms(500), 100, 65_536);
+        assert_eq!(admission.queued_max(), 65_536, "unmeasured: the capacity");
+        let mut meter = DrainMeter::default();
+        let t0 = Instant::now();
+        meter.batch_done(1000, t0, &admission);
+        // 1,000 orders every 50 ms: 20,000 orders/s, so 10,000 in 500 ms.
+        for i in 1..=20 {
+            meter.batch_done(1000, t0 + ms(50 * i), &admission);
+        }
+        assert_eq!(admission.queued_max(), 10_000);
+        assert!(admission.admits(9_999) && !admission.admits(10_000));
+    }
+
+    #[test]
+    fn the_bound_stays_between_a_batch_and_the_capacity() {
+        let admission = Admission::new(ms(500), 100, 5_000);
+        let mut meter = DrainMeter::default();
+        let t0 = Instant::now();
+        meter.batch_done(1, t0, &admission);
+        meter.batch_done(1, t0 + Duration::from_secs(10), &admission);
+        assert_eq!(admission.queued_max(), 100, "an idle writer still takes a batch");
+        meter.batch_done(1_000_000, t0 + Duration::from_secs(11), &admission);
+        assert_eq!(admission.queued_max(), 5_000, "never beyond the queue");
+    }
+
+    #[test]
+    fn zero_turns_the_time_bound_off() {
+        let admission = Admission::new(Duration::ZERO, 100, 5_000);
+        let mut meter = DrainMeter::default();
+        let t0 = Instant::now();
+        meter.batch_done(1, t0, &admission);
+        meter.batch_done(1, t0 + Duration::from_secs(10), &admission);
+        assert_eq!(admission.queued_max(), 5_000);
+    }
+}
