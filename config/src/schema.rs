@@ -353,7 +353,7 @@ schema! {
         /// Orders waiting for the writer; beyond: 503 overloaded.
         order_queue_max: usize = "65536";
         /// Under overload, a buy is refused 503 overloaded when the queued orders would take longer than this many milliseconds to commit at the writer's measured rate (never fewer than one batch may queue); keeps admitted buys well inside confirm_timeout_ms. 0 = only order_queue_max applies.
-        order_queue_wait_max_ms: u64 = "100";
+        order_queue_wait_max_ms: u64 = "500";
         /// Most orders written in one group-commit transaction.
         batch_orders_max: usize = "1024";
         /// Milliseconds the writer waits to gather more orders into a batch (0 = write what is there; orders arriving during a commit form the next batch anyway).
