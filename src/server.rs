@@ -282,8 +282,10 @@ fn build_sale(
         payment_window_ms: s.payment_window_ms,
         pending_orders_max: u64::from(s.pending_orders_max),
     };
-    let admission =
-        Admission::new(Duration::from_millis(s.order_queue_wait_max_ms), s.batch_orders_max, s.order_queue_max);
+    // Admitted buys must commit well inside the confirm timeout, or they time
+    // out (503, outcome unknown) and the writer's work buys no 200s.
+    let queue_wait = s.order_queue_wait_max_ms.min(s.confirm_timeout_ms / 2);
+    let admission = Admission::new(Duration::from_millis(queue_wait), s.batch_orders_max, s.order_queue_max);
     let mut sale = Sale::new(settings, stock, order_ids, admission, s.order_queue_max, s.request_ids_max);
     sale.scripted = scripted;
     for row in store.stock_snapshot()? {

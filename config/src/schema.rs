@@ -352,7 +352,7 @@ schema! {
         confirm_timeout_ms: u64 = "2000";
         /// Orders waiting for the writer; beyond: 503 overloaded.
         order_queue_max: usize = "65536";
-        /// Under overload, a buy is refused 503 overloaded when the queued orders would take longer than this many milliseconds to commit at the writer's measured rate (never fewer than one batch may queue); keeps admitted buys well inside confirm_timeout_ms. 0 = only order_queue_max applies.
+        /// Under overload, a buy is refused 503 overloaded when the queued orders would take longer than this many milliseconds to commit at the writer's measured rate (never fewer than one batch may queue); at most half of confirm_timeout_ms is used, so admitted buys stay well inside it. 0 = only order_queue_max applies.
         order_queue_wait_max_ms: u64 = "500";
         /// Most orders written in one group-commit transaction.
         batch_orders_max: usize = "1024";

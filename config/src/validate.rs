@@ -145,12 +145,6 @@ fn check_sale(config: &Config, check: &Checker) -> Result<(), ConfigError> {
     check.require("sale.batch_wait_ms", sale.batch_wait_ms < sale.confirm_timeout_ms, || {
         format!("must be less than sale.confirm_timeout_ms ({})", sale.confirm_timeout_ms)
     })?;
-    // Admitted buys wait up to this long in the queue: as long as the
-    // confirm timeout, they would time out (503, outcome unknown) while
-    // their orders are still written, and goodput would collapse.
-    check.require("sale.order_queue_wait_max_ms", sale.order_queue_wait_max_ms < sale.confirm_timeout_ms, || {
-        format!("must be less than sale.confirm_timeout_ms ({})", sale.confirm_timeout_ms)
-    })?;
     check.require("sale.pending_orders_max", sale.pending_orders_max <= 1 << 31, || "must be at most 2^31".into())?;
     // Nice values run from -20 to 19.
     check.require("sale.writer_priority_boost", sale.writer_priority_boost <= 20, || "must be at most 20".into())?;
