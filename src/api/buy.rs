@@ -53,7 +53,7 @@ pub fn write_success(out: &mut Vec<u8>, order_id: u64, pay_deadline_ms: u64) {
 }
 
 /// A buy past the checks before stock, as the evalsha strategy takes it on.
-struct Admission<'a> {
+struct AdmittedBuy<'a> {
     user: u64,
     item_id: u64,
     quantity: NonZeroU32,
@@ -128,7 +128,7 @@ impl LoopHandler {
         }
         let slot = sale.stock.slot(item_id).ok_or(ApiError::Unavailable)?;
         if let Some(scripted) = &sale.scripted {
-            let buy = Admission { user, item_id, quantity, limit, request_id };
+            let buy = AdmittedBuy { user, item_id, quantity, limit, request_id };
             return self.buy_by_script(call, scripted, buy);
         }
         if let Err(refusal) = sale.take(user, item_id, slot, quantity.get(), limit) {
@@ -198,7 +198,7 @@ impl LoopHandler {
     /// without waiting; the request stays parked until the script's answer
     /// completes it there (`crate::sale::scripted`). The conventional design,
     /// kept for comparison: a round trip per buy, refusals included.
-    fn buy_by_script(&self, call: &mut Call<'_, '_, '_>, scripted: &Scripted, buy: Admission<'_>) -> Outcome {
+    fn buy_by_script(&self, call: &mut Call<'_, '_, '_>, scripted: &Scripted, buy: AdmittedBuy<'_>) -> Outcome {
         let sale = &self.app.sale;
         let (user, item_id, quantity) = (buy.user, buy.item_id, buy.quantity.get());
         if let Err(refusal) = sale.reserve(user, item_id, quantity, buy.limit) {
