@@ -13,10 +13,11 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::nginx::Nginx;
-use common::sale::{Backends, Shop, User, assert_conserved, fast, path_on, poll_until, send};
+use common::sale::{Backends, Shop, User, fast, path_on, poll_until, send};
+use common::stock::{self, Bought};
 use common::{Conn, Server, ServerOptions};
 use serde_json::json;
 
@@ -25,8 +26,6 @@ const SECRET: &str = "distributed-stock-shared-secret-0123456789abcdef";
 const ITEM: u64 = 7;
 /// Short leases, so that a dead instance's units come back quickly.
 const LEASE_MS: u64 = 1_000;
-/// How long a test waits for a sale to finish before it fails.
-const SALE_DEADLINE: Duration = Duration::from_secs(60);
 
 /// `count` instances sharing one database, one key prefix and one secret.
 fn instances(count: usize) -> Vec<Server> {
@@ -60,50 +59,12 @@ fn put_item(servers: &[Server], stock: u64, per_user_limit: u32) -> Shop<'_> {
     shop
 }
 
-/// What one buy came to, after retrying 503s (same request id) until the
-/// answer is final.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Bought {
-    Order(String),
-    SoldOut,
-    LimitReached,
-}
-
-/// Buys one unit for `user` on `conn`, retrying 503 with the same request id
-/// (contract §3: another instance may still hold units).
 fn buy(conn: &mut Conn, user: &User, path: &str, request_id: &str) -> Bought {
-    let body = json!({ "item_id": ITEM, "request_id": request_id }).to_string();
-    let deadline = Instant::now() + SALE_DEADLINE;
-    loop {
-        let resp = send(conn, "POST", &format!("/api/seckill/{path}"), Some(&user.token), body.as_bytes());
-        match resp.status {
-            200 => return Bought::Order(resp.json()["order_id"].as_str().unwrap().to_string()),
-            410 => return Bought::SoldOut,
-            409 => return Bought::LimitReached,
-            503 => {
-                assert!(resp.header("Retry-After").is_some(), "a 503 without Retry-After");
-                assert!(Instant::now() < deadline, "still 503 after {SALE_DEADLINE:?}: {}", resp.text());
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => panic!("unexpected {other}: {}", resp.text()),
-        }
-    }
+    stock::buy(conn, user, ITEM, path, request_id)
 }
 
-/// Every acknowledged order is in MySQL and nothing else; every instance's
-/// stats say the stock is sold exactly and conserved.
 fn assert_sold_exactly(servers: &[Server], acknowledged: &HashSet<String>, stock: u64) {
-    assert_eq!(acknowledged.len() as u64, stock, "exactly the stock sold");
-    let shop = Shop { server: &servers[0], admin: ADMIN.into() };
-    let stored: HashSet<String> =
-        shop.item_orders(ITEM).iter().map(|o| o["id"].as_str().unwrap().to_string()).collect();
-    assert_eq!(&stored, acknowledged, "every acknowledged order is in MySQL, and nothing else");
-    for server in servers {
-        let stats = Shop { server, admin: ADMIN.into() }.stats(ITEM);
-        let held = stats["pending_payment"].as_u64().unwrap() + stats["paid"].as_u64().unwrap();
-        assert_eq!(held, stock, "{stats}");
-        assert_conserved(&stats);
-    }
+    stock::assert_sold_exactly(servers, ADMIN, ITEM, acknowledged, stock);
 }
 
 /// Orders this instance placed, from its `/metrics`.
@@ -156,6 +117,19 @@ fn three_instances_behind_nginx_sell_exactly_the_stock_and_respect_limits() {
     assert_eq!(servers.iter().map(placed).sum::<u64>(), STOCK);
 }
 
+/// One unit for each of `users` on `server`, while the stock is untouched:
+/// each buy must end in an order.
+fn buy_one_each(server: &Server, users: &[User], acknowledged: &mut HashSet<String>) {
+    let mut conn = server.connect();
+    for user in users {
+        let path = path_on(&mut conn, ADMIN, user, ITEM);
+        match buy(&mut conn, user, &path, &format!("r-{}", user.id)) {
+            Bought::Order(id) => assert!(acknowledged.insert(id)),
+            other => panic!("{other:?} with the stock untouched"),
+        }
+    }
+}
+
 /// Buys on `server` with fresh users until it answers 410; returns the orders.
 fn buy_until_sold_out(server: &Server, users: &[User], acknowledged: &mut HashSet<String>) -> usize {
     let mut conn = server.connect();
@@ -180,15 +154,7 @@ fn a_killed_instance_strands_nothing_once_its_lease_lapses() {
     let users = shop.users("kill", 100);
     let mut acknowledged = HashSet::new();
     // Instance 0 sells a few, so it holds the rest of a leased chunk.
-    let mut conn = servers[0].connect();
-    for user in &users[..3] {
-        let path = path_on(&mut conn, ADMIN, user, ITEM);
-        match buy(&mut conn, user, &path, &format!("r-{}", user.id)) {
-            Bought::Order(id) => assert!(acknowledged.insert(id)),
-            other => panic!("{other:?} with the stock untouched"),
-        }
-    }
-    drop(conn);
+    buy_one_each(&servers[0], &users[..3], &mut acknowledged);
     servers[0].kill9();
     let survivors = &servers[1..];
     // The survivors answer 503 while the dead lease holds units, then sell them.
@@ -252,14 +218,7 @@ fn a_pool_lost_by_redis_is_rebuilt_from_the_store_and_the_sale_completes_exactly
     let shop = put_item(&servers, STOCK, 1);
     let users = shop.users("lost", 80);
     let mut acknowledged = HashSet::new();
-    let mut conn = servers[0].connect();
-    for user in &users[..5] {
-        let path = path_on(&mut conn, ADMIN, user, ITEM);
-        match buy(&mut conn, user, &path, &format!("r-{}", user.id)) {
-            Bought::Order(id) => assert!(acknowledged.insert(id)),
-            other => panic!("{other:?} with the stock untouched"),
-        }
-    }
+    buy_one_each(&servers[0], &users[..5], &mut acknowledged);
     lose_redis_data(&backends);
     // Both instances sell on: 503 until one rebuilds the pool, then orders.
     buy_until_sold_out(&servers[1], &users[5..40], &mut acknowledged);
@@ -355,14 +314,7 @@ fn a_redis_restarted_empty_mid_sale_costs_a_rebuild_not_a_unit() {
     let shop = put_item(&servers, STOCK, 1);
     let users = shop.users("restart", 80);
     let mut acknowledged = HashSet::new();
-    let mut conn = servers[0].connect();
-    for user in &users[..5] {
-        let path = path_on(&mut conn, ADMIN, user, ITEM);
-        match buy(&mut conn, user, &path, &format!("r-{}", user.id)) {
-            Bought::Order(id) => assert!(acknowledged.insert(id)),
-            other => panic!("{other:?} with the stock untouched"),
-        }
-    }
+    buy_one_each(&servers[0], &users[..5], &mut acknowledged);
     // Sessions, captchas, the pool, the scripts: all gone with the process.
     redis.restart_empty();
     // Captchas live in Redis: wait for each instance to have reconnected.

@@ -11,17 +11,15 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::sale::{Backends, Shop, User, assert_conserved, assert_error, fast, path_on, poll_until, send};
+use common::stock::{self, Bought};
 use common::{Conn, Server};
-use serde_json::json;
 
 const ADMIN: &str = "evalsha-stock-admin-token-0123456789abcd";
 const SECRET: &str = "evalsha-stock-shared-secret-0123456789abcdef0";
 const ITEM: u64 = 11;
-/// How long a buy may keep answering 503 before the test fails.
-const BUY_DEADLINE: Duration = Duration::from_secs(60);
 
 /// `count` instances with the evalsha strategy sharing one database, one
 /// key prefix and one secret.
@@ -51,53 +49,16 @@ fn put_item(servers: &[Server], stock: u64, per_user_limit: u32) -> Shop<'_> {
     shop
 }
 
-/// What one buy came to, after retrying 503s (same request id).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Bought {
-    Order(String),
-    SoldOut,
-    LimitReached,
-}
-
 fn buy_once(conn: &mut Conn, user: &User, path: &str, request_id: &str) -> common::Response {
-    let body = json!({ "item_id": ITEM, "request_id": request_id }).to_string();
-    send(conn, "POST", &format!("/api/seckill/{path}"), Some(&user.token), body.as_bytes())
+    stock::buy_once(conn, user, ITEM, path, request_id)
 }
 
-/// Buys one unit for `user`, retrying 503 (a counter being rebuilt) with
-/// the same request id until the answer is final.
 fn buy(conn: &mut Conn, user: &User, path: &str, request_id: &str) -> Bought {
-    let deadline = Instant::now() + BUY_DEADLINE;
-    loop {
-        let resp = buy_once(conn, user, path, request_id);
-        match resp.status {
-            200 => return Bought::Order(resp.json()["order_id"].as_str().unwrap().to_string()),
-            410 => return Bought::SoldOut,
-            409 => return Bought::LimitReached,
-            503 => {
-                assert!(resp.header("Retry-After").is_some(), "a 503 without Retry-After");
-                assert!(Instant::now() < deadline, "still 503 after {BUY_DEADLINE:?}: {}", resp.text());
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => panic!("unexpected {other}: {}", resp.text()),
-        }
-    }
+    stock::buy(conn, user, ITEM, path, request_id)
 }
 
-/// Every acknowledged order is in MySQL and nothing else; every instance's
-/// stats say the stock is sold exactly and conserved.
 fn assert_sold_exactly(servers: &[Server], acknowledged: &HashSet<String>, stock: u64) {
-    assert_eq!(acknowledged.len() as u64, stock, "exactly the stock sold");
-    let shop = Shop { server: &servers[0], admin: ADMIN.into() };
-    let stored: HashSet<String> =
-        shop.item_orders(ITEM).iter().map(|o| o["id"].as_str().unwrap().to_string()).collect();
-    assert_eq!(&stored, acknowledged, "every acknowledged order is in MySQL, and nothing else");
-    for server in servers {
-        let stats = Shop { server, admin: ADMIN.into() }.stats(ITEM);
-        let held = stats["pending_payment"].as_u64().unwrap() + stats["paid"].as_u64().unwrap();
-        assert_eq!(held, stock, "{stats}");
-        assert_conserved(&stats);
-    }
+    stock::assert_sold_exactly(servers, ADMIN, ITEM, acknowledged, stock);
 }
 
 /// A counter of this instance's `/metrics`, e.g. `seckill_orders_total{event="placed"}`.

@@ -5,6 +5,7 @@
 
 pub mod nginx;
 pub mod sale;
+pub mod stock;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
