@@ -3,7 +3,7 @@
 //! retried with its request id until its answer is final, and the check
 //! that exactly the stock was sold, as MySQL and every instance say.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -64,4 +64,21 @@ pub fn assert_sold_exactly(servers: &[Server], admin: &str, item: u64, acknowled
         assert_eq!(held, stock, "{stats}");
         assert_conserved(&stats);
     }
+}
+
+/// The order ids of `results` (user id, what a buy came to), after checking
+/// that no order was acknowledged twice, no user got more than `limit` and
+/// demand beyond the stock met a 410.
+pub fn acknowledged_within(results: &[(u64, Bought)], limit: u32) -> HashSet<String> {
+    let mut per_user: HashMap<u64, u32> = HashMap::new();
+    let mut acknowledged = HashSet::new();
+    for (user, bought) in results {
+        if let Bought::Order(id) = bought {
+            *per_user.entry(*user).or_default() += 1;
+            assert!(acknowledged.insert(id.clone()), "order {id} acknowledged twice");
+        }
+    }
+    assert!(per_user.values().all(|&n| n <= limit), "a user above the limit: {per_user:?}");
+    assert!(results.iter().any(|(_, b)| *b == Bought::SoldOut), "demand above stock ends in 410");
+    acknowledged
 }
