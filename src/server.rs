@@ -265,12 +265,13 @@ fn build_sale(
         Some(SharedStock::Pool(pool)) => {
             let settings = LeaseSettings { shards: s.stock_shards, chunk_max: s.lease_chunk_max, lease_ms: s.lease_ms };
             let store = store.clone();
-            let stock_left = Box::new(move |item| store.item_stats(item).ok().map(|stats| stats.stock_left));
+            // A rebuild starts a new generation of the pool in the store.
+            let pool_basis = Box::new(move |item| store.renew_pool_epoch(item).ok());
             let data_dir = std::path::Path::new(&config.server.data_dir);
             let (lease, _) = secrets::configured_or_kept(data_dir, "stock_lease_id", None)
                 .map_err(|e| StartError::Io("stock lease id in the data directory", e))?;
             log!(Level::Info, "stock leased from the shared pool", shards = s.stock_shards, lease_ms = s.lease_ms);
-            Arc::new(LeasedSource::new(pool, lease, settings, stock_left))
+            Arc::new(LeasedSource::new(pool, lease, settings, pool_basis))
         }
     };
     let stock = Stock::new(s.items_max, source);

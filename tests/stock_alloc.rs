@@ -18,7 +18,7 @@ impl StockSource for Pool {
         seckill::stock::Refill { units: 0, beyond: seckill::stock::Beyond::Pool }
     }
     fn release(&self, _item: u64, _units: u64) {}
-    fn returned(&self, _item: u64, _units: u64) -> seckill::stock::Return {
+    fn returned(&self, _item: u64, _units: u64, _epoch: Option<u64>) -> seckill::stock::Return {
         seckill::stock::Return::Local
     }
     fn seed(

@@ -131,17 +131,22 @@ impl LoopHandler {
             let buy = AdmittedBuy { user, item_id, quantity, limit, request_id };
             return self.buy_by_script(call, scripted, buy);
         }
-        if let Err(refusal) = sale.take(user, item_id, slot, quantity.get(), limit) {
-            if refusal == Refusal::Busy && self.may_wait_for_refill() && sale.stock.item(slot).beyond() == Beyond::Pool
-            {
-                // The pool has units: a worker refills, then this buy runs again.
-                self.refill_for = (item_id, quantity.get());
-                return Err(ApiError::StockElsewhere);
+        let pool_epoch = match sale.take(user, item_id, slot, quantity.get(), limit) {
+            Ok(pool_epoch) => pool_epoch,
+            Err(refusal) => {
+                if refusal == Refusal::Busy
+                    && self.may_wait_for_refill()
+                    && sale.stock.item(slot).beyond() == Beyond::Pool
+                {
+                    // The pool has units: a worker refills, then this buy runs again.
+                    self.refill_for = (item_id, quantity.get());
+                    return Err(ApiError::StockElsewhere);
+                }
+                return self.refused(call, refusal, user, request_id, item_id, quantity.get());
             }
-            return self.refused(call, refusal, user, request_id, item_id, quantity.get());
-        }
+        };
         let Ok(order_id) = sale.order_ids.next(now_ms) else {
-            sale.untake(user, item_id, quantity.get());
+            sale.untake(user, item_id, quantity.get(), pool_epoch);
             return Err(ApiError::Unavailable);
         };
         if let Some(request_id) = request_id {
@@ -155,6 +160,7 @@ impl LoopHandler {
             created_ms: now_ms,
             pay_deadline_ms: now_ms + sale.settings.payment_window_ms,
             request_id: request_id.map(str::to_owned),
+            pool_epoch,
         };
         let ticket =
             if sale.settings.confirm_async { Ticket::Async } else { Ticket::Parked(call.exchange.park_token()) };

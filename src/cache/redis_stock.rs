@@ -5,7 +5,9 @@
 //! **Keys.** Shard `s` of item `i` is the hash `{prefix}{i:s}` — the braces
 //! are its hash tag, different for every shard, so a cluster places the
 //! shards of a hot item on different slots. Fields: `pool` (units in no
-//! allotment) and one `L:{lease}` per lease taken from it, `units:expiry_ms`
+//! allotment), `epoch` (the pool's generation, from the store's
+//! `items.pool_epoch`; absent means 0) and one `L:{lease}` per lease taken
+//! from it, `units:expiry_ms`
 //! with the expiry on Redis's own clock (`TIME`), so instances' clocks never
 //! matter. `{prefix}{i:r}` is the short-lived claim of a pool's rebuild.
 //!
@@ -34,14 +36,15 @@ end
 ";
 
 /// KEYS[1] shard; ARGV lease, held_here, chunk_max, lease_ms.
-/// Returns {status, units, pool_left, held_elsewhere, swept}; status 0
+/// Returns {status, units, pool_left, held_elsewhere, swept, epoch}; status 0
 /// granted, 1 the caller's lease was fenced, 2 the shard is missing.
 const REFILL: &str = r"
 local key, me = KEYS[1], 'L:' .. ARGV[1]
 local held_here, chunk_max, lease_ms = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local pool = redis.call('HGET', key, 'pool')
-if not pool then return {2, 0, 0, 0, 0} end
+if not pool then return {2, 0, 0, 0, 0, 0} end
 pool = tonumber(pool)
+local epoch = tonumber(redis.call('HGET', key, 'epoch') or '0')
 local now = now_ms()
 local fields = redis.call('HGETALL', key)
 local swept, elsewhere, holders, mine = 0, 0, 1, nil
@@ -62,7 +65,7 @@ end
 pool = pool + swept
 if held_here > 0 and not mine then
   redis.call('HSET', key, 'pool', pool)
-  return {1, 0, pool, elsewhere, swept}
+  return {1, 0, pool, elsewhere, swept, epoch}
 end
 -- Halves as the pool runs low, but never below an eighth of chunk_max: the
 -- tail of a shard would otherwise cost a round trip per unit or two.
@@ -72,7 +75,7 @@ redis.call('HSET', key, 'pool', pool)
 if chunk > 0 or mine then
   redis.call('HSET', key, me, ((mine or 0) + chunk) .. ':' .. (now + lease_ms))
 end
-return {0, chunk, pool, elsewhere, swept}
+return {0, chunk, pool, elsewhere, swept, epoch}
 ";
 
 /// KEYS[1] shard; ARGV lease, units, lease_ms. Returns {status, returned}:
@@ -113,9 +116,11 @@ redis.call('HINCRBY', key, 'pool', back)
 return {back}
 ";
 
-/// KEYS[1] shard; ARGV units. Returns {1} if added, {0} if the shard is missing.
+/// KEYS[1] shard; ARGV units, epoch ('' for any). Returns {1} if added, {0}
+/// if the shard is missing or of another generation than `epoch`.
 const PUT: &str = r"
 if redis.call('HEXISTS', KEYS[1], 'pool') == 0 then return {0} end
+if ARGV[2] ~= '' and (redis.call('HGET', KEYS[1], 'epoch') or '0') ~= ARGV[2] then return {0} end
 redis.call('HINCRBY', KEYS[1], 'pool', ARGV[1])
 return {1}
 ";
@@ -130,11 +135,14 @@ if taken > 0 then redis.call('HINCRBY', KEYS[1], 'pool', -taken) end
 return {taken}
 ";
 
-/// KEYS[1] shard; ARGV units, 'absent' or 'replace'. Returns {1} if written.
+/// KEYS[1] shard; ARGV units, 'absent' or 'replace', epoch. Returns {1} if
+/// written; a shard of a newer generation is never replaced by an older one.
 const SEED: &str = r"
 if ARGV[2] == 'absent' and redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
+local was = redis.call('HGET', KEYS[1], 'epoch')
+if was and tonumber(was) > tonumber(ARGV[3]) then return {0} end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'pool', ARGV[1])
+redis.call('HSET', KEYS[1], 'pool', ARGV[1], 'epoch', ARGV[3])
 return {1}
 ";
 
@@ -252,7 +260,7 @@ impl SharedPool for RedisCache {
         let args =
             vec![ask.lease.to_owned(), ask.held_here.to_string(), ask.chunk_max.to_string(), ask.lease_ms.to_string()];
         let reply = self.eval(&scripts().refill, self.shard_key(item, shard), args)?;
-        let [status, units, pool_left, held_elsewhere, swept] = reply[..] else {
+        let [status, units, pool_left, held_elsewhere, swept, epoch] = reply[..] else {
             return Err(SourceError(format!("refill script answered {reply:?}")));
         };
         Ok(match status {
@@ -261,6 +269,7 @@ impl SharedPool for RedisCache {
                 pool_left: unsigned(pool_left),
                 held_elsewhere: unsigned(held_elsewhere),
                 swept: unsigned(swept),
+                epoch: unsigned(epoch),
             },
             1 => ShardGrant::Revoked { swept: unsigned(swept) },
             _ => ShardGrant::Lost,
@@ -291,8 +300,9 @@ impl SharedPool for RedisCache {
         Ok(reply.first().copied().map_or(0, unsigned))
     }
 
-    fn put_units(&self, item: ItemId, shard: u32, units: u64) -> Result<bool, SourceError> {
-        let reply = self.eval(&scripts().put, self.shard_key(item, shard), vec![units.to_string()])?;
+    fn put_units(&self, item: ItemId, shard: u32, units: u64, epoch: Option<u64>) -> Result<bool, SourceError> {
+        let epoch = epoch.map(|e| e.to_string()).unwrap_or_default();
+        let reply = self.eval(&scripts().put, self.shard_key(item, shard), vec![units.to_string(), epoch])?;
         Ok(reply.first() == Some(&1))
     }
 
@@ -301,12 +311,19 @@ impl SharedPool for RedisCache {
         Ok(reply.first().copied().map_or(0, unsigned))
     }
 
-    fn seed_shard(&self, item: ItemId, shard: u32, units: u64, seeding: Seeding) -> Result<bool, SourceError> {
+    fn seed_shard(
+        &self,
+        item: ItemId,
+        shard: u32,
+        units: u64,
+        seeding: Seeding,
+        epoch: u64,
+    ) -> Result<bool, SourceError> {
         let mode = match seeding {
             Seeding::IfAbsent => "absent",
             Seeding::Replace => "replace",
         };
-        let args = vec![units.to_string(), mode.to_owned()];
+        let args = vec![units.to_string(), mode.to_owned(), epoch.to_string()];
         let reply = self.eval(&scripts().seed, self.shard_key(item, shard), args)?;
         Ok(reply.first() == Some(&1))
     }
@@ -330,6 +347,11 @@ impl SharedPool for RedisCache {
         Ok(set.is_some())
     }
 
+    fn end_rebuild(&self, item: ItemId) -> Result<(), SourceError> {
+        let key = format!("{}{{{item}:r}}", self.prefix());
+        self.run(move |client| async move { client.del::<i64, _>(key).await }).map(drop).map_err(failed)
+    }
+
     fn announce_returned(&self, item: ItemId) {
         if let Err(e) = self.announce(&CacheEvent::StockReturned(item)) {
             crate::log!(crate::log::Level::Warn, "returned stock not announced", item_id = item, error = e);
@@ -342,6 +364,7 @@ impl SharedPool for RedisCache {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::*;
     use crate::cache::redis::test_options;
@@ -368,10 +391,10 @@ mod tests {
     #[test]
     fn seeding_if_absent_happens_once_and_replace_always() {
         let pool = redis("seed");
-        assert_eq!(pool.seed_shard(ITEM, 0, 10, Seeding::IfAbsent), Ok(true));
-        assert_eq!(pool.seed_shard(ITEM, 0, 99, Seeding::IfAbsent), Ok(false), "a second instance starting");
+        assert_eq!(pool.seed_shard(ITEM, 0, 10, Seeding::IfAbsent, 0), Ok(true));
+        assert_eq!(pool.seed_shard(ITEM, 0, 99, Seeding::IfAbsent, 0), Ok(false), "a second instance starting");
         assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("a", 0, 8)).unwrap()), (5, 5, 0));
-        assert_eq!(pool.seed_shard(ITEM, 0, 3, Seeding::Replace), Ok(true));
+        assert_eq!(pool.seed_shard(ITEM, 0, 3, Seeding::Replace, 0), Ok(true));
         // The lease went with the old pool: its holder is fenced.
         assert_eq!(pool.refill_shard(ITEM, 0, ask("a", 5, 100)), Ok(ShardGrant::Revoked { swept: 0 }));
         assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("b", 0, 8)).unwrap()), (2, 1, 0));
@@ -381,11 +404,11 @@ mod tests {
     #[test]
     fn chunks_shrink_as_the_pool_runs_low_and_holders_multiply() {
         let pool = redis("chunks");
-        pool.seed_shard(ITEM, 0, 1_000, Seeding::IfAbsent).unwrap();
+        pool.seed_shard(ITEM, 0, 1_000, Seeding::IfAbsent, 0).unwrap();
         assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("a", 0, 100)).unwrap()), (100, 900, 0), "capped");
         // Two holders now (a, and b asking): ceil(900 / 4) = 225, capped at 300.
         assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("b", 0, 300)).unwrap()), (225, 675, 100));
-        pool.seed_shard(ITEM, 1, 60, Seeding::IfAbsent).unwrap();
+        pool.seed_shard(ITEM, 1, 60, Seeding::IfAbsent, 0).unwrap();
         let mut chunks = Vec::new();
         loop {
             let held: u64 = chunks.iter().sum();
@@ -402,12 +425,12 @@ mod tests {
     #[test]
     fn an_expired_lease_returns_to_the_pool_and_its_holder_is_fenced() {
         let pool = redis("expiry");
-        pool.seed_shard(ITEM, 0, 10, Seeding::IfAbsent).unwrap();
+        pool.seed_shard(ITEM, 0, 10, Seeding::IfAbsent, 0).unwrap();
         // A lease of 0 ms has expired by the next call, whatever the clock.
         let lapsing = ShardAsk { lease_ms: 0, ..ask("a", 0, 4) };
         assert_eq!(granted(pool.refill_shard(ITEM, 0, lapsing).unwrap()), (4, 6, 0));
         let grant = pool.refill_shard(ITEM, 0, ask("b", 0, 1)).unwrap();
-        assert_eq!(grant, ShardGrant::Granted { units: 1, pool_left: 9, held_elsewhere: 0, swept: 4 });
+        assert_eq!(grant, ShardGrant::Granted { units: 1, pool_left: 9, held_elsewhere: 0, swept: 4, epoch: 0 });
         assert_eq!(pool.renew_shard(ITEM, 0, "a", 4, 60_000), Ok(ShardLease::Revoked { returned: 0 }));
         assert_eq!(pool.refill_shard(ITEM, 0, ask("a", 4, 1)), Ok(ShardGrant::Revoked { swept: 0 }));
     }
@@ -415,7 +438,7 @@ mod tests {
     #[test]
     fn renewals_shrink_leases_and_expired_ones_are_fenced() {
         let pool = redis("renew");
-        pool.seed_shard(ITEM, 0, 20, Seeding::IfAbsent).unwrap();
+        pool.seed_shard(ITEM, 0, 20, Seeding::IfAbsent, 0).unwrap();
         pool.refill_shard(ITEM, 0, ask("a", 0, 8)).unwrap();
         assert_eq!(pool.renew_shard(ITEM, 0, "a", 50, 60_000), Ok(ShardLease::Kept), "never grows");
         assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("b", 0, 1)).unwrap()).2, 8);
@@ -430,12 +453,12 @@ mod tests {
     #[test]
     fn releases_and_returns_go_back_to_the_pool() {
         let pool = redis("release");
-        pool.seed_shard(ITEM, 0, 10, Seeding::IfAbsent).unwrap();
+        pool.seed_shard(ITEM, 0, 10, Seeding::IfAbsent, 0).unwrap();
         assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("a", 0, 6)).unwrap()), (5, 5, 0));
         assert_eq!(pool.release_shard(ITEM, 0, "a", 9), Ok(5), "at most what the lease holds");
         assert_eq!(pool.release_shard(ITEM, 0, "a", 9), Ok(0), "the lease is over");
-        assert_eq!(pool.put_units(ITEM, 0, 2), Ok(true));
-        assert_eq!(pool.put_units(ITEM, 3, 2), Ok(false), "a missing shard is not created");
+        assert_eq!(pool.put_units(ITEM, 0, 2, None), Ok(true));
+        assert_eq!(pool.put_units(ITEM, 3, 2, None), Ok(false), "a missing shard is not created");
         assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("b", 0, 8)).unwrap()), (6, 6, 0));
     }
 
@@ -443,7 +466,7 @@ mod tests {
     fn a_count_adds_the_pool_and_every_lease() {
         let pool = redis("count");
         assert_eq!(pool.count_shard(ITEM, 0), Ok(None), "missing");
-        pool.seed_shard(ITEM, 0, 20, Seeding::IfAbsent).unwrap();
+        pool.seed_shard(ITEM, 0, 20, Seeding::IfAbsent, 0).unwrap();
         pool.refill_shard(ITEM, 0, ask("a", 0, 8)).unwrap();
         pool.refill_shard(ITEM, 0, ShardAsk { lease_ms: 0, ..ask("b", 0, 8) }).unwrap();
         assert_eq!(pool.count_shard(ITEM, 0), Ok(Some(20)), "a lapsed lease still counts until swept");
@@ -462,21 +485,49 @@ mod tests {
     #[test]
     fn scripts_unknown_to_the_server_are_sent_again() {
         let pool = redis("noscript");
-        pool.seed_shard(ITEM, 0, 1, Seeding::IfAbsent).unwrap();
+        pool.seed_shard(ITEM, 0, 1, Seeding::IfAbsent, 0).unwrap();
         pool.run(|client| async move { client.script_flush(false).await }).unwrap();
         assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("a", 0, 1)).unwrap()), (1, 0, 0));
     }
 
-    fn source(pool: &Arc<RedisCache>, lease: &str, chunk_max: u64, lease_ms: u64) -> LeasedSource {
-        let settings = LeaseSettings { shards: 4, chunk_max, lease_ms };
-        LeasedSource::new(pool.clone(), lease.into(), settings, Box::new(|_| Some(0)))
+    /// The store's side of a rebuild, as `Store::renew_pool_epoch` answers
+    /// it: each call a new generation, with the stock left set by the test.
+    #[derive(Debug, Default)]
+    struct StoreLeft {
+        epoch: AtomicU64,
+        units: AtomicU64,
+    }
+
+    impl StoreLeft {
+        fn with(units: u64) -> Arc<Self> {
+            Arc::new(Self { epoch: AtomicU64::new(0), units: AtomicU64::new(units) })
+        }
+    }
+
+    fn source_on(pool: &Arc<RedisCache>, lease: &str, settings: LeaseSettings, store: &Arc<StoreLeft>) -> LeasedSource {
+        let store = store.clone();
+        let basis = Box::new(move |_| {
+            Some((store.epoch.fetch_add(1, Ordering::SeqCst) + 1, store.units.load(Ordering::SeqCst)))
+        });
+        LeasedSource::new(pool.clone(), lease.into(), settings, basis)
+    }
+
+    fn source(
+        pool: &Arc<RedisCache>,
+        lease: &str,
+        chunk_max: u64,
+        lease_ms: u64,
+        store: &Arc<StoreLeft>,
+    ) -> LeasedSource {
+        source_on(pool, lease, LeaseSettings { shards: 4, chunk_max, lease_ms }, store)
     }
 
     /// Two instances on one pool: 410 only when the pool and every lease are empty.
     #[test]
     fn sold_out_only_when_no_lease_holds_a_unit() {
         let pool = Arc::new(redis("beyond"));
-        let (a, b) = (source(&pool, "a", 100, 60_000), source(&pool, "b", 100, 60_000));
+        let store = StoreLeft::with(8);
+        let (a, b) = (source(&pool, "a", 100, 60_000, &store), source(&pool, "b", 100, 60_000, &store));
         a.seed(ITEM, 8, Seeding::IfAbsent).unwrap();
         b.seed(ITEM, 1_000, Seeding::IfAbsent).unwrap();
         let mut taken = 0;
@@ -497,7 +548,7 @@ mod tests {
         assert_eq!(got, 3);
         assert_eq!(b.renew(ITEM, 0), Renewal::Kept, "all sold");
         assert_eq!(a.refill(ITEM, 0), Refill { units: 0, beyond: Beyond::Nothing });
-        assert_eq!(a.returned(ITEM, 2), Return::Pooled, "a cancelled order");
+        assert_eq!(a.returned(ITEM, 2, None), Return::Pooled, "a cancelled order");
         b.units_returned(ITEM);
         assert_eq!(b.refill(ITEM, 0).units + b.refill(ITEM, 0).units, 2);
     }
@@ -507,7 +558,8 @@ mod tests {
     #[test]
     fn an_idle_lease_is_handed_back() {
         let pool = Arc::new(redis("idle"));
-        let (idle, busy) = (source(&pool, "idle", 100, 60_000), source(&pool, "busy", 100, 60_000));
+        let store = StoreLeft::with(4);
+        let (idle, busy) = (source(&pool, "idle", 100, 60_000, &store), source(&pool, "busy", 100, 60_000, &store));
         idle.seed(ITEM, 4, Seeding::IfAbsent).unwrap();
         let mut held = 0;
         while let Refill { units: units @ 1.., .. } = idle.refill(ITEM, held) {
@@ -529,8 +581,9 @@ mod tests {
     #[test]
     fn a_lapsed_lease_is_revoked_and_its_units_sold_elsewhere() {
         let pool = Arc::new(redis("lapse"));
-        let paused = source(&pool, "paused", 100, 0);
-        let other = source(&pool, "other", 100, 60_000);
+        let store = StoreLeft::with(4);
+        let paused = source(&pool, "paused", 100, 0, &store);
+        let other = source(&pool, "other", 100, 60_000, &store);
         paused.seed(ITEM, 4, Seeding::IfAbsent).unwrap();
         let mut held = 0;
         while let Refill { units: units @ 1.., .. } = paused.refill(ITEM, held) {
@@ -544,5 +597,60 @@ mod tests {
         assert_eq!(got, 4, "the lapsed lease's units went back and were leased again");
         assert_eq!(paused.renew(ITEM, 4), Renewal::Revoked);
         assert_eq!(paused.refill(ITEM, 0), Refill { units: 0, beyond: Beyond::Elsewhere });
+    }
+
+    #[test]
+    fn shards_keep_their_generation_and_refuse_older_ones() {
+        let pool = redis("epochs");
+        assert_eq!(pool.seed_shard(ITEM, 0, 10, Seeding::Replace, 3), Ok(true));
+        let grant = pool.refill_shard(ITEM, 0, ask("a", 0, 2)).unwrap();
+        assert!(matches!(grant, ShardGrant::Granted { units: 2, epoch: 3, .. }), "{grant:?}");
+        assert_eq!(pool.seed_shard(ITEM, 0, 99, Seeding::Replace, 2), Ok(false), "an older rebuild, late");
+        assert_eq!(pool.put_units(ITEM, 0, 1, Some(2)), Ok(false), "units of an older generation");
+        assert_eq!(pool.put_units(ITEM, 0, 1, Some(3)), Ok(true));
+        assert_eq!(pool.put_units(ITEM, 0, 1, None), Ok(true), "a cancelled order's units, any generation");
+        assert_eq!(pool.count_shard(ITEM, 0), Ok(Some(12)));
+        assert_eq!(pool.seed_shard(ITEM, 0, 5, Seeding::Replace, 4), Ok(true));
+        assert_eq!(pool.count_shard(ITEM, 0), Ok(Some(5)), "the newer generation replaced it, leases and all");
+    }
+
+    /// A rebuild (here on demand: `Replace`, as reconcile does) starts a new
+    /// generation from the store's figure; the other instance learns it at
+    /// its next refill, and a shard an interrupted rebuild left behind
+    /// starts another rebuild rather than granting its units.
+    #[test]
+    fn a_rebuild_starts_a_generation_that_every_instance_adopts() {
+        let pool = Arc::new(redis("generations"));
+        let store = StoreLeft::with(8);
+        let settings = LeaseSettings { shards: 2, chunk_max: 100, lease_ms: 60_000 };
+        let (a, b) = (source_on(&pool, "a", settings, &store), source_on(&pool, "b", settings, &store));
+        a.seed(ITEM, 0, Seeding::IfAbsent).unwrap();
+        assert_eq!(a.epoch(ITEM), Some(1), "a built the pool");
+        assert!(b.refill(ITEM, 0).units > 0);
+        assert_eq!(b.epoch(ITEM), Some(1), "b learnt it from a shard");
+        store.units.store(6, Ordering::SeqCst);
+        a.seed(ITEM, 0, Seeding::Replace).unwrap();
+        assert_eq!(a.epoch(ITEM), Some(2));
+        assert_eq!(pool.count_shard(ITEM, 0).unwrap().zip(pool.count_shard(ITEM, 1).unwrap()), Some((3, 3)));
+        let mut got = b.refill(ITEM, 0).units;
+        assert_eq!(b.epoch(ITEM), Some(2), "b's next grant is of the new pool");
+        got += b.refill(ITEM, got).units;
+        assert_eq!(got, 6, "the new pool's units, none of the old ones");
+        // A rebuild cut short: shard 1 still of generation 2 while 3 exists.
+        pool.seed_shard(ITEM, 0, 4, Seeding::Replace, 3).unwrap();
+        pool.seed_shard(ITEM, 1, 4, Seeding::Replace, 2).unwrap();
+        let c = source_on(&pool, "c", LeaseSettings { shards: 2, ..settings }, &store);
+        // c sees 3 first or 2 first; either way, once it has seen 3, a shard
+        // of 2 makes it rebuild (generation 4 from the store, 6 units).
+        for _ in 0..4 {
+            c.refill(ITEM, 0);
+        }
+        let epochs: Vec<u64> = (0..2)
+            .map(|shard| match pool.refill_shard(ITEM, shard, ask("d", 0, 1)).unwrap() {
+                ShardGrant::Granted { epoch, .. } => epoch,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(epochs.iter().all(|&e| e == epochs[0] && e >= 3), "one generation again: {epochs:?}");
     }
 }

@@ -53,6 +53,11 @@ pub enum Decision {
     SoldOut,
     /// 404: the item (or the user) is gone.
     Gone,
+    /// The order's units came from a stock pool rebuilt since: a rebuild
+    /// counted them as unsold, so they are dropped here (neither back in the
+    /// allotment nor in the pool) and the client hears 503: nothing was
+    /// written, and a retry takes a unit of the new pool.
+    Fenced,
     /// The store failed: nothing of this order was written. 503.
     Unavailable,
 }
@@ -76,6 +81,7 @@ impl Decision {
             }
             OrderOutcome::LimitReached => Decision::LimitReached,
             OrderOutcome::SoldOut => Decision::SoldOut,
+            OrderOutcome::Fenced => Decision::Fenced,
             OrderOutcome::NoSuchItem | OrderOutcome::NoSuchUser => Decision::Gone,
             // A duplicate generated id is a bug of ours; the order is not
             // durable, so the client must hear "outcome unknown, retry".
@@ -357,6 +363,7 @@ mod tests {
             created_ms: 1,
             pay_deadline_ms: 1_000,
             request_id: Some(request_id.to_string()),
+            pool_epoch: None,
         };
         Queued { order, ticket: id }
     }
@@ -397,6 +404,7 @@ mod tests {
                     Decision::RequestIdReused => "reused",
                     Decision::LimitReached => "limit",
                     Decision::SoldOut => "sold out",
+                    Decision::Fenced => "fenced",
                     Decision::Gone => "gone",
                     Decision::Unavailable => "unavailable",
                 };
@@ -531,6 +539,7 @@ mod tests {
             items() -> Result<Vec<ItemRecord>, StoreError>;
             adjust_stock(item_id: u64, delta: i64) -> Result<crate::store::ItemStats, StoreError>;
             item_stats(item_id: u64) -> Result<crate::store::ItemStats, StoreError>;
+            renew_pool_epoch(item_id: u64) -> Result<(u64, u64), StoreError>;
             order(order_id: u64) -> Result<Option<OrderRecord>, StoreError>;
             order_by_request(user_id: u64, request_id: &str) -> Result<Option<OrderRecord>, StoreError>;
             orders_of_user(user_id: u64, limit: u32, before: Option<u64>) -> Result<Vec<OrderRecord>, StoreError>;

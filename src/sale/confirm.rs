@@ -163,7 +163,7 @@ impl Sink<Ticket> for Confirmer {
         let (user, item, quantity) = (order.user_id, order.item_id, order.quantity.get());
         let request_id = order.request_id.as_deref();
         let refused = |error: ApiError, keep_out: bool| {
-            sale.undo_take(user, item, quantity, keep_out);
+            sale.undo_take(user, item, quantity, keep_out, order.pool_epoch);
             if let Some(request_id) = request_id {
                 sale.requests.forget(user, request_id);
             }
@@ -184,7 +184,7 @@ impl Sink<Ticket> for Confirmer {
             }
             Decision::Existing(record) => {
                 // The request id's first attempt holds the units already.
-                sale.undo_take(user, item, quantity, false);
+                sale.undo_take(user, item, quantity, false, order.pool_epoch);
                 if let Some(request_id) = request_id {
                     sale.requests.done(user, request_id, &record);
                 }
@@ -197,6 +197,8 @@ impl Sink<Ticket> for Confirmer {
             // them out corrects the counter.
             Decision::SoldOut => refused(ApiError::SoldOut, true),
             Decision::Gone => refused(ApiError::NoSuchItem, false),
+            // Its units were counted again by a rebuild of the pool: kept out.
+            Decision::Fenced => refused(ApiError::Unavailable, true),
             Decision::Unavailable => refused(ApiError::Unavailable, false),
         };
         self.touched.push(item);

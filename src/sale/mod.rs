@@ -239,27 +239,36 @@ impl Sale {
     /// concurrent requests of one user cannot both pass the limit: 409 if
     /// the user would hold more than `limit`, else take the units from the
     /// stock (410 / 503 when it cannot) and count them in flight. On `Ok`
-    /// the caller must queue the order or [`undo_take`](Self::undo_take).
+    /// the caller must queue the order or [`undo_take`](Self::undo_take);
+    /// `Ok` carries the pool generation of the units, for the order
+    /// (`NewOrder::pool_epoch`).
     #[inline]
-    pub fn take(&self, user: UserId, item: ItemId, slot: Slot, quantity: u32, limit: u32) -> Result<(), Refusal> {
+    pub fn take(
+        &self,
+        user: UserId,
+        item: ItemId,
+        slot: Slot,
+        quantity: u32,
+        limit: u32,
+    ) -> Result<Option<u64>, Refusal> {
         let mut held = self.holdings.lock(user, item);
         if held.held().total() + u64::from(quantity) > u64::from(limit) {
             return Err(Refusal::LimitReached);
         }
-        match self.stock.take(slot, u64::from(quantity)) {
-            Outcome::Taken { .. } => {}
+        let epoch = match self.stock.take(slot, u64::from(quantity)) {
+            Outcome::Taken { epoch, .. } => epoch,
             Outcome::SoldOut => return Err(Refusal::SoldOut),
             Outcome::Busy { .. } => return Err(Refusal::Busy),
-        }
+        };
         // The order will need a place in the expiry wheel. Counted after the
         // take, so that a refusal touches no shared counter.
         if self.pending.fetch_add(1, Relaxed) >= self.settings.pending_orders_max {
             self.pending.fetch_sub(1, Relaxed);
-            self.stock.put_back(slot, u64::from(quantity));
+            self.stock.put_back(slot, u64::from(quantity), epoch);
             return Err(Refusal::Overloaded);
         }
         held.reserve(u64::from(quantity));
-        Ok(())
+        Ok(epoch)
     }
 
     /// The evalsha strategy's part of [`take`](Self::take): the per-user
@@ -282,7 +291,7 @@ impl Sale {
     /// Undoes a [`reserve`](Self::reserve): the units were never in the
     /// stock table, so none go back to it.
     pub fn unreserve(&self, user: UserId, item: ItemId, quantity: u32) {
-        self.undo_take(user, item, quantity, true);
+        self.undo_take(user, item, quantity, true, None);
     }
 
     /// Queues an order without blocking; false if the queue is full or
@@ -296,10 +305,11 @@ impl Sale {
     /// Undoes a [`take`](Self::take) whose order was not queued, or was
     /// refused by the writer: units back to the stock (unless `keep_out`,
     /// when the store found them not to exist), out of the user's in-flight
-    /// units, and the pending place freed.
-    pub fn undo_take(&self, user: UserId, item: ItemId, quantity: u32, keep_out: bool) {
+    /// units, and the pending place freed. `epoch` is the order's pool
+    /// generation: units of a pool rebuilt since are not given back.
+    pub fn undo_take(&self, user: UserId, item: ItemId, quantity: u32, keep_out: bool, epoch: Option<u64>) {
         if !keep_out && let Some(slot) = self.stock.slot(item) {
-            self.stock.give_back(slot, u64::from(quantity));
+            self.stock.give_back(slot, u64::from(quantity), epoch);
         }
         self.holdings.settle(user, item, u64::from(quantity), None);
         self.pending.fetch_sub(1, Relaxed);
@@ -308,9 +318,9 @@ impl Sale {
     /// Undoes a [`take`](Self::take) on the loop, before its order left
     /// it: units back into the allotment (loops never call the source),
     /// out of the user's in-flight units, and the pending place freed.
-    pub fn untake(&self, user: UserId, item: ItemId, quantity: u32) {
+    pub fn untake(&self, user: UserId, item: ItemId, quantity: u32, epoch: Option<u64>) {
         if let Some(slot) = self.stock.slot(item) {
-            self.stock.put_back(slot, u64::from(quantity));
+            self.stock.put_back(slot, u64::from(quantity), epoch);
         }
         self.holdings.settle(user, item, u64::from(quantity), None);
         self.pending.fetch_sub(1, Relaxed);
@@ -329,7 +339,7 @@ impl Sale {
         } else {
             order
         };
-        self.untake(refused.user_id, refused.item_id, refused.quantity.get());
+        self.untake(refused.user_id, refused.item_id, refused.quantity.get(), refused.pool_epoch);
         if let Some(request_id) = &refused.request_id {
             self.requests.forget(refused.user_id, request_id);
         }
@@ -341,7 +351,8 @@ impl Sale {
     /// Call once per order: the store's status change is the "once".
     pub fn release(&self, user: UserId, item: ItemId, quantity: u32, order_id: u64) {
         if let Some(slot) = self.stock.slot(item) {
-            self.stock.give_back(slot, u64::from(quantity));
+            // Free now, whichever pool they came from: the current one's.
+            self.stock.give_back(slot, u64::from(quantity), None);
         }
         self.holdings.release(user, item, u64::from(quantity), order_id);
     }

@@ -117,6 +117,7 @@ fn admit(app: &App, scripted: &Scripted, buy: ScriptedBuy) {
         created_ms: buy.created_ms,
         pay_deadline_ms: buy.created_ms + sale.settings.payment_window_ms,
         request_id: buy.request_id.clone(),
+        pool_epoch: None,
     };
     let ticket = if sale.settings.confirm_async { Ticket::Async } else { Ticket::Parked(buy.park) };
     if !sale.try_queue(order, ticket) {

@@ -31,8 +31,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::ItemId;
-use super::leased::StockLeft;
 use super::source::{Beyond, Refill, Return, Seeding, SourceError, StockSource};
+
+/// The store's stock left of an item (`total − pending − paid`), for a rebuild.
+pub type StockLeft = Box<dyn Fn(ItemId) -> Option<u64> + Send + Sync>;
 
 /// How long one instance's claim on a counter's rebuild keeps the others
 /// from rebuilding it too; a claimant that fails lets the next one try.
@@ -154,7 +156,7 @@ impl StockSource for EvalshaSource {
         }
     }
 
-    fn returned(&self, item: ItemId, units: u64) -> Return {
+    fn returned(&self, item: ItemId, units: u64, _epoch: Option<u64>) -> Return {
         if let Err(e) = self.counter.put(item, units) {
             // The store has them: the next rebuild or reconcile counts them.
             crate::log!(crate::log::Level::Warn, "returned units not counted", item_id = item, error = e);

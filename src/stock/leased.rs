@@ -36,13 +36,22 @@
 //! hold units, `Elsewhere` (503); only when every shard is empty and no other
 //! lease holds a unit, `Nothing` (410).
 //!
-//! **Recovery.** A shard that is missing (Redis lost its data) makes the
-//! refill answer `Pool` with no units (503) and start a rebuild: the one
-//! instance that claims it reads the stock left from the store (`total −
-//! pending − paid`) and replaces every shard, which also drops every lease
-//! (all holders are fenced at their next renewal). The store's conditional
-//! stock update stays the last word: a unit counted twice while the pool is
-//! rebuilt is refused at commit, never sold twice.
+//! **Recovery and fencing.** A shard that is missing (Redis lost its data)
+//! makes the refill answer `Pool` with no units (503) and start a rebuild:
+//! the one instance that claims it starts a new generation of the pool in
+//! the store (`Store::renew_pool_epoch`: `items.pool_epoch` + 1 and the stock
+//! left, `total − pending − paid`, in one transaction) and replaces every
+//! shard with its share, stamped with that epoch; every lease on the old
+//! pool is gone with it. Units carry their generation from the shard to the
+//! allotment (its counter word holds it beside the count) and on to the
+//! order, and the store refuses an order of an older generation than the
+//! item's (`OrderOutcome::Fenced`, 503): the rebuild counted its units as
+//! unsold, so they are not sold twice — whether its instance was paused,
+//! partitioned or merely slow to notice. A shard still of an older
+//! generation than one already seen (a rebuild cut short) starts another
+//! rebuild. Admin changes of an item's stock and reconcile rebuild the same
+//! way (`Seeding::Replace`), and a start-up that finds no whole pool too.
+//! The store's conditional stock update stays the last word.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -71,8 +80,9 @@ pub struct ShardAsk<'a> {
 pub enum ShardGrant {
     /// `units` leased to the caller (possibly 0); `pool_left` units stay in
     /// the shard, other instances' live leases on it hold `held_elsewhere`,
-    /// and `swept` units of expired leases went back into its pool.
-    Granted { units: u64, pool_left: u64, held_elsewhere: u64, swept: u64 },
+    /// and `swept` units of expired leases went back into its pool. The
+    /// shard belongs to generation `epoch` of the pool.
+    Granted { units: u64, pool_left: u64, held_elsewhere: u64, swept: u64, epoch: u64 },
     /// The caller's lease on the shard is gone: it was fenced.
     Revoked { swept: u64 },
     /// The shard does not exist: the pool was lost.
@@ -110,15 +120,29 @@ pub trait SharedPool: Send + Sync + std::fmt::Debug {
     fn release_shard(&self, item: ItemId, shard: u32, lease: &str, units: u64) -> Result<u64, SourceError>;
     /// Takes up to `units` out of the shard's pool for good; returns how many.
     fn take_units(&self, item: ItemId, shard: u32, units: u64) -> Result<u64, SourceError>;
-    /// `units` into the shard's pool; false if the shard is missing (lost).
-    fn put_units(&self, item: ItemId, shard: u32, units: u64) -> Result<bool, SourceError>;
-    /// Creates the shard with `units` in its pool and no lease; with
-    /// `IfAbsent`, only if it does not exist. True if it was written.
-    fn seed_shard(&self, item: ItemId, shard: u32, units: u64, seeding: Seeding) -> Result<bool, SourceError>;
+    /// `units` into the shard's pool; false if the shard is missing (lost),
+    /// or, when `epoch` is given, of another generation (the units were
+    /// counted by a rebuild already).
+    fn put_units(&self, item: ItemId, shard: u32, units: u64, epoch: Option<u64>) -> Result<bool, SourceError>;
+    /// Creates the shard with `units` in its pool, no lease, and generation
+    /// `epoch`; with `IfAbsent`, only if it does not exist, with `Replace`,
+    /// unless it holds a newer generation (a later rebuild won). True if it
+    /// was written.
+    fn seed_shard(
+        &self,
+        item: ItemId,
+        shard: u32,
+        units: u64,
+        seeding: Seeding,
+        epoch: u64,
+    ) -> Result<bool, SourceError>;
     /// The shard's pool plus every lease on it; `None` if it is missing.
     fn count_shard(&self, item: ItemId, shard: u32) -> Result<Option<u64>, SourceError>;
     /// Claims the rebuild of a lost pool for `ttl_ms`; true for one claimant.
     fn claim_rebuild(&self, item: ItemId, ttl_ms: u64) -> Result<bool, SourceError>;
+    /// Ends a claim once its rebuild is done, so that the next one (another
+    /// loss) need not wait for it to lapse.
+    fn end_rebuild(&self, item: ItemId) -> Result<(), SourceError>;
     /// Tells every instance that units of `item` went back into the pool.
     fn announce_returned(&self, item: ItemId);
 }
@@ -131,8 +155,10 @@ pub struct LeaseSettings {
     pub lease_ms: u64,
 }
 
-/// The store's stock left of an item (`total − pending − paid`), for a rebuild.
-pub type StockLeft = Box<dyn Fn(ItemId) -> Option<u64> + Send + Sync>;
+/// A new generation of an item's pool from the store, for a rebuild:
+/// `(epoch, stock left)`, the stock left being `total − pending − paid`
+/// (`Store::renew_pool_epoch`); `None` if the store cannot be reached.
+pub type PoolBasis = Box<dyn Fn(ItemId) -> Option<(u64, u64)> + Send + Sync>;
 
 /// This instance's leases on one item.
 #[derive(Debug, Default)]
@@ -145,6 +171,8 @@ struct Leases {
     revoked: bool,
     /// When the leases were last renewed (or first taken).
     renewed: Option<Instant>,
+    /// The newest pool generation seen (by a refill, or made by a rebuild here).
+    epoch: Option<u64>,
 }
 
 /// The distributed stock source. See the module doc.
@@ -157,7 +185,7 @@ pub struct LeasedSource {
     /// refill that read a shard's lease as held while a renewal was ending
     /// it would find itself fenced. The refiller makes nearly all of them.
     serial: Mutex<()>,
-    stock_left: StockLeft,
+    pool_basis: PoolBasis,
 }
 
 impl std::fmt::Debug for LeasedSource {
@@ -169,9 +197,9 @@ impl std::fmt::Debug for LeasedSource {
 impl LeasedSource {
     /// `lease` names this node's leases: kept in its data directory, so that
     /// a restart reclaims what a killed run held (see [`StockSource::seed`]).
-    pub fn new(pool: Arc<dyn SharedPool>, lease: String, settings: LeaseSettings, stock_left: StockLeft) -> Self {
+    pub fn new(pool: Arc<dyn SharedPool>, lease: String, settings: LeaseSettings, pool_basis: PoolBasis) -> Self {
         assert!((1..=SHARDS_MAX).contains(&settings.shards), "stock shards {} out of 1..=64", settings.shards);
-        Self { pool, lease, settings, items: Mutex::new(HashMap::new()), serial: Mutex::new(()), stock_left }
+        Self { pool, lease, settings, items: Mutex::new(HashMap::new()), serial: Mutex::new(()), pool_basis }
     }
 
     fn one_at_a_time(&self) -> MutexGuard<'_, ()> {
@@ -202,47 +230,73 @@ impl LeasedSource {
         ring.clone().filter(move |s| !known_empty(s)).chain(ring.filter(known_empty))
     }
 
-    /// A missing pool: rebuild it from the store, if this instance wins the claim.
-    fn rebuild(&self, item: ItemId) {
-        let claimed = self.pool.claim_rebuild(item, self.settings.lease_ms);
-        if claimed != Ok(true) {
-            return;
+    /// Builds the item's pool anew from the store: a new generation
+    /// (`epoch`) and the stock left, read in one store transaction, then
+    /// every shard replaced with its share. Orders taken from the old pool
+    /// and not yet committed are fenced by the store; every lease on the old
+    /// pool is gone with it. With `claim`, only if this instance wins the
+    /// claim (a lost pool: every instance notices, one rebuilds).
+    fn rebuild(&self, item: ItemId, claim: bool) -> Result<(), SourceError> {
+        if claim && !self.pool.claim_rebuild(item, self.settings.lease_ms)? {
+            return Ok(());
         }
-        let Some(units) = (self.stock_left)(item) else { return };
-        crate::log!(
-            crate::log::Level::Warn,
-            "stock pool lost: rebuilding from the store",
-            item_id = item,
-            units = units
-        );
-        if self.seed_shards(item, units, Seeding::Replace).is_ok() {
-            // The units here came from the old pool, which counts them again.
-            self.with(item, |l| l.revoked = true);
-            self.pool.announce_returned(item);
+        let rebuilt = self.rebuild_claimed(item);
+        if claim {
+            // A failed rebuild lets the next claimant try at once, too.
+            let _ = self.pool.end_rebuild(item);
         }
+        rebuilt
     }
 
-    /// Writes every shard of `item` (see [`StockSource::seed`]).
-    fn seed_shards(&self, item: ItemId, units: u64, seeding: Seeding) -> Result<(), SourceError> {
+    fn rebuild_claimed(&self, item: ItemId) -> Result<(), SourceError> {
+        let Some((epoch, units)) = (self.pool_basis)(item) else {
+            return Err(SourceError("the store cannot be reached for the stock left".into()));
+        };
+        crate::log!(
+            crate::log::Level::Warn,
+            "stock pool rebuilt from the store",
+            item_id = item,
+            units = units,
+            epoch = epoch
+        );
         let shards = self.settings.shards;
-        let mut reclaimed = 0;
         for shard in 0..shards {
-            let written = self.pool.seed_shard(item, shard, share(units, shards, shard), seeding)?;
-            if !written {
-                // A lease of this node's previous run (killed before it could
-                // hand it back): the units are not in its allotment any more.
-                reclaimed += self.pool.release_shard(item, shard, &self.lease, u64::MAX)?;
+            if !self.pool.seed_shard(item, shard, share(units, shards, shard), Seeding::Replace, epoch)? {
+                // A newer generation is there: a later rebuild won; it wrote
+                // every shard, or will.
+                break;
             }
+        }
+        // Every lease on the item went with the old pool; the units here are
+        // the old pool's, and the next refill's grant drops them.
+        self.with(item, |l| {
+            *l = Leases { held: vec![0; shards as usize], epoch: Some(epoch), ..Leases::default() };
+        });
+        self.pool.announce_returned(item);
+        Ok(())
+    }
+
+    /// Whether every shard of `item` exists.
+    fn pool_exists(&self, item: ItemId) -> Result<bool, SourceError> {
+        for shard in 0..self.settings.shards {
+            if self.pool.count_shard(item, shard)?.is_none() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Hands back what this node's previous run leased (killed before it
+    /// could): those units are not in its allotment any more.
+    fn reclaim(&self, item: ItemId) -> Result<(), SourceError> {
+        let mut reclaimed = 0;
+        for shard in 0..self.settings.shards {
+            reclaimed += self.pool.release_shard(item, shard, &self.lease, u64::MAX)?;
         }
         if reclaimed > 0 {
             self.pool.announce_returned(item);
         }
-        if seeding == Seeding::Replace {
-            // Every lease on the item is gone with the old pool.
-            self.with(item, |l| *l = Leases { held: vec![0; shards as usize], ..Leases::default() });
-        } else {
-            self.units_returned(item);
-        }
+        self.units_returned(item);
         Ok(())
     }
 
@@ -315,7 +369,7 @@ impl StockSource for LeasedSource {
             match self.pool.refill_shard(item, shard, ask) {
                 Err(_) => return BUSY,
                 Ok(ShardGrant::Lost) => {
-                    self.rebuild(item);
+                    let _ = self.rebuild(item, true);
                     return BUSY;
                 }
                 Ok(ShardGrant::Revoked { swept }) => {
@@ -325,12 +379,24 @@ impl StockSource for LeasedSource {
                     self.with(item, |l| l.revoked = true);
                     return BUSY;
                 }
-                Ok(ShardGrant::Granted { units, pool_left, held_elsewhere: elsewhere, swept }) => {
+                Ok(ShardGrant::Granted { units, pool_left, held_elsewhere: elsewhere, swept, epoch }) => {
                     if swept > 0 {
                         self.pool.announce_returned(item);
                     }
+                    let known = self.with(item, |l| l.epoch);
+                    if known.is_some_and(|known| epoch < known) {
+                        // A shard an interrupted rebuild did not reach: its
+                        // units were counted into the newer generation.
+                        let _ = self.rebuild(item, true);
+                        return BUSY;
+                    }
                     held_elsewhere |= elsewhere > 0;
                     self.with(item, |l| {
+                        if l.epoch != Some(epoch) {
+                            // A newer pool: the leases on the old one are gone
+                            // with it (the allotment drops its units).
+                            *l = Leases { held: vec![0; l.held.len()], epoch: Some(epoch), ..Leases::default() };
+                        }
                         l.held[shard as usize] += units;
                         let bit = 1 << shard;
                         l.empty = if pool_left == 0 { l.empty | bit } else { l.empty & !bit };
@@ -353,15 +419,15 @@ impl StockSource for LeasedSource {
         self.end_leases(item, units);
     }
 
-    fn returned(&self, item: ItemId, units: u64) -> Return {
+    fn returned(&self, item: ItemId, units: u64, epoch: Option<u64>) -> Return {
         let shard = rand::random_range(0..self.settings.shards);
-        match self.pool.put_units(item, shard, units) {
+        match self.pool.put_units(item, shard, units, epoch) {
             Ok(true) => {
                 self.pool.announce_returned(item);
                 Return::Pooled
             }
-            // The pool is being rebuilt from the store, which counts these
-            // units as left already.
+            // The pool is being rebuilt from the store, or was since these
+            // units were taken: the store counts them as left already.
             Ok(false) => Return::Pooled,
             // The pool cannot be reached: sell them here rather than lose them.
             Err(_) => Return::Local,
@@ -422,9 +488,22 @@ impl StockSource for LeasedSource {
         Renewal::Kept
     }
 
-    fn seed(&self, item: ItemId, units: u64, seeding: Seeding) -> Result<(), SourceError> {
+    /// The store's own figure is what a shared pool is built from, with a
+    /// new generation that fences orders of the old one: `units` (this
+    /// instance's view, which cannot see other instances' orders in flight)
+    /// is not used. `IfAbsent` keeps a whole pool that exists (instances
+    /// starting together build it once: whoever wins the claim).
+    fn seed(&self, item: ItemId, _units: u64, seeding: Seeding) -> Result<(), SourceError> {
         let _serial = self.one_at_a_time();
-        self.seed_shards(item, units, seeding)
+        match seeding {
+            Seeding::IfAbsent if self.pool_exists(item)? => self.reclaim(item),
+            Seeding::IfAbsent => self.rebuild(item, true),
+            Seeding::Replace => self.rebuild(item, false),
+        }
+    }
+
+    fn epoch(&self, item: ItemId) -> Option<u64> {
+        self.items().get(&item).and_then(|l| l.epoch)
     }
 
     fn is_shared(&self) -> bool {
@@ -449,7 +528,7 @@ impl StockSource for LeasedSource {
         if taken < units {
             // All or none: what was taken goes back.
             if taken > 0 {
-                self.pool.put_units(item, 0, taken)?;
+                self.pool.put_units(item, 0, taken, None)?;
             }
             return Ok(false);
         }
@@ -466,7 +545,7 @@ impl StockSource for LeasedSource {
 
     fn add_units(&self, item: ItemId, units: u64) -> Result<(), SourceError> {
         let shard = rand::random_range(0..self.settings.shards);
-        if self.pool.put_units(item, shard, units)? {
+        if self.pool.put_units(item, shard, units, None)? {
             self.pool.announce_returned(item);
         }
         Ok(())

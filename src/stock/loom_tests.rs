@@ -77,7 +77,7 @@ fn loom_a_return_is_never_hidden_by_the_sold_out_mark() {
         assert!(matches!(stock.take(slot, 1), Outcome::Taken { .. }));
         let returner = {
             let stock = stock.clone();
-            thread::spawn(move || stock.give_back(slot, 1))
+            thread::spawn(move || stock.give_back(slot, 1, None))
         };
         let last = stock.take(slot, 1);
         // A thread panics only through the ledger's assertions, which fail the model.

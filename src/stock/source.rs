@@ -115,8 +115,10 @@ pub trait StockSource: Send + Sync {
     /// stops renewing): sellable again by whoever refills next.
     fn release(&self, item: ItemId, units: u64);
 
-    /// Units of an order of `item` that will not be sold after all.
-    fn returned(&self, item: ItemId, units: u64) -> Return;
+    /// Units of an order of `item` that will not be sold after all; `epoch`
+    /// is the pool generation they came from (a refused order), `None` for
+    /// units free whatever the generation (a cancelled or expired order).
+    fn returned(&self, item: ItemId, units: u64, epoch: Option<u64>) -> Return;
 
     /// Keeps this instance's hold on `left_here` units of `item` alive; called
     /// by the refiller a few times per lease period. Sources without leases
@@ -153,6 +155,14 @@ pub trait StockSource: Send + Sync {
     /// `units` more of `item` (an admin stock increase); the next refill,
     /// here or elsewhere, grants them.
     fn add_units(&self, item: ItemId, units: u64) -> Result<(), SourceError>;
+
+    /// The generation of `item`'s shared pool that this source's last
+    /// refill came from (the store's `items.pool_epoch`); `None` for a
+    /// source without generations, whose orders are not fenced.
+    fn epoch(&self, item: ItemId) -> Option<u64> {
+        let _ = item;
+        None
+    }
 
     /// A shared source's count of `item`'s units in no order: its pool and
     /// every allotment leased from it (for reconcile's drift report).
@@ -220,7 +230,7 @@ impl StockSource for EmbeddedSource {
         self.add(item, units);
     }
 
-    fn returned(&self, _item: ItemId, _units: u64) -> Return {
+    fn returned(&self, _item: ItemId, _units: u64, _epoch: Option<u64>) -> Return {
         Return::Local
     }
 
@@ -264,7 +274,7 @@ mod tests {
     #[test]
     fn returns_stay_local_and_leases_never_expire() {
         let source = EmbeddedSource::new(1);
-        assert_eq!(source.returned(7, 2), Return::Local);
+        assert_eq!(source.returned(7, 2, None), Return::Local);
         assert_eq!(source.renew(7, 2), Renewal::Kept);
     }
 

@@ -9,6 +9,11 @@ use super::bits::SlotBits;
 use super::source::{Beyond, Refill, Renewal, Return, StockSource};
 use crate::sync::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
+/// The epoch an order carries when its units came from a pool generation
+/// older than the item's latest known one: it matches no epoch the store
+/// has, so the store fences the order.
+pub const STALE_EPOCH: u64 = u64::MAX;
+
 /// Most refills a parked buy waits for: a leased source grants from one
 /// shard per refill, and a buy of several units may need several.
 pub const REFILLS_PER_BUY_MAX: usize = 4;
@@ -29,7 +34,9 @@ impl Slot {
 pub enum Outcome {
     /// The units are the order's. If `wake_refiller`, this take crossed the
     /// allotment's low-water mark and the caller should wake the refiller.
-    Taken { wake_refiller: bool },
+    /// `epoch`: the generation of the shared pool they came from, for the
+    /// order (`NewOrder::pool_epoch`); `None` for a source without generations.
+    Taken { wake_refiller: bool, epoch: Option<u64> },
     /// Fewer units than asked are left anywhere: 410 `sold_out`.
     SoldOut,
     /// Too few here, but others may have more: 503 with a short Retry-After.
@@ -71,6 +78,11 @@ pub struct ItemStock {
     /// A take that leaves fewer units than this asks for a refill ahead of
     /// need; 0 when the source has nothing more to grant.
     low_water: AtomicU64,
+    /// The newest generation of the item's shared pool this instance knows,
+    /// plus one; 0 for a source without generations. Stored before the
+    /// allotment's word takes the generation, so a take that read the word
+    /// finds here at least the epoch of the units it took.
+    epoch_plus_one: AtomicU64,
 }
 
 impl ItemStock {
@@ -84,6 +96,24 @@ impl ItemStock {
 
     pub fn beyond(&self) -> Beyond {
         Beyond::from_u8(self.beyond.load(Ordering::Acquire))
+    }
+
+    /// The epoch for an order whose units came from `generation` (the low
+    /// 16 bits of an epoch, as the allotment keeps it).
+    fn epoch_of(&self, generation: u16) -> Option<u64> {
+        let epoch = self.epoch_plus_one.load(Ordering::Acquire).checked_sub(1)?;
+        // A different generation is an older one (generations only grow):
+        // 65,536 rebuilds during one order's flight would be needed to alias.
+        Some(if epoch as u16 == generation { epoch } else { STALE_EPOCH })
+    }
+
+    /// Whether units of an order of `epoch` may go back into this
+    /// allotment or the pool: not if a rebuild since counted them again.
+    fn is_current(&self, epoch: Option<u64>) -> bool {
+        match (epoch, self.epoch_plus_one.load(Ordering::Acquire).checked_sub(1)) {
+            (Some(order), Some(now)) => order == now,
+            _ => true,
+        }
     }
 }
 
@@ -185,12 +215,12 @@ impl Stock {
     fn take_from_allotment(&self, slot: Slot, quantity: u64) -> Outcome {
         let item = &self.items[slot.index()];
         match item.allotment.try_take(quantity) {
-            Take::Taken { left } => {
+            Take::Taken { left, generation } => {
                 if left == 0 {
                     self.settle(slot);
                 }
                 let wake_refiller = left < item.low_water.load(Ordering::Relaxed) && self.want_refill(slot);
-                Outcome::Taken { wake_refiller }
+                Outcome::Taken { wake_refiller, epoch: item.epoch_of(generation) }
             }
             Take::Empty { left } => match item.beyond() {
                 Beyond::Nothing => {
@@ -217,11 +247,23 @@ impl Stock {
     /// Units of an order that will not be sold after all (refused by the
     /// store, cancelled, expired): back where the source says, and the item
     /// is on sale again. Call once per order; the store's status change is
-    /// what makes it once.
-    pub fn give_back(&self, slot: Slot, quantity: u64) {
+    /// what makes it once. `epoch` is the order's pool generation when the
+    /// store refused it (`NewOrder::pool_epoch`), `None` for units that are
+    /// free now whatever the pool (a cancelled or expired order): units of a
+    /// pool rebuilt since are dropped, as the rebuild counted them already.
+    pub fn give_back(&self, slot: Slot, quantity: u64, epoch: Option<u64>) {
         let item = &self.items[slot.index()];
-        match self.source.returned(item.id(), quantity) {
-            Return::Local => item.allotment.give_back(quantity),
+        if !item.is_current(epoch) {
+            return;
+        }
+        match self.source.returned(item.id(), quantity, epoch) {
+            Return::Local => match epoch {
+                // The allotment may have moved on since the check above.
+                Some(epoch) => {
+                    item.allotment.give_back_from(quantity, epoch as u16);
+                }
+                None => item.allotment.give_back(quantity),
+            },
             Return::Pooled => item.beyond.store(Beyond::Pool as u8, Ordering::Release),
         }
         self.sold_out.clear(slot.index());
@@ -229,10 +271,20 @@ impl Stock {
 
     /// Units a loop took and could not use (the order was never queued):
     /// straight back into the allotment, without asking the source, since
-    /// loops never call it.
-    pub fn put_back(&self, slot: Slot, quantity: u64) {
-        self.items[slot.index()].allotment.give_back(quantity);
-        self.sold_out.clear(slot.index());
+    /// loops never call it; dropped if the pool was rebuilt meanwhile (see
+    /// [`give_back`](Self::give_back)).
+    pub fn put_back(&self, slot: Slot, quantity: u64, epoch: Option<u64>) {
+        let item = &self.items[slot.index()];
+        let back = match epoch {
+            Some(epoch) => item.is_current(Some(epoch)) && item.allotment.give_back_from(quantity, epoch as u16),
+            None => {
+                item.allotment.give_back(quantity);
+                true
+            }
+        };
+        if back {
+            self.sold_out.clear(slot.index());
+        }
     }
 
     /// Another instance put units of the item in `slot` back into the shared
@@ -271,7 +323,14 @@ impl Stock {
         let _one_at_a_time = self.refilling.lock().unwrap_or_else(PoisonError::into_inner);
         let item = &self.items[slot.index()];
         let refill = self.source.refill(item.id(), item.allotment.left());
-        item.allotment.grant(refill.units);
+        match self.source.epoch(item.id()) {
+            Some(epoch) => {
+                // The epoch before the word (see `epoch_plus_one`).
+                item.epoch_plus_one.store(epoch + 1, Ordering::Release);
+                item.allotment.grant_in(refill.units, epoch as u16);
+            }
+            None => item.allotment.grant(refill.units),
+        }
         // Refill ahead of need only while the source has more to grant.
         let low_water = if refill.beyond == Beyond::Pool { refill.units / 4 } else { 0 };
         item.low_water.store(low_water, Ordering::Relaxed);

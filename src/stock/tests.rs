@@ -25,7 +25,7 @@ fn check_takes(stock: &Stock, slot: Slot, takes: &[(u64, Outcome)]) {
     }
 }
 
-const TAKEN: Outcome = Outcome::Taken { wake_refiller: false };
+const TAKEN: Outcome = Outcome::Taken { wake_refiller: false, epoch: None };
 
 #[test]
 fn embedded_stock_sells_out_then_comes_back() {
@@ -34,7 +34,7 @@ fn embedded_stock_sells_out_then_comes_back() {
     check_takes(&stock, slot, &[(2, TAKEN), (2, Outcome::SoldOut), (1, TAKEN)]);
     assert!(stock.is_sold_out(slot), "an empty allotment with nothing beyond is marked");
     check_takes(&stock, slot, &[(1, Outcome::SoldOut)]);
-    stock.give_back(slot, 2);
+    stock.give_back(slot, 2, None);
     assert!(!stock.is_sold_out(slot), "returned units clear the mark");
     check_takes(&stock, slot, &[(3, Outcome::SoldOut), (2, TAKEN), (1, Outcome::SoldOut)]);
     assert_eq!(stock.item(slot).allotment().ledger(), (3, 2, 5));
@@ -126,11 +126,13 @@ struct LeasingState {
     held_elsewhere: bool,
     revoked: bool,
     refills: u32,
+    /// The pool's generation, for a source with generations.
+    epoch: Option<u64>,
 }
 
 impl Leasing {
     fn new(pool: u64, chunk: u64) -> Arc<Self> {
-        let state = LeasingState { pool, chunk, held_elsewhere: false, revoked: false, refills: 0 };
+        let state = LeasingState { pool, chunk, held_elsewhere: false, revoked: false, refills: 0, epoch: None };
         Arc::new(Self { state: Mutex::new(state) })
     }
 
@@ -159,9 +161,13 @@ impl StockSource for Leasing {
         self.with(|state| state.pool += units);
     }
 
-    fn returned(&self, _item: ItemId, units: u64) -> Return {
+    fn returned(&self, _item: ItemId, units: u64, _epoch: Option<u64>) -> Return {
         self.with(|state| state.pool += units);
         Return::Pooled
+    }
+
+    fn epoch(&self, _item: ItemId) -> Option<u64> {
+        self.with(|state| state.epoch)
     }
 
     fn renew(&self, _item: ItemId, _left_here: u64) -> Renewal {
@@ -199,7 +205,7 @@ fn a_short_allotment_with_more_in_the_pool_is_busy_and_asks_once() {
     assert_eq!(stock.refill_wanted(), 0, "the flags were drained");
     assert_eq!(stock.item(slot).allotment().left(), 4);
     // A low-water mark of 1 (a quarter of 4): the take that leaves 0 asks ahead.
-    check_takes(&stock, slot, &[(3, TAKEN), (1, Outcome::Taken { wake_refiller: true })]);
+    check_takes(&stock, slot, &[(3, TAKEN), (1, Outcome::Taken { wake_refiller: true, epoch: None })]);
     assert!(!stock.is_sold_out(slot), "more in the pool");
     assert_eq!(stock.refill_wanted(), 1);
     assert_eq!(source.with(|state| state.refills), 2);
@@ -226,12 +232,38 @@ fn pooled_returns_put_the_item_back_on_sale() {
     stock.refill(slot);
     check_takes(&stock, slot, &[(1, TAKEN)]);
     assert!(stock.is_sold_out(slot));
-    stock.give_back(slot, 1);
+    stock.give_back(slot, 1, None);
     assert!(!stock.is_sold_out(slot));
     assert_eq!(stock.item(slot).allotment().left(), 0, "the unit went to the pool");
     check_takes(&stock, slot, &[(1, Outcome::Busy { wake_refiller: true })]);
     stock.refill_wanted();
     check_takes(&stock, slot, &[(1, TAKEN)]);
+}
+
+/// Units carry their pool's generation to the order; a rebuilt pool's first
+/// grant drops the old units here, and units of the old pool given back by
+/// refused orders go nowhere (the rebuild counted them).
+#[test]
+fn a_new_pool_generation_drops_the_old_units_and_labels_takes() {
+    let (stock, slot, source) = leasing(10, 4);
+    source.with(|state| state.epoch = Some(7));
+    stock.refill(slot);
+    check_takes(&stock, slot, &[(1, Outcome::Taken { wake_refiller: false, epoch: Some(7) })]);
+    // Another instance rebuilt the pool from the store: generation 8, 5 units.
+    source.with(|state| (state.epoch, state.pool) = (Some(8), 5));
+    stock.refill(slot);
+    assert_eq!(stock.item(slot).allotment().left(), 4, "the old 3 dropped, 4 of the new pool granted");
+    check_takes(&stock, slot, &[(1, Outcome::Taken { wake_refiller: false, epoch: Some(8) })]);
+    stock.give_back(slot, 1, Some(7));
+    stock.put_back(slot, 1, Some(7));
+    assert_eq!(source.with(|state| state.pool), 1, "an old unit does not go to the new pool");
+    assert_eq!(stock.item(slot).allotment().left(), 3, "nor into the allotment");
+    stock.put_back(slot, 1, Some(8));
+    assert_eq!(stock.item(slot).allotment().left(), 4);
+    stock.give_back(slot, 1, Some(8));
+    assert_eq!(source.with(|state| state.pool), 2, "a unit of the current pool goes back to it");
+    stock.give_back(slot, 1, None);
+    assert_eq!(source.with(|state| state.pool), 3, "a cancelled order's unit: free whatever its pool");
 }
 
 #[test]
@@ -304,7 +336,7 @@ fn run(stock: &Stock, slot: Slot, ops: &[Op], mut model: Option<&mut u64>) -> u6
             }
             Op::GiveBack(order) if !live.is_empty() => {
                 let quantity = live.swap_remove(order % live.len());
-                stock.give_back(slot, quantity);
+                stock.give_back(slot, quantity, None);
                 if let Some(left) = model.as_deref_mut() {
                     *left += quantity;
                 }

@@ -200,6 +200,11 @@ pub struct NewOrder {
     pub pay_deadline_ms: u64,
     /// 1–64 ASCII characters, scoped to the user.
     pub request_id: Option<String>,
+    /// The generation of the shared stock pool its units were taken from
+    /// (leased stock only): an order whose generation is no longer the
+    /// item's (`items.pool_epoch`) is refused, [`OrderOutcome::Fenced`].
+    /// `None`: not checked (the embedded source, the evalsha strategy).
+    pub pool_epoch: Option<u64>,
 }
 
 /// The fate of one entry of [`Store::commit_orders`], in the batch's order.
@@ -215,6 +220,10 @@ pub enum OrderOutcome {
     LimitReached,
     /// Fewer units are left than the order asks for.
     SoldOut,
+    /// Its units came from a shared pool that has been rebuilt from the
+    /// store since (its `pool_epoch` is not the item's): the rebuild counted
+    /// them as unsold, so they are not this order's to sell. Nothing written.
+    Fenced,
     /// No such item.
     NoSuchItem,
     /// No such user (the session outlived its user): refused alone, so the
@@ -417,6 +426,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// `OutOfRange` if it would exceed [`STOCK_MAX`].
     fn adjust_stock(&self, item_id: ItemId, delta: i64) -> Result<ItemStats, StoreError>;
     fn item_stats(&self, item_id: ItemId) -> Result<ItemStats, StoreError>;
+    /// Starts a new generation of the item's shared stock pool: increments
+    /// `pool_epoch` and reads the stock left (`total − pending − paid`) in one
+    /// transaction, so that every order committed before it is counted in
+    /// that figure and every order of an older generation committed after it
+    /// is refused ([`OrderOutcome::Fenced`]). Returns `(epoch, stock_left)`.
+    fn renew_pool_epoch(&self, item_id: ItemId) -> Result<(u64, u64), StoreError>;
 
     // Orders.
     /// One transaction and one fsync for the whole batch; one outcome per entry,

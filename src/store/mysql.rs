@@ -403,6 +403,10 @@ impl Store for MysqlStore {
         self.call(move |pool| async move { orders::item_stats(&pool, item_id).await })
     }
 
+    fn renew_pool_epoch(&self, item_id: ItemId) -> Result<(u64, u64), StoreError> {
+        self.call(move |pool| async move { orders::renew_pool_epoch(&pool, item_id).await })
+    }
+
     fn commit_orders(&self, new_orders: &[NewOrder]) -> Result<Vec<OrderOutcome>, StoreError> {
         if new_orders.is_empty() {
             return Ok(Vec::new());

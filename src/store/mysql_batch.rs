@@ -22,6 +22,8 @@ pub(super) struct ItemRow {
     pub stock_total: u64,
     pub per_user_limit: u64,
     pub sold_units: u64,
+    /// The generation of the item's shared stock pool (see `OrderOutcome::Fenced`).
+    pub pool_epoch: u64,
 }
 
 /// What the batch's transaction read before deciding.
@@ -60,8 +62,9 @@ pub(super) struct Plan {
     /// Indices into the batch of the orders to insert, in order.
     pub inserts: Vec<usize>,
     pub holdings: Vec<HoldingChange>,
-    /// `(item, units added)` for every item that sold something.
-    pub sold: Vec<(ItemId, u64)>,
+    /// `(item, units added, the pool generation the batch found)` for every
+    /// item that sold something.
+    pub sold: Vec<(ItemId, u64, u64)>,
 }
 
 /// Decides every entry of `orders` in order, as if each were applied before the next.
@@ -102,12 +105,15 @@ pub(super) fn plan(orders: &[NewOrder], mut found: Found) -> Plan {
     holdings.sort_unstable_by_key(|h| (h.user_id, h.item_id));
     added_sold.sort_unstable();
     out.holdings = holdings;
-    out.sold = added_sold;
+    out.sold = added_sold
+        .into_iter()
+        .map(|(item_id, units)| (item_id, units, found.items.get(&item_id).map_or(0, |item| item.pool_epoch)))
+        .collect();
     out
 }
 
-/// One entry, in the contract's order of checks: idempotency, item,
-/// per-user limit, stock; then the order id and the user (SQLite finds those
+/// One entry, in the contract's order of checks: idempotency, item, (the
+/// stock pool's generation,) per-user limit, stock; then the order id and the user (SQLite finds those
 /// two at the INSERT, which comes last, and a taken id wins over a missing user).
 fn decide(
     order: &NewOrder,
@@ -123,6 +129,9 @@ fn decide(
     let Some(item) = found.items.get(&order.item_id) else {
         return OrderOutcome::NoSuchItem;
     };
+    if order.pool_epoch.is_some_and(|epoch| epoch != item.pool_epoch) {
+        return OrderOutcome::Fenced;
+    }
     let quantity = u64::from(order.quantity.get());
     let key = (order.user_id, order.item_id);
     let held = found.holdings.get(&key).copied().unwrap_or(0) + added_held.get(&key).copied().unwrap_or(0);
@@ -167,13 +176,14 @@ mod tests {
             created_ms: 1,
             pay_deadline_ms: 2,
             request_id: request_id.map(str::to_owned),
+            pool_epoch: None,
         }
     }
 
     #[test]
     fn earlier_entries_count_against_later_ones() {
         let mut found = Found::default();
-        found.items.insert(1, ItemRow { stock_total: 3, per_user_limit: 2, sold_units: 0 });
+        found.items.insert(1, ItemRow { stock_total: 3, per_user_limit: 2, sold_units: 0, pool_epoch: 0 });
         found.users.extend([7, 8]);
         found.holdings.insert((8, 1), 0);
         let batch = [
@@ -197,7 +207,7 @@ mod tests {
             .collect();
         assert_eq!(kinds, ["committed", "limit", "committed", "duplicate", "sold_out"]);
         assert_eq!(plan.inserts, [0, 2]);
-        assert_eq!(plan.sold, [(1, 3)]);
+        assert_eq!(plan.sold, [(1, 3, 0)]);
         assert_eq!(
             plan.holdings,
             [

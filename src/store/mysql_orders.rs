@@ -224,6 +224,24 @@ pub(super) async fn item_stats(pool: &Pool, item_id: ItemId) -> Result<ItemStats
     read(pool, async |conn| stats_on(conn, id).await).await?.ok_or(StoreError::NotFound)
 }
 
+/// A new generation of the item's shared stock pool and the stock left, in
+/// one transaction (see `Store::renew_pool_epoch`). The item's row lock
+/// orders it against every batch: one committed before it is counted in the
+/// stock left, one after it finds the new generation.
+pub(super) async fn renew_pool_epoch(pool: &Pool, item_id: ItemId) -> Result<(u64, u64), StoreError> {
+    let id = int(item_id, "item_id").map_err(|_| StoreError::NotFound)?;
+    write(pool, async |tx| {
+        let changed = execute(tx, "UPDATE items SET pool_epoch = pool_epoch + 1 WHERE id = ?", vec![id.into()]).await?;
+        if changed != 1 {
+            return refuse(StoreError::NotFound);
+        }
+        let epoch: Option<u64> = select_one(tx, "SELECT pool_epoch FROM items WHERE id = ?", vec![id.into()]).await?;
+        let stats = stats_on(tx, id).await?.ok_or(Fail::Refused(StoreError::NotFound))?;
+        Ok((epoch.unwrap_or(0), stats.stock_left))
+    })
+    .await
+}
+
 /// One transaction for the whole batch: read what it depends on (items
 /// locked), decide every entry in Rust (`mysql_batch::plan`), then write with
 /// multi-row statements that are themselves conditional.
@@ -295,12 +313,13 @@ async fn read_batch(tx: &mut Transaction<'static>, orders: &[NewOrder]) -> Resul
         item_ids.iter().filter_map(|&id| i64::try_from(id).ok()).map(|id| vec![id.into()]).collect();
     for (list, params) in in_lists(&keys, 1) {
         let sql = format!(
-            "SELECT id, stock_total, per_user_limit, sold_units FROM items WHERE id IN ({list}) ORDER BY id FOR UPDATE"
+            "SELECT id, stock_total, per_user_limit, sold_units, pool_epoch FROM items
+             WHERE id IN ({list}) ORDER BY id FOR UPDATE"
         );
-        for (id, stock_total, per_user_limit, sold_units) in
-            select::<(ItemId, u64, u64, u64), _>(tx, &sql, params).await?
+        for (id, stock_total, per_user_limit, sold_units, pool_epoch) in
+            select::<(ItemId, u64, u64, u64, u64), _>(tx, &sql, params).await?
         {
-            found.items.insert(id, ItemRow { stock_total, per_user_limit, sold_units });
+            found.items.insert(id, ItemRow { stock_total, per_user_limit, sold_units, pool_epoch });
         }
     }
 
@@ -421,11 +440,13 @@ async fn write_batch(tx: &mut Transaction<'static>, rows: &[Vec<Value>], plan: &
         }
     }
 
-    for &(item_id, units) in &plan.sold {
+    for &(item_id, units, pool_epoch) in &plan.sold {
+        // The generation too: the plan fenced orders by the one it read.
         let changed = execute(
             tx,
-            "UPDATE items SET sold_units = sold_units + ? WHERE id = ? AND sold_units + ? <= stock_total",
-            vec![units.into(), item_id.into(), units.into()],
+            "UPDATE items SET sold_units = sold_units + ?
+             WHERE id = ? AND sold_units + ? <= stock_total AND pool_epoch = ?",
+            vec![units.into(), item_id.into(), units.into(), pool_epoch.into()],
         )
         .await?;
         if changed != 1 {

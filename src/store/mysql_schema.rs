@@ -22,6 +22,8 @@ use super::mysql_sql::{Fail, select_one, server_code};
 
 /// "Can't DROP …; check that it exists".
 const ER_CANT_DROP_FIELD_OR_KEY: u16 = 1091;
+/// "Duplicate column name": an ADD COLUMN already done.
+const ER_DUP_FIELDNAME: u16 = 1060;
 
 /// Version 1: everything the SQLite schema has at its version 2 (the store
 /// arrived with orders already designed, so there is no separate pre-sale step).
@@ -101,6 +103,15 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[
         // (now a full scan, once) and cost a fifth to a third of an INSERT.
         "ALTER TABLE orders DROP INDEX orders_pending",
     ],
+    // 2 -> 3
+    &[
+        // The generation of the item's shared stock pool (issue 7): a rebuild
+        // of the pool from this table increments it in the same transaction
+        // as it reads the stock left, and an order taken from an older pool
+        // is refused at commit (fenced), since the rebuild counted its units
+        // as unsold.
+        "ALTER TABLE items ADD COLUMN pool_epoch BIGINT NOT NULL DEFAULT 0",
+    ],
 ];
 
 /// Per-connection scratch tables (run on every new connection): a batch's
@@ -155,7 +166,8 @@ async fn migrate_locked(conn: &mut Conn, target: usize) -> Result<(), Fail<Store
             match conn.query_drop(*statement).await {
                 // A DROP that finds nothing to drop: a re-run of a step a
                 // crash interrupted after it (portable, unlike IF EXISTS).
-                Err(e) if server_code(&e) == Some(ER_CANT_DROP_FIELD_OR_KEY) => {}
+                // So is an ADD COLUMN that finds its column.
+                Err(e) if matches!(server_code(&e), Some(ER_CANT_DROP_FIELD_OR_KEY | ER_DUP_FIELDNAME)) => {}
                 other => other?,
             }
         }

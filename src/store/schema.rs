@@ -75,6 +75,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         units INTEGER NOT NULL CHECK (units >= 0),
         PRIMARY KEY (user_id, item_id)
     ) WITHOUT ROWID;",
+    // 2 -> 3: the generation of the item's shared stock pool (see the MySQL schema).
+    "ALTER TABLE items ADD COLUMN pool_epoch INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub(super) fn version(conn: &Connection) -> Result<u32, StoreError> {

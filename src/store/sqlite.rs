@@ -348,6 +348,7 @@ struct BatchItem {
     per_user_limit: u64,
     sold_units: u64,
     sold_units_at_start: u64,
+    pool_epoch: u64,
 }
 
 /// Few distinct items per batch (a flash sale has a handful), so a linear
@@ -361,19 +362,29 @@ fn batch_item<'a>(
         return Ok(Some(&mut items[pos]));
     }
     let row = tx
-        .prepare_cached("SELECT stock_total, per_user_limit, sold_units FROM items WHERE id = ?1")?
-        .query_row([item_id], |row| Ok((row.get::<_, u64>(0)?, row.get::<_, u64>(1)?, row.get::<_, u64>(2)?)))
+        .prepare_cached("SELECT stock_total, per_user_limit, sold_units, pool_epoch FROM items WHERE id = ?1")?
+        .query_row([item_id], |row| {
+            Ok((row.get::<_, u64>(0)?, row.get::<_, u64>(1)?, row.get::<_, u64>(2)?, row.get::<_, u64>(3)?))
+        })
         .optional()?;
-    let Some((stock_total, per_user_limit, sold_units)) = row else {
+    let Some((stock_total, per_user_limit, sold_units, pool_epoch)) = row else {
         return Ok(None);
     };
-    items.push(BatchItem { id: item_id, stock_total, per_user_limit, sold_units, sold_units_at_start: sold_units });
+    items.push(BatchItem {
+        id: item_id,
+        stock_total,
+        per_user_limit,
+        sold_units,
+        sold_units_at_start: sold_units,
+        pool_epoch,
+    });
     Ok(items.last_mut())
 }
 
 /// Applies one entry of a group commit inside the batch's transaction.
 /// Outcomes follow the contract's order: idempotency, item, per-user limit,
-/// stock.
+/// stock; between the item and the limit, an order of an older stock pool
+/// generation is fenced.
 ///
 /// The common case (a new order that fits) costs two statements: the order's
 /// INSERT, whose unique (user, request id) index is the idempotency check,
@@ -407,6 +418,10 @@ fn commit_one(tx: &Transaction<'_>, items: &mut Vec<BatchItem>, order: &NewOrder
     if inserted == 0 {
         // The request id made an order already, or (a bug) the id is taken.
         return duplicate_or(tx, order, OrderOutcome::IdTaken);
+    }
+    if order.pool_epoch.is_some_and(|epoch| epoch != item.pool_epoch) {
+        delete_order(tx, order.id)?;
+        return Ok(OrderOutcome::Fenced);
     }
     let quantity = u64::from(order.quantity.get());
     let held = quantity <= item.per_user_limit
@@ -710,6 +725,18 @@ impl Store for SqliteStore {
 
     fn item_stats(&self, item_id: ItemId) -> Result<ItemStats, StoreError> {
         self.read(|conn| stats_on(conn, item_id))?.ok_or(StoreError::NotFound)
+    }
+
+    fn renew_pool_epoch(&self, item_id: ItemId) -> Result<(u64, u64), StoreError> {
+        self.write(|tx| {
+            let epoch = tx
+                .prepare_cached("UPDATE items SET pool_epoch = pool_epoch + 1 WHERE id = ?1 RETURNING pool_epoch")?
+                .query_row([item_id], |row| row.get::<_, u64>(0))
+                .optional()?
+                .ok_or(StoreError::NotFound)?;
+            let stats = stats_on(tx, item_id)?.ok_or(StoreError::NotFound)?;
+            Ok((epoch, stats.stock_left))
+        })
     }
 
     fn commit_orders(&self, orders: &[NewOrder]) -> Result<Vec<OrderOutcome>, StoreError> {

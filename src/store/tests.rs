@@ -94,6 +94,7 @@ on_every_store!(
     stock_is_conserved_under_a_random_mix,
     pay_racing_expiry_ends_in_exactly_one,
     orders_with_request_ids_are_listed_newest_first,
+    orders_of_an_older_pool_generation_are_fenced,
 );
 
 fn temp_store() -> (TempDir, SqliteStore) {
@@ -128,6 +129,7 @@ fn new_order(id: OrderId, item_id: ItemId, user_id: UserId, quantity: u32, reque
         created_ms: T0,
         pay_deadline_ms: T0 + WINDOW_MS,
         request_id: request_id.map(str::to_owned),
+        pool_epoch: None,
     }
 }
 
@@ -140,6 +142,7 @@ fn kinds(outcomes: &[OrderOutcome]) -> Vec<&'static str> {
             OrderOutcome::Duplicate(_) => "duplicate",
             OrderOutcome::LimitReached => "limit",
             OrderOutcome::SoldOut => "sold_out",
+            OrderOutcome::Fenced => "fenced",
             OrderOutcome::NoSuchItem => "no_item",
             OrderOutcome::IdTaken => "id_taken",
             OrderOutcome::NoSuchUser => "no_user",
@@ -806,4 +809,40 @@ fn checkpoints_catch_up_with_the_writer() {
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
     assert_eq!((busy, log), (0, done), "frames in the WAL: {log}, checkpointed: {done}");
     assert_eq!(store.item_stats(1).unwrap().pending_payment, 50);
+}
+
+/// A rebuild of the shared pool starts a new generation and reads the stock
+/// left in one transaction: orders of the old generation committed before
+/// it are counted in that figure, those arriving after it are fenced.
+fn orders_of_an_older_pool_generation_are_fenced<D: TestDb>() {
+    let db = D::new();
+    let store = db.store();
+    let u = users(store, 3);
+    store.put_item(&item(1, 10, 5)).unwrap();
+    let of = |mut order: NewOrder, epoch: Option<u64>| {
+        order.pool_epoch = epoch;
+        order
+    };
+    // Generation 0 (no rebuild yet): 2 units sold.
+    let first = store.commit_orders(&[of(new_order(1, 1, u[0], 2, Some("a")), Some(0))]).unwrap();
+    assert_eq!(kinds(&first), ["committed"]);
+    assert_eq!(store.renew_pool_epoch(1).unwrap(), (1, 8), "generation 1 from the 8 units left");
+    let batch = [
+        of(new_order(2, 1, u[1], 1, Some("b")), Some(0)), // taken from the old pool: fenced
+        of(new_order(3, 1, u[1], 1, None), Some(1)),      // the new pool's
+        of(new_order(4, 1, u[2], 1, None), None),         // not checked (embedded, evalsha)
+        of(new_order(5, 1, u[0], 2, Some("a")), Some(0)), // a retry of a committed order: its order again
+        of(new_order(6, 1, u[2], 1, None), Some(u64::MAX)), // stale, as the hot path labels it
+    ];
+    let outcomes = store.commit_orders(&batch).unwrap();
+    assert_eq!(kinds(&outcomes), ["fenced", "committed", "committed", "duplicate", "fenced"]);
+    assert_eq!(store.order(2).unwrap(), None, "nothing of a fenced order is written");
+    assert_eq!(store.order_by_request(u[1], "b").unwrap(), None);
+    let stats = store.item_stats(1).unwrap();
+    assert_eq!((stats.stock_left, stats.pending_payment), (6, 4));
+    let held: Vec<(UserId, u64)> = store.holdings_snapshot().unwrap().iter().map(|h| (h.user_id, h.units)).collect();
+    assert_eq!(held, vec![(u[0], 2), (u[1], 1), (u[2], 1)]);
+    assert_eq!(store.renew_pool_epoch(1).unwrap(), (2, 6));
+    assert!(matches!(store.renew_pool_epoch(9), Err(StoreError::NotFound)));
+    check_conserved(store);
 }

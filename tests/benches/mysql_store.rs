@@ -63,6 +63,7 @@ fn main() {
                         created_ms: 1,
                         pay_deadline_ms: 2,
                         request_id: Some(format!("r{next_id}")),
+                        pool_epoch: None,
                     }
                 })
                 .collect();
