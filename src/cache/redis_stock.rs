@@ -23,7 +23,7 @@ use crate::stock::leased::{ShardAsk, ShardGrant, ShardLease, SharedPool};
 use crate::stock::{ItemId, Seeding, SourceError};
 
 /// Redis's clock in milliseconds, and a lease's `units:expiry` parsed; the
-/// sweep of expired leases, shared by the scripts that need it.
+/// parts shared by the scripts that need them.
 const PRELUDE: &str = r"
 local function now_ms()
   local t = redis.call('TIME')
@@ -36,24 +36,25 @@ end
 ";
 
 /// KEYS[1] shard; ARGV lease, held_here, chunk_max, lease_ms.
-/// Returns {status, units, pool_left, held_elsewhere, swept, epoch}; status 0
-/// granted, 1 the caller's lease was fenced, 2 the shard is missing.
+/// Returns {status, units, pool_left, held_elsewhere, epoch}; status 0
+/// granted, 1 the caller's lease was fenced, 2 the shard is missing, 3 a
+/// lease on it lapsed (nothing granted: a rebuild from the store settles it,
+/// since its holder may have sold units it never reported).
 const REFILL: &str = r"
 local key, me = KEYS[1], 'L:' .. ARGV[1]
 local held_here, chunk_max, lease_ms = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local pool = redis.call('HGET', key, 'pool')
-if not pool then return {2, 0, 0, 0, 0, 0} end
+if not pool then return {2, 0, 0, 0, 0} end
 pool = tonumber(pool)
 local epoch = tonumber(redis.call('HGET', key, 'epoch') or '0')
 local now = now_ms()
 local fields = redis.call('HGETALL', key)
-local swept, elsewhere, holders, mine = 0, 0, 1, nil
+local elsewhere, holders, mine, lapsed = 0, 1, nil, false
 for i = 1, #fields, 2 do
   if string.sub(fields[i], 1, 2) == 'L:' then
     local units, expires = parse(fields[i + 1])
     if expires <= now then
-      swept = swept + units
-      redis.call('HDEL', key, fields[i])
+      lapsed = true
     elseif fields[i] == me then
       mine = units
     else
@@ -62,11 +63,8 @@ for i = 1, #fields, 2 do
     end
   end
 end
-pool = pool + swept
-if held_here > 0 and not mine then
-  redis.call('HSET', key, 'pool', pool)
-  return {1, 0, pool, elsewhere, swept, epoch}
-end
+if lapsed then return {3, 0, pool, elsewhere, epoch} end
+if held_here > 0 and not mine then return {1, 0, pool, elsewhere, epoch} end
 -- Halves as the pool runs low, but never below an eighth of chunk_max: the
 -- tail of a shard would otherwise cost a round trip per unit or two.
 local chunk = math.min(chunk_max, pool, math.max(math.ceil(pool / (2 * holders)), math.ceil(chunk_max / 8)))
@@ -75,12 +73,12 @@ redis.call('HSET', key, 'pool', pool)
 if chunk > 0 or mine then
   redis.call('HSET', key, me, ((mine or 0) + chunk) .. ':' .. (now + lease_ms))
 end
-return {0, chunk, pool, elsewhere, swept, epoch}
+return {0, chunk, pool, elsewhere, epoch}
 ";
 
-/// KEYS[1] shard; ARGV lease, units, lease_ms. Returns {status, returned}:
-/// 0 kept (0 units ends the lease), 1 fenced (gone, or expired: its units
-/// back to the pool), 2 the shard is missing.
+/// KEYS[1] shard; ARGV lease, units, lease_ms. Returns {status, lapsed}:
+/// 0 kept (0 units ends the lease), 1 fenced (gone; lapsed = 1 if it
+/// expired, left for a rebuild to settle), 2 the shard is missing.
 const RENEW: &str = r"
 local key, me = KEYS[1], 'L:' .. ARGV[1]
 local units, lease_ms = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -89,11 +87,7 @@ local lease = redis.call('HGET', key, me)
 if not lease then return {1, 0} end
 local have, expires = parse(lease)
 local now = now_ms()
-if expires <= now then
-  redis.call('HDEL', key, me)
-  redis.call('HINCRBY', key, 'pool', have)
-  return {1, have}
-end
+if expires <= now then return {1, 1} end
 if units > have then units = have end
 if units == 0 then
   redis.call('HDEL', key, me)
@@ -103,13 +97,14 @@ end
 return {0, 0}
 ";
 
-/// KEYS[1] shard; ARGV lease, units. Ends the lease, at most `units` of it
-/// back to the pool. Returns {returned}.
+/// KEYS[1] shard; ARGV lease, units. Ends a live lease, at most `units` of
+/// it back to the pool; a lapsed one is left for a rebuild. Returns {returned}.
 const RELEASE: &str = r"
 local key, me = KEYS[1], 'L:' .. ARGV[1]
 local lease = redis.call('HGET', key, me)
 if not lease then return {0} end
-local have = parse(lease)
+local have, expires = parse(lease)
+if expires <= now_ms() then return {0} end
 local back = math.min(have, tonumber(ARGV[2]))
 redis.call('HDEL', key, me)
 redis.call('HINCRBY', key, 'pool', back)
@@ -147,7 +142,7 @@ return {1}
 ";
 
 /// KEYS[1] shard. Returns {1, units}: its pool plus every lease taken from
-/// it, lapsed ones included (the next sweep returns them); {0, 0} if missing.
+/// it, lapsed ones included (a rebuild settles them); {0, 0} if missing.
 const COUNT: &str = r"
 local fields = redis.call('HGETALL', KEYS[1])
 if #fields == 0 then return {0, 0} end
@@ -260,7 +255,7 @@ impl SharedPool for RedisCache {
         let args =
             vec![ask.lease.to_owned(), ask.held_here.to_string(), ask.chunk_max.to_string(), ask.lease_ms.to_string()];
         let reply = self.eval(&scripts().refill, self.shard_key(item, shard), args)?;
-        let [status, units, pool_left, held_elsewhere, swept, epoch] = reply[..] else {
+        let [status, units, pool_left, held_elsewhere, epoch] = reply[..] else {
             return Err(SourceError(format!("refill script answered {reply:?}")));
         };
         Ok(match status {
@@ -268,10 +263,10 @@ impl SharedPool for RedisCache {
                 units: unsigned(units),
                 pool_left: unsigned(pool_left),
                 held_elsewhere: unsigned(held_elsewhere),
-                swept: unsigned(swept),
                 epoch: unsigned(epoch),
             },
-            1 => ShardGrant::Revoked { swept: unsigned(swept) },
+            1 => ShardGrant::Revoked,
+            3 => ShardGrant::Lapsed,
             _ => ShardGrant::Lost,
         })
     }
@@ -288,7 +283,7 @@ impl SharedPool for RedisCache {
         let reply = self.eval(&scripts().renew, self.shard_key(item, shard), args)?;
         Ok(match reply[..] {
             [0, _] => ShardLease::Kept,
-            [1, returned] => ShardLease::Revoked { returned: unsigned(returned) },
+            [1, lapsed] => ShardLease::Revoked { lapsed: lapsed == 1 },
             [2, _] => ShardLease::Lost,
             _ => return Err(SourceError(format!("renew script answered {reply:?}"))),
         })
@@ -334,6 +329,11 @@ impl SharedPool for RedisCache {
             [1, units] => Some(unsigned(units)),
             _ => None,
         })
+    }
+
+    fn holds_lease(&self, item: ItemId, shard: u32, lease: &str) -> Result<bool, SourceError> {
+        let (key, field) = (self.shard_key(item, shard), format!("L:{lease}"));
+        self.run(move |client| async move { client.hexists::<bool, _, _>(key, field).await }).map_err(failed)
     }
 
     fn claim_rebuild(&self, item: ItemId, ttl_ms: u64) -> Result<bool, SourceError> {
@@ -396,7 +396,7 @@ mod tests {
         assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("a", 0, 8)).unwrap()), (5, 5, 0));
         assert_eq!(pool.seed_shard(ITEM, 0, 3, Seeding::Replace, 0), Ok(true));
         // The lease went with the old pool: its holder is fenced.
-        assert_eq!(pool.refill_shard(ITEM, 0, ask("a", 5, 100)), Ok(ShardGrant::Revoked { swept: 0 }));
+        assert_eq!(pool.refill_shard(ITEM, 0, ask("a", 5, 100)), Ok(ShardGrant::Revoked));
         assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("b", 0, 8)).unwrap()), (2, 1, 0));
     }
 
@@ -422,17 +422,24 @@ mod tests {
         assert_eq!(granted(pool.refill_shard(ITEM, 1, ask("b", 0, 100)).unwrap()), (0, 0, 60), "held by a");
     }
 
+    /// A lapsed lease's units never go back by themselves (its holder may
+    /// have sold some): the shard grants nothing until a rebuild settles it,
+    /// and the holder is fenced.
     #[test]
-    fn an_expired_lease_returns_to_the_pool_and_its_holder_is_fenced() {
+    fn an_expired_lease_stops_its_shard_until_a_rebuild_and_its_holder_is_fenced() {
         let pool = redis("expiry");
         pool.seed_shard(ITEM, 0, 10, Seeding::IfAbsent, 0).unwrap();
         // A lease of 0 ms has expired by the next call, whatever the clock.
         let lapsing = ShardAsk { lease_ms: 0, ..ask("a", 0, 4) };
         assert_eq!(granted(pool.refill_shard(ITEM, 0, lapsing).unwrap()), (4, 6, 0));
-        let grant = pool.refill_shard(ITEM, 0, ask("b", 0, 1)).unwrap();
-        assert_eq!(grant, ShardGrant::Granted { units: 1, pool_left: 9, held_elsewhere: 0, swept: 4, epoch: 0 });
-        assert_eq!(pool.renew_shard(ITEM, 0, "a", 4, 60_000), Ok(ShardLease::Revoked { returned: 0 }));
-        assert_eq!(pool.refill_shard(ITEM, 0, ask("a", 4, 1)), Ok(ShardGrant::Revoked { swept: 0 }));
+        assert_eq!(pool.refill_shard(ITEM, 0, ask("b", 0, 1)), Ok(ShardGrant::Lapsed));
+        assert_eq!(pool.release_shard(ITEM, 0, "a", 4), Ok(0), "a lapsed lease is not handed back either");
+        assert_eq!(pool.renew_shard(ITEM, 0, "a", 4, 60_000), Ok(ShardLease::Revoked { lapsed: true }));
+        assert_eq!(pool.count_shard(ITEM, 0), Ok(Some(10)), "its units are still counted");
+        assert_eq!(pool.seed_shard(ITEM, 0, 7, Seeding::Replace, 1), Ok(true), "the rebuild");
+        assert_eq!(pool.renew_shard(ITEM, 0, "a", 4, 60_000), Ok(ShardLease::Revoked { lapsed: false }));
+        assert_eq!(pool.refill_shard(ITEM, 0, ask("a", 4, 1)), Ok(ShardGrant::Revoked));
+        assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("b", 0, 1)).unwrap()), (1, 6, 0));
     }
 
     #[test]
@@ -444,9 +451,9 @@ mod tests {
         assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("b", 0, 1)).unwrap()).2, 8);
         assert_eq!(pool.renew_shard(ITEM, 0, "a", 3, 60_000), Ok(ShardLease::Kept));
         assert_eq!(granted(pool.refill_shard(ITEM, 0, ask("b", 1, 1)).unwrap()).2, 3);
-        // Renewed with 0 ms: expired at the next renewal, its units back.
+        // Renewed with 0 ms: expired at the next renewal, left for a rebuild.
         assert_eq!(pool.renew_shard(ITEM, 0, "a", 3, 0), Ok(ShardLease::Kept));
-        assert_eq!(pool.renew_shard(ITEM, 0, "a", 3, 60_000), Ok(ShardLease::Revoked { returned: 3 }));
+        assert_eq!(pool.renew_shard(ITEM, 0, "a", 3, 60_000), Ok(ShardLease::Revoked { lapsed: true }));
         assert_eq!(pool.renew_shard(ITEM, 1, "a", 3, 60_000), Ok(ShardLease::Lost), "no such shard");
     }
 
@@ -469,7 +476,7 @@ mod tests {
         pool.seed_shard(ITEM, 0, 20, Seeding::IfAbsent, 0).unwrap();
         pool.refill_shard(ITEM, 0, ask("a", 0, 8)).unwrap();
         pool.refill_shard(ITEM, 0, ShardAsk { lease_ms: 0, ..ask("b", 0, 8) }).unwrap();
-        assert_eq!(pool.count_shard(ITEM, 0), Ok(Some(20)), "a lapsed lease still counts until swept");
+        assert_eq!(pool.count_shard(ITEM, 0), Ok(Some(20)), "a lapsed lease still counts until a rebuild");
         pool.renew_shard(ITEM, 0, "a", 5, 60_000).unwrap();
         assert_eq!(pool.count_shard(ITEM, 0), Ok(Some(17)), "3 of a's units sold");
     }
@@ -576,25 +583,31 @@ mod tests {
         assert_eq!(got, 4);
     }
 
-    /// A lease that lapses (its holder paused) is swept by another instance,
-    /// and the holder's next renewal drops its units: revoked.
+    /// A lease that lapses (its holder paused) makes the next refill on its
+    /// shard rebuild the pool from the store (which knows what the holder
+    /// sold), and the holder's next renewal drops its units: revoked.
     #[test]
-    fn a_lapsed_lease_is_revoked_and_its_units_sold_elsewhere() {
+    fn a_lapsed_lease_is_settled_by_a_rebuild_and_its_holder_revoked() {
         let pool = Arc::new(redis("lapse"));
         let store = StoreLeft::with(4);
         let paused = source(&pool, "paused", 100, 0, &store);
         let other = source(&pool, "other", 100, 60_000, &store);
         paused.seed(ITEM, 4, Seeding::IfAbsent).unwrap();
+        // One unit per shard, each refill from a shard not yet asked.
         let mut held = 0;
-        while let Refill { units: units @ 1.., .. } = paused.refill(ITEM, held) {
-            held += units;
+        for _ in 0..4 {
+            held += paused.refill(ITEM, held).units;
         }
-        assert_eq!(held, 4);
+        assert_eq!((held, paused.epoch(ITEM)), (4, Some(1)));
+        // The paused instance sold 1 of them; the store knows it.
+        store.units.store(3, Ordering::SeqCst);
+        assert_eq!(other.refill(ITEM, 0).units, 0, "a lapsed lease: a rebuild, nothing granted meanwhile");
+        assert_eq!(other.epoch(ITEM), Some(2));
         let mut got = 0;
         while let Refill { units: units @ 1.., .. } = other.refill(ITEM, got) {
             got += units;
         }
-        assert_eq!(got, 4, "the lapsed lease's units went back and were leased again");
+        assert_eq!(got, 3, "what the store says is left, no more");
         assert_eq!(paused.renew(ITEM, 4), Renewal::Revoked);
         assert_eq!(paused.refill(ITEM, 0), Refill { units: 0, beyond: Beyond::Elsewhere });
     }

@@ -17,8 +17,8 @@
 //! `holders` counts the live leases on the shard, this one included: the
 //! chunk shrinks as the pool runs low and as more instances sell, so the last
 //! units are not hoarded by one instance while another answers 503; the
-//! floor keeps a shard's tail from costing a round trip per unit. Before granting, the shard sweeps expired
-//! leases: their units return to its pool.
+//! floor keeps a shard's tail from costing a round trip per unit. A shard that
+//! holds a lapsed lease grants nothing and answers `Lapsed`: see below.
 //!
 //! **Leases** expire `lease_ms` after their last renewal. The refiller
 //! renews every item a few times per period ([`StockSource::renew`]): the
@@ -26,10 +26,20 @@
 //! are in orders now, whose outcome the store decides), the rest is
 //! extended; a lease of which nothing sold since the last renewal is handed
 //! back ([`Renewal::GiveBack`]), so that an idle instance does not keep
-//! units from busy ones. A lease that is gone (swept after expiring while this process
-//! was paused, or wiped with the pool) is **fenced**: the renewal answers
-//! [`Renewal::Revoked`] and the local units are dropped unsold, and a lease
-//! whose renewal is overdue here is treated the same way without asking.
+//! units from busy ones. A lease that lapsed (its holder was paused, killed
+//! or cut off) or is gone (wiped with the pool) is **fenced**: the renewal
+//! answers [`Renewal::Revoked`] and the local units are dropped unsold, and
+//! a lease whose renewal is overdue here is treated the same way without
+//! asking.
+//!
+//! **A lapsed lease is settled by a rebuild**, never by handing its units
+//! back: its holder may have sold some of them since its last renewal, in
+//! orders committed or still on their way, which no one but the store
+//! knows. So the first refill (or the holder's renewal) that finds it starts
+//! a rebuild (below): the pool's new generation counts from the store what
+//! is really left, and the holder's orders still in flight carry the old
+//! generation and are fenced at commit. A restarted node that finds a lease
+//! of its previous run (killed) does the same.
 //!
 //! **Answers.** While some shard has units, `Beyond::Pool` (refill, 503
 //! meanwhile); when every shard is empty but other instances' leases still
@@ -79,12 +89,13 @@ pub struct ShardAsk<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ShardGrant {
     /// `units` leased to the caller (possibly 0); `pool_left` units stay in
-    /// the shard, other instances' live leases on it hold `held_elsewhere`,
-    /// and `swept` units of expired leases went back into its pool. The
-    /// shard belongs to generation `epoch` of the pool.
-    Granted { units: u64, pool_left: u64, held_elsewhere: u64, swept: u64, epoch: u64 },
+    /// the shard, and other instances' live leases on it hold
+    /// `held_elsewhere`. The shard belongs to generation `epoch` of the pool.
+    Granted { units: u64, pool_left: u64, held_elsewhere: u64, epoch: u64 },
     /// The caller's lease on the shard is gone: it was fenced.
-    Revoked { swept: u64 },
+    Revoked,
+    /// A lease on the shard lapsed: nothing granted until a rebuild settles it.
+    Lapsed,
     /// The shard does not exist: the pool was lost.
     Lost,
 }
@@ -93,9 +104,9 @@ pub enum ShardGrant {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ShardLease {
     Kept,
-    /// The lease was gone or had expired (its units, `returned`, went back to the pool).
+    /// The lease is gone, or (`lapsed`) expired and left for a rebuild to settle.
     Revoked {
-        returned: u64,
+        lapsed: bool,
     },
     Lost,
 }
@@ -115,8 +126,8 @@ pub trait SharedPool: Send + Sync + std::fmt::Debug {
         lease_ms: u64,
     ) -> Result<ShardLease, SourceError>;
     /// Ends the caller's lease on the shard, `units` of it back to the pool
-    /// (at most what the lease holds; nothing if the lease is gone). Returns
-    /// the units that went back.
+    /// (at most what the lease holds; nothing if the lease is gone, and a
+    /// lapsed lease is left for a rebuild). Returns the units that went back.
     fn release_shard(&self, item: ItemId, shard: u32, lease: &str, units: u64) -> Result<u64, SourceError>;
     /// Takes up to `units` out of the shard's pool for good; returns how many.
     fn take_units(&self, item: ItemId, shard: u32, units: u64) -> Result<u64, SourceError>;
@@ -138,6 +149,8 @@ pub trait SharedPool: Send + Sync + std::fmt::Debug {
     ) -> Result<bool, SourceError>;
     /// The shard's pool plus every lease on it; `None` if it is missing.
     fn count_shard(&self, item: ItemId, shard: u32) -> Result<Option<u64>, SourceError>;
+    /// Whether `lease` (live or lapsed) is on the shard.
+    fn holds_lease(&self, item: ItemId, shard: u32, lease: &str) -> Result<bool, SourceError>;
     /// Claims the rebuild of a lost pool for `ttl_ms`; true for one claimant.
     fn claim_rebuild(&self, item: ItemId, ttl_ms: u64) -> Result<bool, SourceError>;
     /// Ends a claim once its rebuild is done, so that the next one (another
@@ -286,15 +299,14 @@ impl LeasedSource {
         Ok(true)
     }
 
-    /// Hands back what this node's previous run leased (killed before it
-    /// could): those units are not in its allotment any more.
+    /// A lease this node's previous run held (killed before it could hand
+    /// it back) may have sold units since its last renewal, in orders
+    /// committed or not: only a rebuild from the store settles it.
     fn reclaim(&self, item: ItemId) -> Result<(), SourceError> {
-        let mut reclaimed = 0;
         for shard in 0..self.settings.shards {
-            reclaimed += self.pool.release_shard(item, shard, &self.lease, u64::MAX)?;
-        }
-        if reclaimed > 0 {
-            self.pool.announce_returned(item);
+            if self.pool.holds_lease(item, shard, &self.lease)? {
+                return self.rebuild(item, true);
+            }
         }
         self.units_returned(item);
         Ok(())
@@ -372,17 +384,15 @@ impl StockSource for LeasedSource {
                     let _ = self.rebuild(item, true);
                     return BUSY;
                 }
-                Ok(ShardGrant::Revoked { swept }) => {
-                    if swept > 0 {
-                        self.pool.announce_returned(item);
-                    }
+                Ok(ShardGrant::Revoked) => {
                     self.with(item, |l| l.revoked = true);
                     return BUSY;
                 }
-                Ok(ShardGrant::Granted { units, pool_left, held_elsewhere: elsewhere, swept, epoch }) => {
-                    if swept > 0 {
-                        self.pool.announce_returned(item);
-                    }
+                Ok(ShardGrant::Lapsed) => {
+                    let _ = self.rebuild(item, true);
+                    return BUSY;
+                }
+                Ok(ShardGrant::Granted { units, pool_left, held_elsewhere: elsewhere, epoch }) => {
                     let known = self.with(item, |l| l.epoch);
                     if known.is_some_and(|known| epoch < known) {
                         // A shard an interrupted rebuild did not reach: its
@@ -457,7 +467,7 @@ impl StockSource for LeasedSource {
             return Renewal::GiveBack;
         }
         let after = shrink(&before, left_here);
-        let mut fenced = false;
+        let (mut fenced, mut lapsed) = (false, false);
         for (shard, (&was, &now)) in (0u32..).zip(before.iter().zip(&after)) {
             if was == 0 {
                 continue;
@@ -467,11 +477,9 @@ impl StockSource for LeasedSource {
                 // here (`overdue`) if the pool stays away for a whole lease.
                 Err(_) => return Renewal::Kept,
                 Ok(ShardLease::Kept) => {}
-                Ok(ShardLease::Revoked { returned }) => {
-                    if returned > 0 {
-                        self.pool.announce_returned(item);
-                    }
+                Ok(ShardLease::Revoked { lapsed: expired }) => {
                     fenced = true;
+                    lapsed |= expired;
                 }
                 Ok(ShardLease::Lost) => fenced = true,
             }
@@ -479,6 +487,10 @@ impl StockSource for LeasedSource {
         if fenced {
             self.with(item, |l| l.held.clone_from(&after));
             self.end_leases(item, left_here);
+            if lapsed {
+                // This instance was away past its lease: settle it now.
+                let _ = self.rebuild(item, true);
+            }
             return Renewal::Revoked;
         }
         self.with(item, |l| {
