@@ -455,6 +455,8 @@ fn parse_compare(args: &[String]) -> Result<Command, String> {
 fn parse_overload(args: &[String]) -> Result<Command, String> {
     let mut json = None;
     let mut c = OverloadConfig::new();
+    // Without -c the capacity phase has the overload phase's connections.
+    let mut connections_given = false;
     let mut it = Args { args, pos: 0 };
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg {
@@ -466,6 +468,11 @@ fn parse_overload(args: &[String]) -> Result<Command, String> {
             "--json" => json = Some(it.value(flag, inline)?.to_string()),
             "--factor" => c.factor = number(flag, it.value(flag, inline)?)?,
             "--overload-connections" => c.overload_connections = number(flag, it.value(flag, inline)?)?,
+            "--overload-pipeline" => c.overload_pipeline = number(flag, it.value(flag, inline)?)?,
+            "-c" | "--connections" => {
+                c.sale.run.connections = number(flag, it.value(flag, inline)?)?;
+                connections_given = true;
+            }
             "--overload-warmup" => c.overload_warmup = duration(flag, it.value(flag, inline)?)?,
             "--overload-duration" => c.overload_duration = duration(flag, it.value(flag, inline)?)?,
             "--rss-limit-mib" => c.rss_limit_mib = number(flag, it.value(flag, inline)?)?,
@@ -473,6 +480,9 @@ fn parse_overload(args: &[String]) -> Result<Command, String> {
             _ if sale_option(&mut c.sale, &mut it, flag, inline)? => {}
             _ => return Err(format!("unknown option {flag}")),
         }
+    }
+    if !connections_given {
+        c.sale.run.connections = c.overload_connections;
     }
     c.validate().map_err(|e| e.to_string())?;
     Ok(Command::Overload { config: Box::new(c), json })
