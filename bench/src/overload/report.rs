@@ -116,7 +116,7 @@ impl OverloadReport {
         let c = &self.capacity;
         let _ = writeln!(
             out,
-            "\n  capacity: closed loop, {} connections × {} outstanding each (pipelined), {}s measured after {}s \
+            "\n  capacity: closed loop, {} connections × {} outstanding each, {}s measured after {}s \
              warm-up\n    {} orders/s durable (200s); offered {} buys/s",
             c.run.params.connections,
             c.run.params.pipeline,
@@ -130,8 +130,8 @@ impl OverloadReport {
         let rate = o.run.params.rate_per_s.unwrap_or(0.0);
         let _ = writeln!(
             out,
-            "\n  overload: open loop at {} req/s ({} × capacity), {} connections × up to {} outstanding each \
-             (pipelined), {}s measured after {}s warm-up\n    achieved offered rate {} buys/s = {:.2} × capacity{}",
+            "\n  overload: open loop at {} req/s ({} × capacity), {} connections × up to {} outstanding each, \
+             {}s measured after {}s warm-up\n    achieved offered rate {} buys/s = {:.2} × capacity{}",
             group(rate),
             self.factor,
             o.run.params.connections,
