@@ -122,15 +122,18 @@ COMPARE OPTIONS (the same sale on servers started with different settings):
     all variants). Prints medians and ratios to the first variant.
 
 OVERLOAD OPTIONS (issue 10: the durable-order capacity, then a multiple of it offered):
-    Phase 1 measures the capacity: a closed loop (-c [1024], --warmup [2s], -d [3s])
-    of buys that can all succeed (--stock [10000000], --per-user-limit [1000000]),
-    200s per second. Phase 2 offers --factor × that in open loop and reports the
-    rate actually sent (the bench shares the machine with the server), goodput
+    Phase 1 measures the capacity: a closed loop (-c [--overload-connections],
+    --pipeline [2], --warmup [2s], -d [3s]) of buys that can all succeed (--stock
+    [10000000], --per-user-limit [1000000]), 200s per second. Phase 2 offers
+    --factor × that in open loop, pipelined (requests due together leave in one
+    write on one connection), and reports the rate actually sent (the bench
+    shares the machine with the server), goodput
     (200s/s) and its ratio to the capacity, every answer by status and code,
     429/503 answers without Retry-After, latency, the server's RSS, and the
     promise check at rest (promise 6 too once the payment windows ran out).
         --factor X        phase 2's rate as a multiple of the capacity [3]
-        --overload-connections N  phase 2's connections [4096]
+        --overload-connections N  phase 2's connections, and phase 1's without -c [2048]
+        --overload-pipeline N     phase 2's requests outstanding per connection [16]
         --overload-warmup DUR     [1s]
         --overload-duration DUR   phase 2's measured time [6s]
         --rss-limit-mib N the server's RSS must stay under this [1024]
@@ -455,6 +458,8 @@ fn parse_compare(args: &[String]) -> Result<Command, String> {
 fn parse_overload(args: &[String]) -> Result<Command, String> {
     let mut json = None;
     let mut c = OverloadConfig::new();
+    // Without -c the capacity phase has the overload phase's connections.
+    let mut connections_given = false;
     let mut it = Args { args, pos: 0 };
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg {
@@ -466,6 +471,11 @@ fn parse_overload(args: &[String]) -> Result<Command, String> {
             "--json" => json = Some(it.value(flag, inline)?.to_string()),
             "--factor" => c.factor = number(flag, it.value(flag, inline)?)?,
             "--overload-connections" => c.overload_connections = number(flag, it.value(flag, inline)?)?,
+            "--overload-pipeline" => c.overload_pipeline = number(flag, it.value(flag, inline)?)?,
+            "-c" | "--connections" => {
+                c.sale.run.connections = number(flag, it.value(flag, inline)?)?;
+                connections_given = true;
+            }
             "--overload-warmup" => c.overload_warmup = duration(flag, it.value(flag, inline)?)?,
             "--overload-duration" => c.overload_duration = duration(flag, it.value(flag, inline)?)?,
             "--rss-limit-mib" => c.rss_limit_mib = number(flag, it.value(flag, inline)?)?,
@@ -473,6 +483,9 @@ fn parse_overload(args: &[String]) -> Result<Command, String> {
             _ if sale_option(&mut c.sale, &mut it, flag, inline)? => {}
             _ => return Err(format!("unknown option {flag}")),
         }
+    }
+    if !connections_given {
+        c.sale.run.connections = c.overload_connections;
     }
     c.validate().map_err(|e| e.to_string())?;
     Ok(Command::Overload { config: Box::new(c), json })
@@ -665,7 +678,17 @@ mod tests {
         assert_eq!((c.overload_warmup, c.overload_duration), (Duration::from_millis(500), Duration::from_secs(2)));
         assert_eq!((c.sale.users, c.sale.run.connections, c.sale.run.duration), (500, 16, Duration::from_secs(1)));
         assert_eq!((c.sale.stock, c.sale.server_sets.len(), json.as_deref()), (10_000_000, 1, Some("o.json")));
+        // Without -c the capacity phase has the overload phase's connections;
+        // each phase has its own pipeline depth.
+        let Ok(Command::Overload { config: c, .. }) =
+            parse(&args("overload --overload-connections 300 --overload-pipeline 4"))
+        else {
+            panic!("overload --overload-connections 300 --overload-pipeline 4")
+        };
+        assert_eq!((c.sale.run.connections, c.sale.run.pipeline), (300, 2));
+        assert_eq!((c.overload_connections, c.overload_pipeline), (300, 4));
         let err = |s: &str| parse(&args(s)).unwrap_err();
+        assert!(err("overload --overload-pipeline 0").contains("pipeline"));
         assert!(err("overload --rate 1k").contains("closed loop"));
         assert!(err("overload --factor 0").contains("factor"));
         assert!(err("overload --target http://h:1 --admin-token t --server-pid x").contains("--server-pid"));

@@ -170,7 +170,8 @@ fn an_overload_sheds_with_retry_after_and_keeps_its_promises() {
         .arg("--seckill")
         .arg(server_binary())
         .args(["--users", "300", "-c", "8", "-t", "1", "--warmup", "1s", "-d", "1s"])
-        .args(["--overload-connections", "64", "--overload-warmup", "500ms", "--overload-duration", "2s"])
+        .args(["--overload-connections", "64", "--overload-pipeline", "4"])
+        .args(["--overload-warmup", "500ms", "--overload-duration", "2s"])
         .args(["--rss-limit-mib", "512", "--setup-connections", "4", "--no-progress"])
         .args(["--server-set", "sale.payment_window_ms=1000", "--server-set", "sale.order_queue_max=32"])
         .args(["--server-set", "sale.batch_orders_max=8"])
@@ -200,6 +201,10 @@ fn an_overload_sheds_with_retry_after_and_keeps_its_promises() {
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let promises = &report["promises"];
     assert_eq!(promises["held"], true, "{promises:#}");
+    // The overload phase pipelined its buys (answers in order, every one
+    // accounted for by the promise check above).
+    assert_eq!(report["overload"]["run"]["params"]["pipeline"], 4);
+    assert_eq!(report["overload"]["run"]["params"]["connections"], 64);
     assert_eq!(report["expiry_checked"], true, "the 1 s payment windows ran out and promise 6 was checked");
     assert!(report["shed"].as_u64().unwrap() > 0, "the overload was shed: {:#}", report["overload"]["statuses"]);
     assert_eq!(report["shed_without_retry_after"], 0);

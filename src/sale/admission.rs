@@ -14,18 +14,23 @@
 //! writer a full queue to batch from, so it never idles under overload.
 //!
 //! The bound is the writer's measured drain rate (orders per second of its
-//! whole cycle: commit, answers, expiries, checkpoints; an exponential
-//! average over batches) times the wait, and never less than one full batch
+//! whole cycle: commit, answers, expiries, checkpoints; the orders of about
+//! the last second over the time they took) times the wait, and never less than one full batch
 //! (so a writer that was idle, whose rate reads low, can still take a full
 //! batch) nor more than the queue's capacity. One relaxed load per buy.
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-/// Weight of the newest batch in the drain rate's average: a few batches
-/// (tens of milliseconds under load) follow a change, one slow batch (a
-/// checkpoint) does not swing the bound.
-const RATE_WEIGHT: f64 = 0.25;
+/// The drain rate's memory: batches older than this weigh 1/e as much as
+/// the newest. A second spans tens of batches under load, so neither one
+/// slow batch (a checkpoint, the writer descheduled) nor a run of fast ones
+/// swings the bound, and a lasting change shows within a second or two.
+/// Counted in batches instead (a weight of 0.25 each), the rate followed
+/// ~60 ms of 15 ms batches under overload on a shared 2-core machine and
+/// the bound swung from 1,300 to 29,000 orders at a writer that drained
+/// ~18,000/s on average: its highs queued more than the confirm timeout.
+const RATE_MEMORY_S: f64 = 1.0;
 
 /// The queued-orders bound the loops read.
 #[derive(Debug)]
@@ -65,16 +70,27 @@ impl Admission {
 
     fn set_rate(&self, orders_per_s: f64) {
         let Some(wait) = self.wait_max else { return };
-        let bound = (orders_per_s * wait.as_secs_f64()) as usize;
+        let bound = (orders_per_s * wait.as_secs_f64()).round() as usize;
         self.queued_max.store(bound.clamp(self.floor, self.ceiling), Relaxed);
     }
 }
 
 /// The writer's side: measures its drain rate batch by batch.
+///
+/// The rate is the orders of the recent past over the time they took (both
+/// decayed alike, [`RATE_MEMORY_S`]), not an average of each batch's rate:
+/// batch times swing by 10× under load (a fast fsync, then a slow one), and
+/// averaging their rates weighs the fast batches as much as the slow ones
+/// that take ten times longer, overstating the rate. Seen under 3× overload
+/// with the average of rates: a bound of 28,706 orders at a writer that
+/// drained ~15,000/s, so the admitted buys waited ~2 s, beyond
+/// `sale.confirm_timeout_ms`, and got 503 "outcome unknown".
 #[derive(Debug, Default)]
 pub struct DrainMeter {
     last_batch_done: Option<Instant>,
-    orders_per_s: f64,
+    /// Decayed sums of the orders decided and of the seconds they took.
+    orders: f64,
+    seconds: f64,
 }
 
 impl DrainMeter {
@@ -84,13 +100,10 @@ impl DrainMeter {
     pub fn batch_done(&mut self, orders: usize, now: Instant, admission: &Admission) {
         if let Some(last) = self.last_batch_done.replace(now) {
             let cycle = now.duration_since(last).as_secs_f64().max(1e-6);
-            let sample = orders as f64 / cycle;
-            self.orders_per_s = if self.orders_per_s == 0.0 {
-                sample
-            } else {
-                self.orders_per_s + RATE_WEIGHT * (sample - self.orders_per_s)
-            };
-            admission.set_rate(self.orders_per_s);
+            let keep = (-cycle / RATE_MEMORY_S).exp();
+            self.orders = self.orders * keep + orders as f64;
+            self.seconds = self.seconds * keep + cycle;
+            admission.set_rate(self.orders / self.seconds);
         }
     }
 }
@@ -116,6 +129,25 @@ mod tests {
         }
         assert_eq!(admission.queued_max(), 10_000);
         assert!(admission.admits(9_999) && !admission.admits(10_000));
+    }
+
+    #[test]
+    fn fast_and_slow_batches_weigh_by_their_time() {
+        let admission = Admission::new(ms(500), 100, 65_536);
+        let mut meter = DrainMeter::default();
+        let mut at = Instant::now();
+        meter.batch_done(1000, at, &admission);
+        // 1,000 orders in 10 ms, then 1,000 in 190 ms, over and over:
+        // 2,000 orders per 200 ms is 10,000 orders/s, 5,000 in 500 ms (the
+        // average of the two rates, 52,632/s, would admit 26,000).
+        for i in 0..60 {
+            at += ms(if i % 2 == 0 { 10 } else { 190 });
+            meter.batch_done(1000, at, &admission);
+            if i >= 20 {
+                let bound = admission.queued_max();
+                assert!((4_500..=5_500).contains(&bound), "batch {i}: {bound}");
+            }
+        }
     }
 
     #[test]

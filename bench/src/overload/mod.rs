@@ -48,6 +48,13 @@ use std::time::{Duration, Instant};
 pub const OVERLOAD_SETTINGS: &[&str] =
     &["limits.per_user_rps=1000000", "limits.per_user_burst=1000000", "sale.payment_window_ms=2000"];
 
+/// The default connections of both phases.
+pub const OVERLOAD_CONNECTIONS: usize = 2048;
+/// The overload phase's default requests outstanding per connection.
+pub const OVERLOAD_PIPELINE: usize = 16;
+/// The capacity phase's default requests outstanding per connection.
+pub const CAPACITY_PIPELINE: usize = 2;
+
 /// The goal of issue 10: goodput under overload ÷ capacity.
 pub const GOODPUT_GOAL: f64 = 0.90;
 /// How long the bench waits, at most, for payment deadlines to pass before
@@ -64,6 +71,13 @@ pub struct OverloadConfig {
     /// The overload phase's connections: an open loop needs rate × latency
     /// requests in flight, so many more than a closed loop.
     pub overload_connections: usize,
+    /// Requests outstanding per connection in the overload phase, those due
+    /// together written in one write. A shed answer queued behind an
+    /// admitted buy on its connection waits for it (answers are in order),
+    /// so every request holds its place for about an admitted buy's wait:
+    /// the phase needs offered rate × that wait places, which 4,096
+    /// one-request connections are far from (they offered 0.9–2.1 ×).
+    pub overload_pipeline: usize,
     pub overload_warmup: Duration,
     pub overload_duration: Duration,
     /// The server's peak RSS must stay under this.
@@ -81,14 +95,26 @@ impl OverloadConfig {
         sale.start_in = Duration::from_millis(200);
         // Enough buys in flight to fill the writer's batches: with sync
         // confirmation each connection waits for a commit, so 64 would
-        // measure the connections, not the writer.
-        sale.run.connections = 1024;
+        // measure the connections, not the writer. The same connections as
+        // the overload phase (the command line keeps them equal unless `-c`
+        // is given), pipelined too: the server's loops and the bench then
+        // pay the same per-request costs in both phases, which is what makes
+        // the ratio fair on a machine they share. Fewer outstanding per
+        // connection than the overload phase: a closed loop beyond the
+        // admission bound resends each shed buy at once, measuring the shed
+        // path instead of the writer (4 deep, 8,192 in flight, shed 3–27%
+        // of the capacity phase's buys in runs at 8–20k orders/s); 2 deep
+        // is 4,096, four full batches of the default 1,024, under the bound
+        // while the writer drains more than 8,192 orders/s.
+        sale.run.connections = OVERLOAD_CONNECTIONS;
+        sale.run.pipeline = CAPACITY_PIPELINE;
         sale.run.warmup = Duration::from_secs(2);
         sale.run.duration = Duration::from_secs(3);
         OverloadConfig {
             sale,
             factor: 3.0,
-            overload_connections: 4096,
+            overload_connections: OVERLOAD_CONNECTIONS,
+            overload_pipeline: OVERLOAD_PIPELINE,
             overload_warmup: Duration::from_secs(1),
             overload_duration: Duration::from_secs(6),
             rss_limit_mib: 1024,
@@ -118,6 +144,7 @@ impl OverloadConfig {
     fn overload_run(&self, rate: f64) -> RunConfig {
         let mut run = self.sale.run.clone();
         run.connections = self.overload_connections;
+        run.pipeline = self.overload_pipeline;
         run.warmup = self.overload_warmup;
         run.duration = self.overload_duration;
         run.rate_per_s = Some(rate);

@@ -116,9 +116,10 @@ impl OverloadReport {
         let c = &self.capacity;
         let _ = writeln!(
             out,
-            "\n  capacity: closed loop, {} connections, {}s measured after {}s warm-up\n    \
-             {} orders/s durable (200s); offered {} buys/s",
+            "\n  capacity: closed loop, {} connections × {} outstanding each, {}s measured after {}s \
+             warm-up\n    {} orders/s durable (200s); offered {} buys/s",
             c.run.params.connections,
+            c.run.params.pipeline,
             c.run.params.duration_s,
             c.run.params.warmup_s,
             group(c.goodput_per_s),
@@ -129,11 +130,12 @@ impl OverloadReport {
         let rate = o.run.params.rate_per_s.unwrap_or(0.0);
         let _ = writeln!(
             out,
-            "\n  overload: open loop at {} req/s ({} × capacity), {} connections, {}s measured after {}s warm-up\n    \
-             achieved offered rate {} buys/s = {:.2} × capacity{}",
+            "\n  overload: open loop at {} req/s ({} × capacity), {} connections × up to {} outstanding each, \
+             {}s measured after {}s warm-up\n    achieved offered rate {} buys/s = {:.2} × capacity{}",
             group(rate),
             self.factor,
             o.run.params.connections,
+            o.run.params.pipeline,
             o.run.params.duration_s,
             o.run.params.warmup_s,
             group(o.offered_per_s),
