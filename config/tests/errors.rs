@@ -202,8 +202,8 @@ fn rules_between_keys() {
         "invalid value for sale.batch_wait_ms (from --set sale.batch_wait_ms): must be less than sale.confirm_timeout_ms (2000)",
     );
     check(
-        &["store.pool_max=1"],
-        "invalid value for store.commit_lanes (from the default): must be at most store.pool_max (1)",
+        &["store.pool_max=2", "store.commit_lanes=3"],
+        "invalid value for store.commit_lanes (from --set store.commit_lanes): must be at most store.pool_max (2)",
     );
     check(
         &["store.pool_max=100", "store.commit_lanes=65"],

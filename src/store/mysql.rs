@@ -83,8 +83,9 @@ impl MysqlOptions {
     /// frees the server's workers.
     pub const COMMAND_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
 
-    /// Lanes per group commit by default (the configuration's default too).
-    pub const COMMIT_LANES_DEFAULT: usize = 2;
+    /// Lanes per group commit by default (the configuration's default too):
+    /// one transaction, see `store.commit_lanes` in the README.
+    pub const COMMIT_LANES_DEFAULT: usize = 1;
 
     pub fn new(url: &str, pool_max: usize) -> Self {
         MysqlOptions {

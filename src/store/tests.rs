@@ -29,8 +29,8 @@ const T0: u64 = 1_700_000_000_000;
 trait TestDb {
     fn new() -> Self;
     /// A store that commits a batch as one transaction, deciding every
-    /// entry in batch order (`store.commit_lanes = 1` on MySQL, whose
-    /// default splits a batch into lanes by user; SQLite always does).
+    /// entry in batch order (`store.commit_lanes = 1` on MySQL, whose test
+    /// stores split a batch into lanes by user; SQLite always does).
     fn one_lane() -> Self
     where
         Self: Sized,

@@ -9,8 +9,8 @@
 //! `cargo bench --bench mysql_store` against `SECKILL_BENCH_MYSQL_URL`
 //! (default `mysql://root@127.0.0.1:3306/`, a URL without a database); it
 //! works in a database of its own, dropped at the end. `--quick` runs a
-//! tenth; `--lanes 1,2` sets the lane counts compared (default 1 and the
-//! store's default), run alternating, batch size by batch size, so both see
+//! tenth; `--lanes 1,2,4` sets the lane counts compared (default 1 and 2),
+//! run alternating, batch size by batch size, so both see
 //! the same machine load; `--rounds N` repeats the whole alternation.
 
 use std::num::NonZeroU32;
@@ -33,7 +33,7 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let lane_counts: Vec<usize> = match arg("--lanes") {
         Some(list) => list.split(',').map(|n| n.trim().parse().expect("--lanes 1,2")).collect(),
-        None => vec![1, MysqlOptions::COMMIT_LANES_DEFAULT],
+        None => vec![1, 2],
     };
     let rounds: usize = arg("--rounds").map_or(1, |n| n.parse().expect("--rounds N"));
     let server = std::env::var("SECKILL_BENCH_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/".into());

@@ -16,8 +16,12 @@ use super::*;
 use crate::store::{MysqlOptions, MysqlStore, mysql_schema};
 
 const DEFAULT_URL: &str = "mysql://root@127.0.0.1:3306/";
-/// Connections per test store: the tests' own concurrency is two threads at most.
+/// Connections per test store: the tests' own concurrency is two threads at
+/// most, and up to four commit lanes.
 const POOL_MAX: usize = 4;
+/// Commit lanes of the test stores: more than the default of one, so that
+/// every behaviour test runs through lanes (`TestDb::one_lane` for one).
+const LANES: usize = 2;
 
 /// The server URL, without a database and ending in `/`.
 fn server_url() -> String {
@@ -32,7 +36,7 @@ fn fresh_database() -> String {
 }
 
 fn options(database: &str) -> MysqlOptions {
-    MysqlOptions::new(&format!("{}{database}", server_url()), POOL_MAX)
+    MysqlOptions { commit_lanes: LANES, ..MysqlOptions::new(&format!("{}{database}", server_url()), POOL_MAX) }
 }
 
 fn open(database: &str, version: Option<usize>) -> MysqlStore {
@@ -384,11 +388,10 @@ fn by_lane(users: &[UserId], lanes: usize) -> Vec<Vec<UserId>> {
 /// batch's order.
 #[test]
 fn a_batch_whose_users_span_lanes_keeps_each_users_order_and_limit() {
-    const LANES: usize = 4;
     let db = MysqlDb::new();
-    let store = open_lanes(&db.database, LANES);
+    let store = open_lanes(&db.database, 4);
     let u = users(&store, 24);
-    assert!(by_lane(&u, LANES).iter().all(|lane| !lane.is_empty()), "24 users leave a lane empty");
+    assert!(by_lane(&u, 4).iter().all(|lane| !lane.is_empty()), "24 users leave a lane empty");
     store.put_item(&item(1, 1000, 3)).unwrap();
     store.put_item(&item(2, 1000, 1)).unwrap();
     let entries = |k: u64, user: UserId| {
@@ -497,7 +500,7 @@ fn a_batch_sent_again_after_one_lane_committed_is_idempotent() {
     let store =
         open_with(MysqlOptions { command_timeout: std::time::Duration::from_secs(2), ..options(&db.database) }, None);
     let u = users(&store, 20);
-    let lanes = by_lane(&u, MysqlOptions::COMMIT_LANES_DEFAULT);
+    let lanes = by_lane(&u, LANES);
     store.put_item(&item(1, 100, 5)).unwrap();
     store.put_item(&item(2, 100, 5)).unwrap();
     // Lane 0's users buy item 1, lane 1's item 2.
