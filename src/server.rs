@@ -136,6 +136,7 @@ pub fn build_app(config: &Config) -> Result<(App, ExpiryDriver, Subscription), S
         StoreUrl::Mysql { url } => {
             let mut options = MysqlOptions::new(url, config.store.pool_max);
             options.command_timeout = Duration::from_millis(config.store.command_timeout_ms.max(1));
+            options.commit_lanes = config.store.commit_lanes;
             Arc::new(MysqlStore::open(&options)?)
         }
     };

@@ -142,7 +142,10 @@ fn mariadb_killed_for_5s_during_a_sale() {
             .arg(db.url())
             .set("sale.path_ttl_ms", 600_000)
             .set("sale.confirm_timeout_ms", 1_000)
-            .set("store.command_timeout_ms", 2_000),
+            .set("store.command_timeout_ms", 2_000)
+            // Two lanes: a batch the outage cuts may be half written (one
+            // lane committed), which the writer must resolve like a lost COMMIT.
+            .set("store.commit_lanes", 2),
     );
     let shop = Shop::new(&server);
     shop.put_item(ITEM, STOCK, 1);

@@ -322,6 +322,8 @@ schema! {
         url: StoreUrl = "sqlite://./data/seckill.db";
         /// Most connections to a MySQL store.
         pool_max: usize = "8";
+        /// Concurrent transactions a MySQL group commit is split into, by user (each on its own connection, so the database works on a batch with several threads); 1 = one transaction (the default: on a database without cores to spare, lanes cost fsyncs and gain nothing); at most pool_max and 64.
+        commit_lanes: usize = "1";
         /// A MySQL call not answered within this many milliseconds is 503 (a write cut off this way has an unknown outcome).
         command_timeout_ms: u64 = "5000";
     }

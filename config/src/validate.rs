@@ -25,6 +25,7 @@ const AT_LEAST_ONE: &[&str] = &[
     "auth.hash_queue_max",
     "server.work_queue_max",
     "store.pool_max",
+    "store.commit_lanes",
     "cache.sessions_per_loop_max",
     "cache.sessions_instance_max",
     "cache.command_timeout_ms",
@@ -69,6 +70,7 @@ pub(crate) fn validate(config: &Config, layers: &Layers) -> Result<(), ConfigErr
     check_server(config, &check)?;
     check_http(config, &check)?;
     check_auth(config, &check)?;
+    check_store(config, &check)?;
     check_cache(config, &check)?;
     check_sale(config, &check)?;
     check_limits(config, &check)
@@ -123,6 +125,21 @@ fn check_auth(config: &Config, check: &Checker) -> Result<(), ConfigError> {
     })?;
     check.require("auth.hash_workers", auth.hash_workers <= THREADS_MAX, || {
         format!("{} is more than {THREADS_MAX}", auth.hash_workers)
+    })
+}
+
+/// More lanes than this would be more threads of the database on one batch
+/// than any machine it runs on has cores.
+const COMMIT_LANES_MAX: usize = 64;
+
+fn check_store(config: &Config, check: &Checker) -> Result<(), ConfigError> {
+    let store = &config.store;
+    // Each lane holds a pooled connection for its whole transaction.
+    check.require("store.commit_lanes", store.commit_lanes <= store.pool_max, || {
+        format!("must be at most store.pool_max ({})", store.pool_max)
+    })?;
+    check.require("store.commit_lanes", store.commit_lanes <= COMMIT_LANES_MAX, || {
+        format!("must be at most {COMMIT_LANES_MAX}")
     })
 }
 

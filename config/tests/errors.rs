@@ -54,7 +54,9 @@ fn numbers() {
 
 #[test]
 fn zero_where_zero_makes_no_sense() {
-    for key in ["http.head_timeout_ms", "http.connections_max", "sale.order_queue_max", "captcha.ttl_ms"] {
+    for key in
+        ["http.head_timeout_ms", "http.connections_max", "sale.order_queue_max", "captcha.ttl_ms", "store.commit_lanes"]
+    {
         assert_eq!(
             set_error(&format!("{key}=0")),
             format!("invalid value for {key} (from --set {key}): must be at least 1")
@@ -198,6 +200,14 @@ fn rules_between_keys() {
     check(
         &["sale.batch_wait_ms=2000"],
         "invalid value for sale.batch_wait_ms (from --set sale.batch_wait_ms): must be less than sale.confirm_timeout_ms (2000)",
+    );
+    check(
+        &["store.pool_max=2", "store.commit_lanes=3"],
+        "invalid value for store.commit_lanes (from --set store.commit_lanes): must be at most store.pool_max (2)",
+    );
+    check(
+        &["store.pool_max=100", "store.commit_lanes=65"],
+        "invalid value for store.commit_lanes (from --set store.commit_lanes): must be at most 64",
     );
     check(
         &["auth.argon2_parallelism=4", "auth.argon2_memory_kib=16"],

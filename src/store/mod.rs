@@ -434,9 +434,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn renew_pool_epoch(&self, item_id: ItemId) -> Result<(u64, u64), StoreError>;
 
     // Orders.
-    /// One transaction and one fsync for the whole batch; one outcome per entry,
-    /// in order. Entries are applied in order, so an earlier entry's units and
-    /// request id count against later ones. `Err` means nothing was committed.
+    /// One transaction and one fsync for the whole batch (the MySQL store may
+    /// split it into `store.commit_lanes` concurrent transactions by user);
+    /// one outcome per entry, in order. A user's entries are applied in
+    /// order, so an earlier entry's units and request id count against that
+    /// user's later ones; entries of different users may be decided in any
+    /// order (in one transaction they are decided in batch order), so which
+    /// of them a short stock refuses is not fixed. `Err` means nothing was
+    /// committed, except `OutcomeUnknown`: some or all of it may have been,
+    /// and sending the same batch again tells which (its order ids and
+    /// request ids make it idempotent).
     fn commit_orders(&self, orders: &[NewOrder]) -> Result<Vec<OrderOutcome>, StoreError>;
     fn order(&self, order_id: OrderId) -> Result<Option<OrderRecord>, StoreError>;
     fn order_by_request(&self, user_id: UserId, request_id: &str) -> Result<Option<OrderRecord>, StoreError>;

@@ -72,6 +72,9 @@ pub struct MysqlOptions {
     pub pool_max: usize,
     /// A call not answered within this is `Unavailable` (its outcome unknown).
     pub command_timeout: Duration,
+    /// Concurrent transactions one group commit is split into
+    /// (`store.commit_lanes`; 1: one transaction; see `mysql_orders::commit_orders`).
+    pub commit_lanes: usize,
 }
 
 impl MysqlOptions {
@@ -80,8 +83,17 @@ impl MysqlOptions {
     /// frees the server's workers.
     pub const COMMAND_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
 
+    /// Lanes per group commit by default (the configuration's default too):
+    /// one transaction, see `store.commit_lanes` in the README.
+    pub const COMMIT_LANES_DEFAULT: usize = 1;
+
     pub fn new(url: &str, pool_max: usize) -> Self {
-        MysqlOptions { url: url.to_owned(), pool_max, command_timeout: Self::COMMAND_TIMEOUT_DEFAULT }
+        MysqlOptions {
+            url: url.to_owned(),
+            pool_max,
+            command_timeout: Self::COMMAND_TIMEOUT_DEFAULT,
+            commit_lanes: Self::COMMIT_LANES_DEFAULT,
+        }
     }
 }
 
@@ -95,6 +107,8 @@ pub struct MysqlStore {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
     command_timeout: Duration,
+    /// Lanes per group commit, at most `pool_max` (each holds a connection).
+    commit_lanes: usize,
     /// The URL without its password, for messages.
     url_shown: String,
     database: String,
@@ -159,6 +173,7 @@ impl MysqlStore {
             jobs: Some(jobs),
             thread: Some(thread),
             command_timeout: options.command_timeout,
+            commit_lanes: options.commit_lanes.clamp(1, pool_max),
             url_shown,
             database,
         };
@@ -412,9 +427,10 @@ impl Store for MysqlStore {
             return Ok(Vec::new());
         }
         let new_orders = new_orders.to_vec();
+        let lanes = self.commit_lanes;
         // Cut off by the timeout, the batch may have committed (see `orders::writer`).
         self.call_timed(StoreError::OutcomeUnknown, move |pool| async move {
-            orders::commit_orders(&pool, &new_orders).await
+            orders::commit_orders(&pool, &new_orders, lanes).await
         })
     }
 

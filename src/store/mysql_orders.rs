@@ -1,12 +1,18 @@
 //! Items, orders and stock on MySQL: the same semantics as `sqlite.rs`.
 //!
-//! **Lock order.** Every write that changes stock locks rows in one order:
-//! the order rows it changes, then item rows (ascending id), then holdings.
-//! A group commit locks its items first (it changes no existing order), so
-//! batches from several instances selling one item queue on that item's
-//! row — the arbitration of stock — and never deadlock with a payment or an
-//! expiry. Should a deadlock still happen, `mysql_sql::write` runs the
-//! transaction again.
+//! **Lock order.** Payments, cancellations and expiries lock the order rows
+//! they change, then item rows (ascending id), then holdings. A group commit
+//! changes no existing order; it runs as `store.commit_lanes` concurrent
+//! transactions, one per lane of users (see [`commit_orders`]). Each lane's
+//! first attempt takes its item row locks *last*, with the conditional
+//! `UPDATE items` just before COMMIT, so sibling lanes selling one item
+//! overlap everything but that UPDATE and the COMMIT. Its careful attempt (and
+//! every attempt with one lane) locks its items first, as before: batches
+//! from several instances selling one item then queue on that item's row —
+//! the arbitration of stock — and never deadlock with a payment or an
+//! expiry. A lock-last attempt can (it holds holdings rows before the item),
+//! and so can two lanes in rare interleavings; InnoDB then kills one
+//! transaction and `mysql_sql::write` runs it again, carefully.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,8 +21,8 @@ use mysql_async::{Pool, Transaction, Value};
 
 use super::mysql_batch::{Found, ItemRow, Plan, plan};
 use super::mysql_sql::{
-    ER_CONSTRAINT_FAILED, ER_DUP_ENTRY, Fail, execute, in_lists, insert_rows, insert_rows_then, int, order_id_from_sql,
-    order_id_to_sql, read, refuse, select, select_one, server_code, write,
+    ER_CONSTRAINT_FAILED, ER_DUP_ENTRY, Fail, execute, in_lists, insert_rows, insert_rows_then, int, is_retryable,
+    order_id_from_sql, order_id_to_sql, read, refuse, select, select_one, server_code, write,
 };
 use super::{
     CancelError, CancelOutcome, Holding, ItemId, ItemRecord, ItemStats, NewOrder, OrderId, OrderOutcome, OrderRecord,
@@ -242,46 +248,165 @@ pub(super) async fn renew_pool_epoch(pool: &Pool, item_id: ItemId) -> Result<(u6
     .await
 }
 
-/// One transaction for the whole batch: read what it depends on (items
-/// locked), decide every entry in Rust (`mysql_batch::plan`), then write with
-/// multi-row statements that are themselves conditional.
+/// One group commit as `lanes` concurrent transactions on as many pooled
+/// connections, so the database works on a batch with several threads.
+/// Orders are split by user (see [`lane_of`]): a user's orders, holdings
+/// rows and request ids are all in one lane, so each lane decides its
+/// per-user limits and duplicates alone, exactly as one transaction would;
+/// lanes meet only on the item rows, where stock is arbitrated anyway. With
+/// one lane this is one transaction, items locked first.
 ///
-/// The first attempt is optimistic: order ids are made unique by this
-/// server and a request id seen before is almost always answered from
-/// memory, so it does not look either up and lets the primary key and the
-/// `(user_id, request_id)` unique key refuse a duplicate at the INSERT. That
-/// rolls the batch back, and the next attempt is careful: it reads the
-/// batch's request ids and order ids first and decides each entry. A first
-/// attempt that refuses an entry reads them too before writing: a retried
-/// request id counts against its own per-user limit, so its duplicate would
-/// show as `LimitReached` (and a taken id would hide behind a missing user).
-pub(super) async fn commit_orders(pool: &Pool, orders: &[NewOrder]) -> Result<Vec<OrderOutcome>, StoreError> {
+/// The outcomes come back in the batch's order. A lane that fails after a
+/// sibling committed leaves the batch half written: that is reported as
+/// `OutcomeUnknown`, and the order writer sends the whole batch again,
+/// which is idempotent (the committed lane's orders come back as their own
+/// duplicates or taken ids, which the writer recognises).
+pub(super) async fn commit_orders(
+    pool: &Pool,
+    orders: &[NewOrder],
+    lanes: usize,
+) -> Result<Vec<OrderOutcome>, StoreError> {
+    // Converted for the whole batch before any lane starts: a value that
+    // does not fit fails the batch with nothing written, as in SQLite.
     let rows = order_rows(orders)?;
+    if lanes <= 1 || orders.len() <= 1 {
+        return commit_lane(pool, orders, &rows, ItemLocks::First).await;
+    }
+    let split = split_into_lanes(orders, lanes);
+    let mut running = tokio::task::JoinSet::new();
+    for (lane, indices) in split.iter().enumerate().filter(|(_, indices)| !indices.is_empty()) {
+        let sub: Vec<NewOrder> = indices.iter().map(|&i| orders[i].clone()).collect();
+        let sub_rows: Vec<Vec<Value>> = indices.iter().map(|&i| rows[i].clone()).collect();
+        let pool = pool.clone();
+        running.spawn_local(async move { (lane, commit_lane(&pool, &sub, &sub_rows, ItemLocks::Last).await) });
+    }
+    let mut results: Vec<Option<Result<Vec<OrderOutcome>, StoreError>>> = vec![None; split.len()];
+    // A lane that panicked leaves its slot empty (see `merge_lanes`).
+    while let Some(joined) = running.join_next().await {
+        if let Ok((lane, result)) = joined {
+            results[lane] = Some(result);
+        }
+    }
+    merge_lanes(orders.len(), &split, results)
+}
+
+/// The lane of each order: a hash of its user, so a user's orders always
+/// share one (also across batches, which keeps a user's holdings row in one
+/// lane's hands). Returns the batch's indices per lane, in batch order.
+fn split_into_lanes(orders: &[NewOrder], lanes: usize) -> Vec<Vec<usize>> {
+    let mut split = vec![Vec::with_capacity(orders.len() / lanes + 1); lanes];
+    for (index, order) in orders.iter().enumerate() {
+        split[lane_of(order.user_id, lanes)].push(index);
+    }
+    split
+}
+
+/// Fibonacci hashing: consecutive user ids (bulk-created users) spread evenly.
+pub(super) fn lane_of(user_id: UserId, lanes: usize) -> usize {
+    ((user_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % lanes as u64) as usize
+}
+
+/// Puts every lane's outcomes back at their orders' places. If a lane
+/// failed, the batch failed — with an unknown outcome if another lane wrote
+/// orders (see [`commit_orders`]).
+fn merge_lanes(
+    len: usize,
+    split: &[Vec<usize>],
+    results: Vec<Option<Result<Vec<OrderOutcome>, StoreError>>>,
+) -> Result<Vec<OrderOutcome>, StoreError> {
+    let wrote = results.iter().flatten().flatten().any(|o| o.iter().any(|o| matches!(o, OrderOutcome::Committed(_))));
+    let mut merged: Vec<Option<OrderOutcome>> = vec![None; len];
+    let mut failures: Vec<StoreError> = Vec::new();
+    for (indices, result) in split.iter().zip(results) {
+        match result {
+            Some(Ok(outcomes)) => {
+                for (&index, outcome) in indices.iter().zip(outcomes) {
+                    merged[index] = Some(outcome);
+                }
+            }
+            Some(Err(e)) => failures.push(e),
+            None if indices.is_empty() => {}
+            // It may have committed before it ended.
+            None => failures.push(StoreError::OutcomeUnknown("a commit lane ended without an answer".into())),
+        }
+    }
+    // A lane of unknown outcome makes the whole batch's unknown.
+    if let Some(unknown) = failures.iter().find(|e| matches!(e, StoreError::OutcomeUnknown(_))) {
+        return Err(unknown.clone());
+    }
+    match failures.into_iter().next() {
+        Some(e) if wrote => Err(StoreError::OutcomeUnknown(format!("a lane committed and a sibling failed: {e}"))),
+        Some(e) => Err(e),
+        // Every index is in exactly one lane, which answered one outcome per order.
+        None => merged
+            .into_iter()
+            .map(|o| o.ok_or_else(|| StoreError::Internal("a lane answered too few outcomes".into())))
+            .collect(),
+    }
+}
+
+/// When an attempt takes its items' row locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ItemLocks {
+    /// `SELECT … FOR UPDATE` before anything else: nothing the batch read
+    /// about its items or their holdings can change before it commits.
+    First,
+    /// Read without a lock; the row is locked by the conditional `UPDATE
+    /// items` written last, so it is held only from there to COMMIT. What
+    /// was read may be stale by then: the writes are conditional, and a
+    /// condition that fails sends the lane to a careful attempt
+    /// (`Fail::Retry`), which locks first.
+    Last,
+}
+
+/// One transaction for one lane: read what it depends on, decide every
+/// entry in Rust (`mysql_batch::plan`), then write with multi-row statements
+/// that are themselves conditional.
+///
+/// The first attempt is optimistic twice over. It locks its items `first`
+/// (one lane) or last (several, see [`ItemLocks`]). And it does not look
+/// order ids or request ids up: order ids are made unique by this server
+/// and a request id seen before is almost always answered from memory, so
+/// the primary key and the `(user_id, request_id)` unique key refuse a
+/// duplicate at the INSERT. Any conflict rolls the lane back, and the next
+/// attempt is careful: it locks its items first, reads the batch's request
+/// ids and order ids and decides each entry. A first attempt that refuses
+/// an entry reads them too before writing: a retried request id counts
+/// against its own per-user limit, so its duplicate would show as
+/// `LimitReached` (and a taken id would hide behind a missing user).
+async fn commit_lane(
+    pool: &Pool,
+    orders: &[NewOrder],
+    rows: &[Vec<Value>],
+    first: ItemLocks,
+) -> Result<Vec<OrderOutcome>, StoreError> {
     let mut careful = false;
     write(pool, async |tx| {
-        let mut found = read_batch(tx, orders).await?;
-        if careful {
-            read_duplicates(tx, orders, &mut found).await?;
-        }
-        let mut decided = plan(orders, found.clone());
-        if !careful && decided.outcomes.iter().any(|o| !matches!(o, OrderOutcome::Committed(_))) {
-            read_duplicates(tx, orders, &mut found).await?;
-            decided = plan(orders, found);
-        }
-        let written = write_batch(tx, &rows, &decided).await;
-        match written {
-            Err(Fail::Retry(why)) => {
-                careful = true;
-                Err(Fail::Retry(why))
+        let locks = if careful { ItemLocks::First } else { first };
+        let attempt = async {
+            let mut found = read_batch(tx, orders, locks).await?;
+            if careful {
+                read_duplicates(tx, orders, &mut found).await?;
             }
-            other => other.map(|()| decided.outcomes),
+            let mut decided = plan(orders, found.clone());
+            if !careful && decided.outcomes.iter().any(|o| !matches!(o, OrderOutcome::Committed(_))) {
+                read_duplicates(tx, orders, &mut found).await?;
+                decided = plan(orders, found);
+            }
+            write_batch(tx, rows, &decided, locks).await.map(|()| decided.outcomes)
+        };
+        let result = attempt.await;
+        // A conflict, deadlock or lock wait time-out: run it again carefully.
+        if result.as_ref().is_err_and(is_retryable) {
+            careful = true;
         }
+        result
     })
     .await
 }
 
 /// The INSERT parameters of every order, converted (and range-checked) once
-/// before the transaction: a value that does not fit fails the batch, as in SQLite.
+/// before any transaction: a value that does not fit fails the batch, as in SQLite.
 fn order_rows(orders: &[NewOrder]) -> Result<Vec<Vec<Value>>, StoreError> {
     orders
         .iter()
@@ -300,21 +425,30 @@ fn order_rows(orders: &[NewOrder]) -> Result<Vec<Vec<Value>>, StoreError> {
         .collect()
 }
 
-/// What every attempt's decisions depend on: the batch's items (locked),
-/// then per item its users with their holdings in one join, whatever the
-/// batch's size.
-async fn read_batch(tx: &mut Transaction<'static>, orders: &[NewOrder]) -> Result<Found, Fail<StoreError>> {
+/// What every attempt's decisions depend on: the batch's items (locked if
+/// `locks` says first), then per item its users with their holdings in one
+/// join, whatever the batch's size.
+async fn read_batch(
+    tx: &mut Transaction<'static>,
+    orders: &[NewOrder],
+    locks: ItemLocks,
+) -> Result<Found, Fail<StoreError>> {
     let mut found = Found::default();
     let mut item_ids: Vec<ItemId> = orders.iter().map(|o| o.item_id).collect();
     item_ids.sort_unstable();
     item_ids.dedup();
-    // Locked first and in id order (see the module doc). Ids above i64 cannot exist.
+    // Locked first (or not at all) and in id order (see the module doc). Items
+    // are never deleted, so one read unlocked stays found. Ids above i64 cannot exist.
     let keys: Vec<Vec<Value>> =
         item_ids.iter().filter_map(|&id| i64::try_from(id).ok()).map(|id| vec![id.into()]).collect();
+    let lock = match locks {
+        ItemLocks::First => Lock::ForUpdate,
+        ItemLocks::Last => Lock::None,
+    };
     for (list, params) in in_lists(&keys, 1) {
         let sql = format!(
-            "SELECT id, stock_total, per_user_limit, sold_units, pool_epoch FROM items
-             WHERE id IN ({list}) ORDER BY id FOR UPDATE"
+            "SELECT id, stock_total, per_user_limit, sold_units, pool_epoch FROM items WHERE id IN ({list}) ORDER BY id{}",
+            lock.sql()
         );
         for (id, stock_total, per_user_limit, sold_units, pool_epoch) in
             select::<(ItemId, u64, u64, u64, u64), _>(tx, &sql, params).await?
@@ -323,11 +457,23 @@ async fn read_batch(tx: &mut Transaction<'static>, orders: &[NewOrder]) -> Resul
         }
     }
 
-    // Not locked, and need not be: every transaction that changes a holdings
-    // row of an item holds that item's row lock first (batches above, and
-    // `give_back` and `reconcile`), so while this batch holds it no change to
-    // these rows is in flight, and READ COMMITTED reads the latest. Users are
-    // never deleted. Items this batch did not find need no holdings.
+    // Not locked. With the items locked first this read is exact: every
+    // transaction that changes a holdings row of an item takes that item's
+    // row lock before it commits (batches, `give_back`, `reconcile`), so
+    // while this batch holds it no such change commits, and READ COMMITTED
+    // reads the latest committed rows. (One in flight, not yet committed —
+    // a lock-last lane of another instance waiting for the item — is not
+    // seen; if this batch then writes the same row it waits for it, InnoDB
+    // finds the deadlock and one of the two runs again.)
+    // With the items locked last the read may be stale by the write, and
+    // need not be exact either: the per-user limit is enforced by the
+    // holdings upsert itself, which adds the batch's units to whatever the
+    // row holds when written (under the row's own lock) and fails past the
+    // limit (`CHECK (units >= 0)`); a row that appeared or vanished since
+    // shows in its affected-row count. Either sends the lane to a careful
+    // attempt. A stale read can only refuse `LimitReached` on what was true
+    // when read. Users are never deleted. Items this batch did not find
+    // need no holdings.
     let mut pairs: Vec<(ItemId, UserId)> =
         orders.iter().filter(|o| found.items.contains_key(&o.item_id)).map(|o| (o.item_id, o.user_id)).collect();
     pairs.sort_unstable();
@@ -386,8 +532,22 @@ async fn read_duplicates(
 
 /// Writes a plan. Each write is conditional on the limits it relies on, and
 /// checks the rows it changed: a plan that would oversell or pass a per-user
-/// limit fails the whole batch (`Internal`) rather than being applied.
-async fn write_batch(tx: &mut Transaction<'static>, rows: &[Vec<Value>], plan: &Plan) -> Result<(), Fail<StoreError>> {
+/// limit fails the whole batch rather than being applied. With the items
+/// locked first that is a bug of ours (`Internal`); locked last, it is what
+/// a concurrent transaction changed since the plan was read, and the lane is
+/// decided again, carefully ([`Fail::Retry`]).
+async fn write_batch(
+    tx: &mut Transaction<'static>,
+    rows: &[Vec<Value>],
+    plan: &Plan,
+    locks: ItemLocks,
+) -> Result<(), Fail<StoreError>> {
+    let conflict = |why: &'static str, detail: String| -> Fail<StoreError> {
+        match locks {
+            ItemLocks::First => Fail::Refused(StoreError::Internal(format!("{why}: {detail}"))),
+            ItemLocks::Last => Fail::Retry(why),
+        }
+    };
     if plan.inserts.is_empty() {
         return Ok(());
     }
@@ -427,21 +587,25 @@ async fn write_batch(tx: &mut Transaction<'static>, rows: &[Vec<Value>], plan: &
         .await
         {
             Err(Fail::Db(e)) if server_code(&e) == Some(ER_CONSTRAINT_FAILED) => {
-                return refuse(StoreError::Internal(format!("batch would pass the per-user limit {limit}")));
+                return Err(conflict("batch would pass a per-user limit", format!("limit {limit}")));
             }
             other => other?,
         };
         let existed = item_holdings.iter().filter(|h| h.existed).count() as u64;
         let expected = item_holdings.len() as u64 + existed;
         if affected != expected {
-            return refuse(StoreError::Internal(format!(
-                "holdings changed under the batch: {affected} rows affected, {expected} expected"
-            )));
+            return Err(conflict(
+                "holdings changed under the batch",
+                format!("{affected} rows affected, {expected} expected"),
+            ));
         }
     }
 
+    // Last, in id order: with the items locked last, the row lock that
+    // arbitrates stock is held only from here to COMMIT. The generation too:
+    // the plan fenced orders by the one it read, and a rebuild since then
+    // (locked last) makes this attempt run again, carefully.
     for &(item_id, units, pool_epoch) in &plan.sold {
-        // The generation too: the plan fenced orders by the one it read.
         let changed = execute(
             tx,
             "UPDATE items SET sold_units = sold_units + ?
@@ -450,7 +614,7 @@ async fn write_batch(tx: &mut Transaction<'static>, rows: &[Vec<Value>], plan: &
         )
         .await?;
         if changed != 1 {
-            return refuse(StoreError::Internal(format!("batch would oversell item {item_id} by its {units} units")));
+            return Err(conflict("batch would oversell an item", format!("item {item_id} by its {units} units")));
         }
     }
     Ok(())
@@ -789,4 +953,75 @@ pub(super) async fn reconcile(pool: &Pool) -> Result<ReconcileReport, StoreError
         Ok(report)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use super::*;
+
+    fn order(id: OrderId, user_id: UserId) -> NewOrder {
+        NewOrder {
+            id,
+            item_id: 1,
+            user_id,
+            quantity: NonZeroU32::MIN,
+            created_ms: 1,
+            pay_deadline_ms: 2,
+            request_id: None,
+            pool_epoch: None,
+        }
+    }
+
+    fn committed(id: OrderId) -> OrderOutcome {
+        OrderOutcome::Committed(OrderRecord {
+            id,
+            item_id: 1,
+            user_id: 1,
+            quantity: 1,
+            status: OrderStatus::PendingPayment,
+            created_ms: 1,
+            pay_deadline_ms: 2,
+            paid_ms: None,
+            request_id: None,
+        })
+    }
+
+    #[test]
+    fn a_users_orders_share_one_lane_and_users_spread() {
+        let orders: Vec<NewOrder> = (0..400).map(|i| order(i, i % 100 + 1)).collect();
+        let split = split_into_lanes(&orders, 4);
+        assert_eq!(split.iter().map(Vec::len).sum::<usize>(), 400);
+        for lane in &split {
+            // In batch order, and at least a tenth of the users each.
+            assert!(lane.windows(2).all(|w| w[0] < w[1]));
+            assert!(lane.len() >= 40, "{:?}", split.iter().map(Vec::len).collect::<Vec<_>>());
+            assert!(lane.iter().all(|&i| lane_of(orders[i].user_id, 4) == lane_of(orders[lane[0]].user_id, 4)));
+        }
+        assert!(split_into_lanes(&orders, 1)[0].len() == 400);
+    }
+
+    #[test]
+    fn lanes_merge_back_into_batch_order() {
+        let split = vec![vec![1, 2], vec![0], vec![]];
+        let results =
+            vec![Some(Ok(vec![committed(1), OrderOutcome::SoldOut])), Some(Ok(vec![OrderOutcome::LimitReached])), None];
+        let merged = merge_lanes(3, &split, results).unwrap();
+        assert_eq!(merged, [OrderOutcome::LimitReached, committed(1), OrderOutcome::SoldOut]);
+    }
+
+    #[test]
+    fn a_lane_failing_after_a_sibling_wrote_leaves_the_outcome_unknown() {
+        let split = vec![vec![0], vec![1]];
+        let down = || Some(Err(StoreError::Unavailable("down".into())));
+        let wrote = merge_lanes(2, &split, vec![Some(Ok(vec![committed(0)])), down()]);
+        assert!(matches!(wrote, Err(StoreError::OutcomeUnknown(_))), "{wrote:?}");
+        // A sibling that only refused wrote nothing: the batch simply failed.
+        let refused = merge_lanes(2, &split, vec![Some(Ok(vec![OrderOutcome::SoldOut])), down()]);
+        assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
+        let unknown = Some(Err(StoreError::OutcomeUnknown("lost".into())));
+        let lost = merge_lanes(2, &split, vec![down(), unknown]);
+        assert!(matches!(lost, Err(StoreError::OutcomeUnknown(_))), "{lost:?}");
+    }
 }

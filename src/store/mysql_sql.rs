@@ -105,7 +105,7 @@ pub(super) fn map_err(e: mysql_async::Error) -> StoreError {
     }
 }
 
-fn is_retryable<E>(fail: &Fail<E>) -> bool {
+pub(super) fn is_retryable<E>(fail: &Fail<E>) -> bool {
     match fail {
         Fail::Db(e) => matches!(server_code(e), Some(ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT)),
         Fail::Retry(_) => true,

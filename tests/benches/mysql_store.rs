@@ -1,13 +1,17 @@
 //! The MySQL store's group commit without HTTP (issue 6: ≥ 50,000 durable
 //! orders/s through batching). Prints orders/s, the batch size and fsyncs per
 //! 1,000 orders (`Innodb_os_log_fsyncs`, `Innodb_data_fsyncs`, server-wide)
-//! for a few batch sizes, and the database server's own CPU time per order
-//! when it runs on this machine (its pid file, `/proc/PID/stat`), which is
-//! what bounds the rate on a small machine; never asserts a timing.
+//! for a few batch sizes and lane counts (`store.commit_lanes`), and the
+//! database server's own CPU time per order and share of a core when it runs
+//! on this machine (its pid file, `/proc/PID/stat`), which is what bounds the
+//! rate on a small machine; never asserts a timing.
 //!
 //! `cargo bench --bench mysql_store` against `SECKILL_BENCH_MYSQL_URL`
 //! (default `mysql://root@127.0.0.1:3306/`, a URL without a database); it
-//! works in a database of its own, dropped at the end. `--quick` runs a tenth.
+//! works in a database of its own, dropped at the end. `--quick` runs a
+//! tenth; `--lanes 1,2,4` sets the lane counts compared (default 1 and 2),
+//! run alternating, batch size by batch size, so both see
+//! the same machine load; `--rounds N` repeats the whole alternation.
 
 use std::num::NonZeroU32;
 use std::time::Instant;
@@ -19,13 +23,34 @@ const USERS: u32 = 10_000;
 const ITEM: u64 = 1;
 const POOL_MAX: usize = 8;
 
+/// The value after `flag` on the command line, if any.
+fn arg(flag: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1).cloned())
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    let lane_counts: Vec<usize> = match arg("--lanes") {
+        Some(list) => list.split(',').map(|n| n.trim().parse().expect("--lanes 1,2")).collect(),
+        None => vec![1, 2],
+    };
+    let rounds: usize = arg("--rounds").map_or(1, |n| n.parse().expect("--rounds N"));
     let server = std::env::var("SECKILL_BENCH_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/".into());
     let server = if server.ends_with('/') { server } else { format!("{server}/") };
     let database = format!("seckill_bench_{}", std::process::id());
-    let store = MysqlStore::open(&MysqlOptions::new(&format!("{server}{database}"), POOL_MAX))
-        .unwrap_or_else(|e| panic!("no MySQL/MariaDB at {server} (set SECKILL_BENCH_MYSQL_URL): {e}"));
+    let url = format!("{server}{database}");
+    // One store per lane count, on the same database, each with its own pool.
+    let stores: Vec<(usize, MysqlStore)> = lane_counts
+        .iter()
+        .map(|&lanes| {
+            let options = MysqlOptions { commit_lanes: lanes, ..MysqlOptions::new(&url, POOL_MAX.max(lanes)) };
+            let store = MysqlStore::open(&options)
+                .unwrap_or_else(|e| panic!("no MySQL/MariaDB at {server} (set SECKILL_BENCH_MYSQL_URL): {e}"));
+            (lanes, store)
+        })
+        .collect();
+    let store = &stores[0].1;
     for (name, value) in store.durability_settings().expect("durability settings") {
         println!("durability: {name} = {value}");
     }
@@ -42,23 +67,46 @@ fn main() {
             end_ms: u32::MAX.into(),
         })
         .expect("item");
-    let server_pid = server_pid(&format!("{server}{database}"));
+    let server_pid = server_pid(&url);
     let scale = if quick { 10 } else { 1 };
     let mut next_id = 1u64 << 60;
-    for (batch_size, orders) in [(1usize, 1_000usize), (100, 50_000), (1_000, 200_000), (4_000, 200_000)] {
-        let orders = orders / scale;
-        let batches = orders / batch_size;
+    for _ in 0..rounds {
+        for (batch_size, orders) in [(1usize, 1_000usize), (100, 50_000), (1_000, 200_000), (4_000, 200_000)] {
+            for (lanes, store) in &stores {
+                let run = Run { batch_size, orders: orders / scale, lanes: *lanes, server_pid };
+                run.measure(store, &users, &mut next_id);
+            }
+        }
+    }
+    reference_insert_rate(&url, scale);
+    drop(stores);
+    drop_database(&server, &database);
+}
+
+/// One measurement: `orders` orders in batches of `batch_size`, on a store
+/// with `lanes` lanes.
+struct Run {
+    batch_size: usize,
+    orders: usize,
+    lanes: usize,
+    server_pid: Option<u32>,
+}
+
+impl Run {
+    fn measure(&self, store: &MysqlStore, users: &[u64], next_id: &mut u64) {
+        let batch_size = self.batch_size;
+        let batches = self.orders / batch_size;
         let (log_before, data_before) = store.fsync_counters().expect("status");
-        let cpu_before = server_pid.and_then(cpu_seconds);
+        let cpu_before = self.server_pid.and_then(cpu_seconds);
         let started = Instant::now();
         for _ in 0..batches {
             let batch: Vec<NewOrder> = (0..batch_size)
                 .map(|i| {
-                    next_id += 1;
+                    *next_id += 1;
                     NewOrder {
-                        id: next_id,
+                        id: *next_id,
                         item_id: ITEM,
-                        user_id: users[(next_id as usize + i) % users.len()],
+                        user_id: users[(*next_id as usize + i) % users.len()],
                         quantity: NonZeroU32::MIN,
                         created_ms: 1,
                         pay_deadline_ms: 2,
@@ -73,7 +121,7 @@ fn main() {
         let seconds = started.elapsed().as_secs_f64();
         let (log_after, data_after) = store.fsync_counters().expect("status");
         let written = (batches * batch_size) as f64;
-        let cpu = match (cpu_before, server_pid.and_then(cpu_seconds)) {
+        let cpu = match (cpu_before, self.server_pid.and_then(cpu_seconds)) {
             (Some(before), Some(after)) => format!(
                 "; server CPU {:.1} µs per order ({:.0}% of a core)",
                 (after - before) * 1e6 / written,
@@ -82,8 +130,9 @@ fn main() {
             _ => String::new(),
         };
         println!(
-            "mysql group commit: batch {batch_size:>5}: {written:>7} orders in {:>8.1} ms = {:>7.0} orders/s, \
+            "mysql group commit: batch {batch_size:>5}, lanes {}: {written:>7} orders in {:>8.1} ms = {:>7.0} orders/s, \
              {:>6.2} ms per batch; per 1,000 orders: {:.1} log fsyncs, {:.1} data fsyncs{cpu}",
+            self.lanes,
             seconds * 1e3,
             written / seconds,
             seconds * 1e3 / batches as f64,
@@ -91,9 +140,6 @@ fn main() {
             (data_after - data_before) as f64 * 1000.0 / written,
         );
     }
-    reference_insert_rate(&format!("{server}{database}"), scale);
-    drop(store);
-    drop_database(&server, &database);
 }
 
 /// The same machine's ceiling in the same run: batches of 1,000 plain rows

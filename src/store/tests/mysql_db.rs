@@ -10,12 +10,18 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
+use mysql_async::prelude::Queryable;
+
 use super::*;
 use crate::store::{MysqlOptions, MysqlStore, mysql_schema};
 
 const DEFAULT_URL: &str = "mysql://root@127.0.0.1:3306/";
-/// Connections per test store: the tests' own concurrency is two threads at most.
+/// Connections per test store: the tests' own concurrency is two threads at
+/// most, and up to four commit lanes.
 const POOL_MAX: usize = 4;
+/// Commit lanes of the test stores: more than the default of one, so that
+/// every behaviour test runs through lanes (`TestDb::one_lane` for one).
+const LANES: usize = 2;
 
 /// The server URL, without a database and ending in `/`.
 fn server_url() -> String {
@@ -30,11 +36,14 @@ fn fresh_database() -> String {
 }
 
 fn options(database: &str) -> MysqlOptions {
-    MysqlOptions::new(&format!("{}{database}", server_url()), POOL_MAX)
+    MysqlOptions { commit_lanes: LANES, ..MysqlOptions::new(&format!("{}{database}", server_url()), POOL_MAX) }
 }
 
 fn open(database: &str, version: Option<usize>) -> MysqlStore {
-    let options = options(database);
+    open_with(options(database), version)
+}
+
+fn open_with(options: MysqlOptions, version: Option<usize>) -> MysqlStore {
     let opened = match version {
         Some(version) => MysqlStore::open_at_version(&options, version),
         None => MysqlStore::open(&options),
@@ -64,6 +73,12 @@ impl TestDb for MysqlDb {
     fn new() -> Self {
         let database = fresh_database();
         let store = open(&database, None);
+        MysqlDb { database, store: Some(store) }
+    }
+
+    fn one_lane() -> Self {
+        let database = fresh_database();
+        let store = open_with(MysqlOptions { commit_lanes: 1, ..options(&database) }, None);
         MysqlDb { database, store: Some(store) }
     }
 
@@ -280,7 +295,7 @@ fn a_database_that_goes_away_is_unavailable_and_used_again_when_back() {
     // TCP through the relay (mysql_async would otherwise switch to the Unix
     // socket on loopback); one connection, so no other stale one lingers.
     let url = format!("mysql://{credentials}@127.0.0.1:{}/{}?prefer_socket=false", relay.port, db.database);
-    let options = MysqlOptions { url, pool_max: 1, command_timeout: std::time::Duration::from_secs(2) };
+    let options = MysqlOptions { command_timeout: std::time::Duration::from_secs(2), ..MysqlOptions::new(&url, 1) };
     let store = MysqlStore::open(&options).unwrap();
     store.create_user("before", "h", T0).unwrap();
 
@@ -302,7 +317,7 @@ fn a_server_that_does_not_answer_times_out() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let url = format!("mysql://root@127.0.0.1:{port}/seckill_silent?prefer_socket=false");
-    let options = MysqlOptions { url, pool_max: 1, command_timeout: std::time::Duration::from_millis(300) };
+    let options = MysqlOptions { command_timeout: std::time::Duration::from_millis(300), ..MysqlOptions::new(&url, 1) };
     let started = Instant::now();
     let result = MysqlStore::open(&options);
     assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
@@ -347,4 +362,192 @@ fn instances_racing_on_one_request_id_make_one_order() {
     let sold: u64 = db.store().stock_snapshot().unwrap().iter().map(|r| r.sold_units).sum();
     assert_eq!(sold, 10 * 20);
     check_conserved(db.store());
+}
+
+/// A store with `lanes` commit lanes on `database`, and the pool for them.
+fn open_lanes(database: &str, lanes: usize) -> MysqlStore {
+    open_with(
+        MysqlOptions { commit_lanes: lanes, ..MysqlOptions::new(&options(database).url, lanes.max(POOL_MAX)) },
+        None,
+    )
+}
+
+/// `users` grouped by the lane a store of `lanes` lanes puts them in, each in the given order.
+fn by_lane(users: &[UserId], lanes: usize) -> Vec<Vec<UserId>> {
+    let mut grouped = vec![Vec::new(); lanes];
+    for &user in users {
+        grouped[crate::store::mysql_orders::lane_of(user, lanes)].push(user);
+    }
+    grouped
+}
+
+/// Users spread over four lanes, each with the same entries interleaved with
+/// everyone else's in one batch: each user's entries are decided in order
+/// (a duplicate request id, the per-user limit counting the earlier entries,
+/// a refused request id not remembered), and the outcomes come back in the
+/// batch's order.
+#[test]
+fn a_batch_whose_users_span_lanes_keeps_each_users_order_and_limit() {
+    let db = MysqlDb::new();
+    let store = open_lanes(&db.database, 4);
+    let u = users(&store, 24);
+    assert!(by_lane(&u, 4).iter().all(|lane| !lane.is_empty()), "24 users leave a lane empty");
+    store.put_item(&item(1, 1000, 3)).unwrap();
+    store.put_item(&item(2, 1000, 1)).unwrap();
+    let entries = |k: u64, user: UserId| {
+        [
+            new_order(k * 10 + 1, 1, user, 2, Some("a")),
+            new_order(k * 10 + 2, 1, user, 1, Some("a")), // the first entry again
+            new_order(k * 10 + 3, 1, user, 2, Some("b")), // 2 held + 2 > 3
+            new_order(k * 10 + 4, 1, user, 1, None),      // exactly at the limit
+            new_order(k * 10 + 5, 2, user, 1, Some("b")), // "b" was refused, so it is free
+            new_order(k * 10 + 6, 2, user, 1, None),      // 1 held + 1 > 1
+        ]
+    };
+    // Step by step across users: every lane's entries are spread over the whole batch.
+    let batch: Vec<NewOrder> = (0..6)
+        .flat_map(|step| u.iter().enumerate().map(move |(k, &user)| entries(k as u64, user)[step].clone()))
+        .collect();
+    let outcomes = store.commit_orders(&batch).unwrap();
+    assert_eq!(outcomes.len(), batch.len());
+    for (k, &user) in u.iter().enumerate() {
+        let mine: Vec<(&NewOrder, &OrderOutcome)> =
+            batch.iter().zip(&outcomes).filter(|(order, _)| order.user_id == user).collect();
+        let got: Vec<OrderOutcome> = mine.iter().map(|(_, outcome)| (*outcome).clone()).collect();
+        assert_eq!(kinds(&got), ["committed", "duplicate", "limit", "committed", "committed", "limit"], "user {user}");
+        for (order, outcome) in &mine {
+            match outcome {
+                OrderOutcome::Committed(record) => assert_eq!(record.id, order.id, "outcome out of place"),
+                OrderOutcome::Duplicate(record) => assert_eq!(record.id, k as u64 * 10 + 1),
+                _ => {}
+            }
+        }
+    }
+    let sold: Vec<u64> = store.stock_snapshot().unwrap().iter().map(|row| row.sold_units).collect();
+    assert_eq!(sold, [24 * 3, 24]);
+    check_conserved(&store);
+}
+
+/// Two lanes each fit in the stock alone and not together: both plan from
+/// an unlocked read, the second to reach the item's row finds the units
+/// gone and decides again under the lock. Exactly the stock is sold, and
+/// within a lane the sold-out entries are the last ones. Then two instances
+/// with two lanes each race the same way.
+#[test]
+fn lanes_racing_for_the_last_units_sell_exactly_the_stock() {
+    let db = MysqlDb::new();
+    let other = open_lanes(&db.database, 2);
+    let store = open_lanes(&db.database, 2);
+    let u = users(&store, 60);
+    let lanes = by_lane(&u, 2);
+    assert!(lanes.iter().all(|lane| lane.len() >= 16), "60 users split unevenly: {lanes:?}");
+    let batch = |item_id: ItemId, users: &[UserId], first_id: OrderId| -> Vec<NewOrder> {
+        users.iter().enumerate().map(|(i, &user)| new_order(first_id + i as u64, item_id, user, 1, None)).collect()
+    };
+    for round in 0..10u64 {
+        let item_id = round + 1;
+        store.put_item(&item(item_id, 10, 1)).unwrap();
+        // 8 + 8 orders, interleaved, for 10 units.
+        let mixed: Vec<UserId> = lanes[0][..8].iter().zip(&lanes[1][..8]).flat_map(|(&a, &b)| [a, b]).collect();
+        let orders = batch(item_id, &mixed, 1000 * item_id);
+        let outcomes = store.commit_orders(&orders).unwrap();
+        let kinds = kinds(&outcomes);
+        assert_eq!(kinds.iter().filter(|k| **k == "committed").count(), 10, "round {round}: {kinds:?}");
+        assert_eq!(kinds.iter().filter(|k| **k == "sold_out").count(), 6, "round {round}: {kinds:?}");
+        for lane in &lanes {
+            let mine: Vec<&str> =
+                orders.iter().zip(&kinds).filter(|(o, _)| lane.contains(&o.user_id)).map(|(_, k)| *k).collect();
+            let first_refused = mine.iter().position(|k| *k == "sold_out").unwrap_or(mine.len());
+            assert!(mine[first_refused..].iter().all(|k| *k == "sold_out"), "round {round}: {mine:?}");
+        }
+    }
+    // Two instances, each a batch over both lanes, 32 orders for 20 units.
+    for round in 0..5u64 {
+        let item_id = 100 + round;
+        store.put_item(&item(item_id, 20, 1)).unwrap();
+        let (a_users, b_users) =
+            (&[&lanes[0][..8], &lanes[1][..8]].concat(), &[&lanes[0][8..16], &lanes[1][8..16]].concat());
+        let (a, b) = (batch(item_id, a_users, 1000 * item_id), batch(item_id, b_users, 1000 * item_id + 500));
+        let barrier = std::sync::Barrier::new(2);
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| {
+                barrier.wait();
+                store.commit_orders(&a).unwrap()
+            });
+            let b = s.spawn(|| {
+                barrier.wait();
+                other.commit_orders(&b).unwrap()
+            });
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let committed = a.iter().chain(&b).filter(|o| matches!(o, OrderOutcome::Committed(_))).count();
+        let sold_out = a.iter().chain(&b).filter(|o| matches!(o, OrderOutcome::SoldOut)).count();
+        assert_eq!((committed, sold_out), (20, 12), "round {round}");
+    }
+    check_conserved(&store);
+}
+
+/// One lane commits and its sibling cannot (another transaction holds its
+/// item's row): the call's outcome is unknown, and the order writer sends
+/// the same batch again until the store answers. Nothing is applied twice:
+/// the committed lane's orders come back as their own duplicates (with a
+/// request id) or as refusals the writer resolves by order id (without),
+/// and the other lane commits now.
+#[test]
+fn a_batch_sent_again_after_one_lane_committed_is_idempotent() {
+    let db = MysqlDb::new();
+    let url = options(&db.database).url;
+    let store =
+        open_with(MysqlOptions { command_timeout: std::time::Duration::from_secs(2), ..options(&db.database) }, None);
+    let u = users(&store, 20);
+    let lanes = by_lane(&u, LANES);
+    store.put_item(&item(1, 100, 5)).unwrap();
+    store.put_item(&item(2, 100, 5)).unwrap();
+    // Lane 0's users buy item 1, lane 1's item 2.
+    let mut batch: Vec<NewOrder> = Vec::new();
+    for (i, (&a, &b)) in lanes[0].iter().zip(&lanes[1]).take(3).enumerate() {
+        batch.push(new_order(10 + i as u64, 1, a, 1, Some("r")));
+        batch.push(new_order(20 + i as u64, 2, b, 1, Some("r")));
+    }
+    batch.push(new_order(30, 1, lanes[0][3], 2, None));
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut holder = runtime.block_on(mysql_async::Conn::from_url(url.as_str())).unwrap();
+    runtime.block_on(holder.query_drop("START TRANSACTION")).unwrap();
+    runtime.block_on(holder.query_drop("SELECT id FROM items WHERE id = 2 FOR UPDATE")).unwrap();
+    let first = store.commit_orders(&batch);
+    assert!(matches!(first, Err(StoreError::OutcomeUnknown(_))), "{first:?}");
+    for order in &batch {
+        let stored = store.order(order.id).unwrap();
+        assert_eq!(stored.is_some(), order.item_id == 1, "order {} after the first attempt", order.id);
+    }
+    runtime.block_on(holder.query_drop("ROLLBACK")).unwrap();
+    runtime.block_on(holder.disconnect()).unwrap();
+
+    // As the writer does: again until the store answers.
+    let mut again = None;
+    for _ in 0..10 {
+        match store.commit_orders(&batch) {
+            Err(StoreError::OutcomeUnknown(_) | StoreError::Unavailable(_)) => continue,
+            other => {
+                again = Some(other.unwrap());
+                break;
+            }
+        }
+    }
+    let again = again.expect("the store never answered the batch sent again");
+    for (order, outcome) in batch.iter().zip(&again) {
+        match (order.item_id, order.request_id.is_some(), outcome) {
+            (1, true, OrderOutcome::Duplicate(record)) => assert_eq!(record.id, order.id),
+            (1, false, refused) => {
+                assert!(!matches!(refused, OrderOutcome::Committed(_)), "order 30 applied twice");
+                assert_eq!(store.order(order.id).unwrap().unwrap().quantity, 2);
+            }
+            (2, _, OrderOutcome::Committed(record)) => assert_eq!(record.id, order.id),
+            other => panic!("order {}: {other:?}", order.id),
+        }
+    }
+    let sold: Vec<u64> = store.stock_snapshot().unwrap().iter().map(|row| row.sold_units).collect();
+    assert_eq!(sold, [5, 3]);
+    check_conserved(&store);
 }
