@@ -107,10 +107,20 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[
 /// rows are loaded into them with multi-row INSERTs, then applied with one
 /// joined, conditional statement. MEMORY and TEMPORARY: private to the
 /// connection, never logged, emptied before each use.
-pub(super) const CONNECTION_SETUP: &[&str] = &["CREATE TEMPORARY TABLE IF NOT EXISTS batch_touches (
+pub(super) const CONNECTION_SETUP: &[&str] = &[
+    // Sessions' sliding expiries (`touch_sessions`).
+    "CREATE TEMPORARY TABLE IF NOT EXISTS batch_touches (
         token_hash BINARY(32) NOT NULL PRIMARY KEY,
         expires_ms BIGINT NOT NULL
-    ) ENGINE=MEMORY"];
+    ) ENGINE=MEMORY",
+    // Units an expiry batch gives back, per holding (`give_back`).
+    "CREATE TEMPORARY TABLE IF NOT EXISTS batch_releases (
+        user_id BIGINT NOT NULL,
+        item_id BIGINT NOT NULL,
+        units BIGINT NOT NULL,
+        PRIMARY KEY (user_id, item_id)
+    ) ENGINE=MEMORY",
+];
 
 /// The named lock serialising migrations of one database (names are per server).
 const MIGRATION_LOCK_TIMEOUT_S: u32 = 60;
