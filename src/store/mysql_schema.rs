@@ -11,6 +11,8 @@
 //! - order ids are u64 stored order-preservingly (`mysql_sql::order_id_to_sql`);
 //! - user and item ids, times, money and counts are checked to fit in i64;
 //! - `orders.status`: 0 pending_payment, 1 paid, 2 cancelled, 3 expired;
+//! - `orders.closed_ms`: when it was cancelled or expired; 0 (NULL in rows
+//!   from before version 3) while it is not;
 //! - text is utf8mb4 with binary collation: usernames and request ids
 //!   compare byte for byte, case-sensitively, as in SQLite.
 
@@ -100,6 +102,16 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[
         // commit; this one served only the start-up scan of pending orders
         // (now a full scan, once) and cost a fifth to a third of an INSERT.
         "ALTER TABLE orders DROP INDEX orders_pending",
+    ],
+    // 2 -> 3
+    &[
+        // An order is inserted with `closed_ms` 0, not NULL (0 = not closed;
+        // rows older than this version keep their NULL). Expiring, cancelling
+        // or expiring at payment sets it: from NULL the row grows by 8 bytes
+        // and InnoDB cannot update it in place, which made the UPDATE of an
+        // expiry batch of 1,024 orders 4 to 8 times slower (17–40 ms against
+        // 4–6 ms, issue 10). Metadata only: instant, no table rebuild.
+        "ALTER TABLE orders ALTER COLUMN closed_ms SET DEFAULT 0",
     ],
 ];
 
