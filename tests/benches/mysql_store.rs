@@ -135,7 +135,9 @@ fn expiry_rate(
             _ => "?".into(),
         };
         let cpu = match (cpu_before, server_pid.and_then(cpu_seconds)) {
-            (Some(before), Some(after)) => format!("; server CPU {:.1} µs per order", (after - before) * 1e6 / orders as f64),
+            (Some(before), Some(after)) => {
+                format!("; server CPU {:.1} µs per order", (after - before) * 1e6 / orders as f64)
+            }
             _ => String::new(),
         };
         assert_eq!(expired, orders, "every order was pending and due");
