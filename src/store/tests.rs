@@ -626,8 +626,9 @@ fn a_large_expiry_batch_racing_pays_and_cancels_releases_each_order_once<D: Test
         let racer = s.spawn(|| {
             barrier.wait();
             let mut cancelled = Vec::new();
-            // From the end, where the expiry starts too: some land before its
-            // row locks, some wait on them and find the order expired.
+            // From the end, while the expiry starts at the beginning: the
+            // first land before it (which then finds them no longer pending),
+            // the next meet its row locks, the last find their orders expired.
             for order in orders.iter().rev().filter(|o| o.id % 2 == 0) {
                 if order.id % 4 == 0 {
                     // Before the deadline a payment never expires the order itself.
@@ -643,7 +644,7 @@ fn a_large_expiry_batch_racing_pays_and_cancels_releases_each_order_once<D: Test
         });
         barrier.wait();
         let mut released = Vec::new();
-        for batch in ids.rchunks(1024) {
+        for batch in ids.chunks(1024) {
             released.extend(store.expire_orders(batch, deadline).unwrap());
         }
         (released, racer.join().unwrap())
