@@ -276,8 +276,8 @@ impl Expirer for StoreExpirer<'_> {
         let ids: Vec<u64> = due.iter().map(|e| e.order_id).collect();
         let released = self.app.store.expire_orders(&ids, now_ms)?;
         let sale = &self.app.sale;
-        for units in released {
-            sale.release(units.user_id, units.item_id, units.quantity, units.order_id);
+        sale.release_all(&released);
+        for units in &released {
             Counters::bump(&sale.counters.expired);
             self.touched.push(units.item_id);
         }

@@ -11,6 +11,8 @@
 //! - order ids are u64 stored order-preservingly (`mysql_sql::order_id_to_sql`);
 //! - user and item ids, times, money and counts are checked to fit in i64;
 //! - `orders.status`: 0 pending_payment, 1 paid, 2 cancelled, 3 expired;
+//! - `orders.closed_ms`: when it was cancelled or expired; 0 (NULL in rows
+//!   from before version 3) while it is not;
 //! - text is utf8mb4 with binary collation: usernames and request ids
 //!   compare byte for byte, case-sensitively, as in SQLite.
 
@@ -105,6 +107,16 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[
     ],
     // 2 -> 3
     &[
+        // An order is inserted with `closed_ms` 0, not NULL (0 = not closed;
+        // rows older than this version keep their NULL). Expiring, cancelling
+        // or expiring at payment sets it: from NULL the row grows by 8 bytes
+        // and InnoDB cannot update it in place, which made the UPDATE of an
+        // expiry batch of 1,024 orders 4 to 8 times slower (17–40 ms against
+        // 4–6 ms, issue 10). Metadata only: instant, no table rebuild.
+        "ALTER TABLE orders ALTER COLUMN closed_ms SET DEFAULT 0",
+    ],
+    // 3 -> 4
+    &[
         // The generation of the item's shared stock pool (issue 7): a rebuild
         // of the pool from this table increments it in the same transaction
         // as it reads the stock left, and an order taken from an older pool
@@ -118,10 +130,20 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[
 /// rows are loaded into them with multi-row INSERTs, then applied with one
 /// joined, conditional statement. MEMORY and TEMPORARY: private to the
 /// connection, never logged, emptied before each use.
-pub(super) const CONNECTION_SETUP: &[&str] = &["CREATE TEMPORARY TABLE IF NOT EXISTS batch_touches (
+pub(super) const CONNECTION_SETUP: &[&str] = &[
+    // Sessions' sliding expiries (`touch_sessions`).
+    "CREATE TEMPORARY TABLE IF NOT EXISTS batch_touches (
         token_hash BINARY(32) NOT NULL PRIMARY KEY,
         expires_ms BIGINT NOT NULL
-    ) ENGINE=MEMORY"];
+    ) ENGINE=MEMORY",
+    // Units an expiry batch gives back, per holding (`give_back`).
+    "CREATE TEMPORARY TABLE IF NOT EXISTS batch_releases (
+        user_id BIGINT NOT NULL,
+        item_id BIGINT NOT NULL,
+        units BIGINT NOT NULL,
+        PRIMARY KEY (user_id, item_id)
+    ) ENGINE=MEMORY",
+];
 
 /// The named lock serialising migrations of one database (names are per server).
 const MIGRATION_LOCK_TIMEOUT_S: u32 = 60;

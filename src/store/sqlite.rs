@@ -11,6 +11,7 @@
 //! COMMIT fsyncs the WAL (`synchronous=FULL`), which is the contract's
 //! "durable" (§5). Statements are prepared once per connection and cached.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -333,10 +334,19 @@ fn release(tx: &Transaction<'_>, order: &OrderRecord, status: OrderStatus, now_m
 /// MAX(…, 0): should they ever drift, an expiry must still go through;
 /// `reconcile` recomputes them and reports the drift.
 fn give_back(tx: &Transaction<'_>, item_id: ItemId, user_id: UserId, quantity: u32) -> rusqlite::Result<()> {
+    give_back_holding(tx, user_id, item_id, u64::from(quantity))?;
+    give_back_item(tx, item_id, u64::from(quantity))
+}
+
+fn give_back_holding(tx: &Transaction<'_>, user_id: UserId, item_id: ItemId, units: u64) -> rusqlite::Result<()> {
     tx.prepare_cached("UPDATE holdings SET units = MAX(units - ?1, 0) WHERE user_id = ?2 AND item_id = ?3")?
-        .execute(rusqlite::params![quantity, user_id, item_id])?;
+        .execute(rusqlite::params![units, user_id, item_id])?;
+    Ok(())
+}
+
+fn give_back_item(tx: &Transaction<'_>, item_id: ItemId, units: u64) -> rusqlite::Result<()> {
     tx.prepare_cached("UPDATE items SET sold_units = MAX(sold_units - ?1, 0) WHERE id = ?2")?
-        .execute(rusqlite::params![quantity, item_id])?;
+        .execute(rusqlite::params![units, item_id])?;
     Ok(())
 }
 
@@ -888,9 +898,22 @@ impl Store for SqliteStore {
                     )
                     .optional()?;
                 if let Some((item_id, user_id, quantity)) = row {
-                    give_back(tx, item_id, user_id, quantity)?;
                     released.push(ReleasedUnits { order_id, item_id, user_id, quantity });
                 }
+            }
+            // Summed per item and per holding, as the MySQL store does: an
+            // expiry batch rewrites its item's row once, not once per order.
+            let mut per_item: BTreeMap<ItemId, u64> = BTreeMap::new();
+            let mut per_holding: BTreeMap<(UserId, ItemId), u64> = BTreeMap::new();
+            for r in &released {
+                *per_item.entry(r.item_id).or_default() += u64::from(r.quantity);
+                *per_holding.entry((r.user_id, r.item_id)).or_default() += u64::from(r.quantity);
+            }
+            for ((user_id, item_id), units) in per_holding {
+                give_back_holding(tx, user_id, item_id, units)?;
+            }
+            for (item_id, units) in per_item {
+                give_back_item(tx, item_id, units)?;
             }
             Ok(released)
         })

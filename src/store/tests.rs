@@ -98,6 +98,8 @@ on_every_store!(
     pay_is_idempotent_and_the_deadline_wins,
     cancel_is_idempotent_and_refuses_paid,
     expiry_happens_once_and_only_after_the_deadline,
+    a_large_expiry_batch_releases_exactly_its_units,
+    a_large_expiry_batch_racing_pays_and_cancels_releases_each_order_once,
     reconcile_repairs_drifted_counters,
     everything_survives_a_reopen,
     stock_is_conserved_under_a_random_mix,
@@ -524,6 +526,172 @@ fn expiry_happens_once_and_only_after_the_deadline<D: TestDb>() {
     assert_eq!(store.expire_orders(&[2], deadline + 1000).unwrap().len(), 1);
     assert!(store.pending_orders().unwrap().is_empty());
     assert_eq!(store.item_stats(1).unwrap().expired, 5);
+    check_conserved(store);
+}
+
+/// The orders of the large expiry tests: `count` orders over 3 items and 400
+/// users, quantities 1 to 3, so that most (user, item) holdings gather several
+/// orders of one batch; committed in the writer's batches of 1,000.
+fn many_orders(store: &dyn Store, count: u64) -> Vec<NewOrder> {
+    let u = users(store, 400);
+    for item_id in 1..=3 {
+        store.put_item(&item(item_id, 1_000_000, 1_000)).unwrap();
+    }
+    let orders: Vec<NewOrder> = (0..count)
+        .map(|i| new_order(i + 1, 1 + i % 3, u[(i * 7 % 400) as usize], 1 + (i % 5 % 3) as u32, None))
+        .collect();
+    for batch in orders.chunks(1000) {
+        assert!(store.commit_orders(batch).unwrap().iter().all(|o| matches!(o, OrderOutcome::Committed(_))));
+    }
+    orders
+}
+
+/// Holdings as a map, for comparing with a model.
+fn holdings_map(store: &dyn Store) -> std::collections::BTreeMap<(UserId, ItemId), u64> {
+    store.holdings_snapshot().unwrap().into_iter().map(|h| ((h.user_id, h.item_id), h.units)).collect()
+}
+
+/// Removes `quantity` units from a model holding (a holding at 0 is not listed).
+fn release_in_model(model: &mut std::collections::BTreeMap<(UserId, ItemId), u64>, order: &NewOrder) {
+    let key = (order.user_id, order.item_id);
+    let units = model.get_mut(&key).unwrap();
+    *units -= u64::from(order.quantity.get());
+    if *units == 0 {
+        model.remove(&key);
+    }
+}
+
+/// An expiry batch as large as the writer makes, thousands of orders over a
+/// few items and many users (several orders per holding), among them paid,
+/// cancelled and not yet due ones: exactly the due pending orders expire, in
+/// the caller's order, their units return to exactly their items and
+/// holdings, and a second call releases nothing.
+fn a_large_expiry_batch_releases_exactly_its_units<D: TestDb>() {
+    let db = D::new();
+    let store = db.store();
+    let mut orders = many_orders(store, 6000);
+    let deadline = T0 + WINDOW_MS;
+    // Every 10th paid, every 15th (not paid) cancelled, every 11th not due yet.
+    let mut model = holdings_map(store);
+    for order in orders.iter_mut() {
+        if order.id % 10 == 0 {
+            store.pay_order(order.id, order.user_id, T0 + 1).unwrap();
+        } else if order.id % 15 == 0 {
+            assert!(store.cancel_order(order.id, order.user_id, T0 + 1).unwrap().units_returned);
+            release_in_model(&mut model, order);
+        }
+    }
+    let later: Vec<OrderId> =
+        orders.iter().map(|o| o.id).filter(|id| id % 11 == 0 && id % 10 != 0 && id % 15 != 0).collect();
+    // Moved past this expiry's `now` behind the store's back: not due yet.
+    for chunk in later.chunks(500) {
+        let ids: Vec<String> = chunk.iter().map(|&id| order_id_to_sql(id).to_string()).collect();
+        db.raw(&format!("UPDATE orders SET pay_deadline_ms = {} WHERE id IN ({})", deadline + 1, ids.join(", ")));
+    }
+    assert_eq!(holdings_map(store), model, "cancellations gave back their units");
+
+    // Reversed: the report follows the caller's order, whatever the store's.
+    let ids: Vec<OrderId> = orders.iter().rev().map(|o| o.id).collect();
+    let released = store.expire_orders(&ids, deadline).unwrap();
+    let due: Vec<&NewOrder> =
+        orders.iter().rev().filter(|o| o.id % 10 != 0 && o.id % 15 != 0 && !later.contains(&o.id)).collect();
+    let expected: Vec<ReleasedUnits> = due
+        .iter()
+        .map(|o| ReleasedUnits { order_id: o.id, item_id: o.item_id, user_id: o.user_id, quantity: o.quantity.get() })
+        .collect();
+    assert_eq!(released.len(), expected.len());
+    assert_eq!(released, expected);
+    for order in &due {
+        release_in_model(&mut model, order);
+    }
+    assert_eq!(holdings_map(store), model, "every expired order's units left its holding, once");
+    for item_id in 1..=3 {
+        let units = |keep: &dyn Fn(&NewOrder) -> bool| -> u64 {
+            orders.iter().filter(|o| o.item_id == item_id && keep(o)).map(|o| u64::from(o.quantity.get())).sum()
+        };
+        let stats = store.item_stats(item_id).unwrap();
+        assert_eq!(stats.expired, units(&|o| due.iter().any(|d| d.id == o.id)), "item {item_id}");
+        assert_eq!(stats.paid, units(&|o| o.id % 10 == 0));
+        assert_eq!(stats.pending_payment, units(&|o| later.contains(&o.id)));
+    }
+
+    assert_eq!(store.expire_orders(&ids, deadline + 5000).unwrap().len(), later.len(), "only the later ones");
+    assert!(store.expire_orders(&ids, deadline + 5000).unwrap().is_empty(), "exactly once");
+    for id in &later {
+        let order = orders.iter().find(|o| o.id == *id).unwrap();
+        release_in_model(&mut model, order);
+    }
+    assert_eq!(holdings_map(store), model);
+    check_conserved(store);
+}
+
+/// A large expiry batch while another connection pays and cancels orders of
+/// it (payments and cancellations made before the deadline, so they may win):
+/// every order ends in exactly one state, and the units of each come back
+/// once — by the expiry only for the orders it reports, by the cancellation
+/// only when it says so.
+fn a_large_expiry_batch_racing_pays_and_cancels_releases_each_order_once<D: TestDb>() {
+    let db = D::new();
+    let store = db.store();
+    let orders = many_orders(store, 3000);
+    let deadline = T0 + WINDOW_MS;
+    let ids: Vec<OrderId> = orders.iter().map(|o| o.id).collect();
+    let barrier = Barrier::new(2);
+    let (released, cancelled) = std::thread::scope(|s| {
+        let racer = s.spawn(|| {
+            barrier.wait();
+            let mut cancelled = Vec::new();
+            // From the end, while the expiry starts at the beginning: the
+            // first land before it (which then finds them no longer pending),
+            // the next meet its row locks, the last find their orders expired.
+            for order in orders.iter().rev().filter(|o| o.id % 2 == 0) {
+                if order.id % 4 == 0 {
+                    // Before the deadline a payment never expires the order itself.
+                    match store.pay_order(order.id, order.user_id, deadline - 1) {
+                        Ok(_) | Err(PayError::Expired { units_returned: false, .. }) => {}
+                        Err(e) => panic!("order {}: {e:?}", order.id),
+                    }
+                } else if store.cancel_order(order.id, order.user_id, deadline - 1).unwrap().units_returned {
+                    cancelled.push(order.id);
+                }
+            }
+            cancelled
+        });
+        barrier.wait();
+        let mut released = Vec::new();
+        for batch in ids.chunks(1024) {
+            released.extend(store.expire_orders(batch, deadline).unwrap());
+        }
+        (released, racer.join().unwrap())
+    });
+    let mut model = std::collections::BTreeMap::new();
+    let mut expired_units = 0;
+    for order in &orders {
+        let status = store.order(order.id).unwrap().unwrap().status;
+        let by_expiry = released.iter().any(|r| r.order_id == order.id);
+        let by_cancel = cancelled.contains(&order.id);
+        match status {
+            OrderStatus::Expired => {
+                assert!(by_expiry && !by_cancel, "order {}: expired but reported {by_expiry}/{by_cancel}", order.id);
+                expired_units += u64::from(order.quantity.get());
+            }
+            OrderStatus::Cancelled => assert!(by_cancel && !by_expiry, "order {}", order.id),
+            OrderStatus::Paid => {
+                assert!(!by_expiry && !by_cancel, "order {}", order.id);
+                *model.entry((order.user_id, order.item_id)).or_default() += u64::from(order.quantity.get());
+            }
+            OrderStatus::PendingPayment => panic!("order {} still pending after its expiry", order.id),
+        }
+    }
+    println!(
+        "racing a large expiry: {} expired, {} cancelled, {} paid",
+        released.len(),
+        cancelled.len(),
+        orders.len() - released.len() - cancelled.len()
+    );
+    assert_eq!(holdings_map(store), model, "only paid orders still hold units");
+    let expired: u64 = (1..=3).map(|item_id| store.item_stats(item_id).unwrap().expired).sum();
+    assert_eq!(expired, expired_units);
     check_conserved(store);
 }
 

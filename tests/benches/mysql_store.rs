@@ -5,6 +5,9 @@
 //! database server's own CPU time per order and share of a core when it runs
 //! on this machine (its pid file, `/proc/PID/stat`), which is what bounds the
 //! rate on a small machine; never asserts a timing.
+//! Then it expires the orders it made (their deadlines have passed) in the
+//! order writer's expiry batches and prints orders expired/s, the time per
+//! `expire_orders` call and the statements it ran (issue 10).
 //!
 //! `cargo bench --bench mysql_store` against `SECKILL_BENCH_MYSQL_URL`
 //! (default `mysql://root@127.0.0.1:3306/`, a URL without a database); it
@@ -70,6 +73,7 @@ fn main() {
     let server_pid = server_pid(&url);
     let scale = if quick { 10 } else { 1 };
     let mut next_id = 1u64 << 60;
+    let first_id = next_id + 1;
     for _ in 0..rounds {
         for (batch_size, orders) in [(1usize, 1_000usize), (100, 50_000), (1_000, 200_000), (4_000, 200_000)] {
             for (lanes, store) in &stores {
@@ -78,6 +82,8 @@ fn main() {
             }
         }
     }
+    // The first store expires what every store made (one database).
+    expiry_rate(&stores[0].1, &url, first_id..=next_id, scale, server_pid);
     reference_insert_rate(&url, scale);
     drop(stores);
     drop_database(&server, &database);
@@ -140,6 +146,71 @@ impl Run {
             (data_after - data_before) as f64 * 1000.0 / written,
         );
     }
+}
+
+/// Expires the pending orders made above (ids `ids`, every deadline past)
+/// in batches as the order writer makes them (`sale.batch_orders_max`, 1,024
+/// by default, and a larger one), as many per batch size as the sale would
+/// expire in a few seconds at its group-commit rate.
+fn expiry_rate(
+    store: &MysqlStore,
+    url: &str,
+    ids: std::ops::RangeInclusive<u64>,
+    scale: usize,
+    server_pid: Option<u32>,
+) {
+    let ids: Vec<u64> = ids.collect();
+    let mut rest = &ids[..];
+    for (batch_size, orders) in [(1_024usize, 100_000usize), (4_096, 100_000)] {
+        let orders = (orders / scale).min(rest.len());
+        let (mine, after) = rest.split_at(orders);
+        rest = after;
+        let statements_before = statements_executed(url);
+        let (_, data_before) = store.fsync_counters().expect("status");
+        let cpu_before = server_pid.and_then(cpu_seconds);
+        let started = Instant::now();
+        let mut expired = 0;
+        for batch in mine.chunks(batch_size) {
+            expired += store.expire_orders(batch, u64::from(u32::MAX)).expect("expire").len();
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let (_, data_after) = store.fsync_counters().expect("status");
+        let batches = orders.div_ceil(batch_size) as f64;
+        let statements = match (statements_before, statements_executed(url)) {
+            // Server-wide: other clients' statements and this bench's own
+            // status queries count too, a few at most on a quiet server.
+            (Some(before), Some(after)) => format!("{:.1}", (after - before) as f64 / batches),
+            _ => "?".into(),
+        };
+        let cpu = match (cpu_before, server_pid.and_then(cpu_seconds)) {
+            (Some(before), Some(after)) => {
+                format!("; server CPU {:.1} µs per order", (after - before) * 1e6 / orders as f64)
+            }
+            _ => String::new(),
+        };
+        assert_eq!(expired, orders, "every order was pending and due");
+        println!(
+            "mysql expiry: batch {batch_size:>5}: {orders:>7} orders expired in {:>8.1} ms = {:>7.0} orders/s, \
+             {:>6.2} ms per expire_orders call, {statements} statements per call (server-wide), \
+             {:.1} data fsyncs per 1,000 orders{cpu}",
+            seconds * 1e3,
+            orders as f64 / seconds,
+            seconds * 1e3 / batches,
+            (data_after - data_before) as f64 * 1000.0 / orders as f64,
+        );
+    }
+}
+
+/// Statements the server has run so far (all clients, every kind: prepared
+/// executions, plain queries, BEGIN and COMMIT), from `Questions`.
+fn statements_executed(url: &str) -> Option<u64> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    runtime.block_on(async {
+        let mut conn = mysql_async::Conn::from_url(url).await.ok()?;
+        let row: Option<(String, u64)> = conn.query_first("SHOW GLOBAL STATUS LIKE 'Questions'").await.ok()?;
+        let _ = conn.disconnect().await;
+        row.map(|(_, n)| n)
+    })
 }
 
 /// The same machine's ceiling in the same run: batches of 1,000 plain rows
