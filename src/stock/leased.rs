@@ -334,8 +334,9 @@ impl LeasedSource {
     }
 
     /// Whether the leases on `item` went unrenewed for longer than a lease
-    /// lasts (this process was paused, or the pool unreachable): the shards
-    /// may have swept them, so the units here are no longer safe to sell.
+    /// lasts (this process was paused, or the pool unreachable): they may
+    /// have lapsed and a rebuild replaced them, so the units here are no
+    /// longer safe to sell.
     fn overdue(&self, leases: &Leases) -> bool {
         let lease = Duration::from_millis(self.settings.lease_ms);
         leases.renewed.is_some_and(|at| at.elapsed() >= lease)
